@@ -1,0 +1,15 @@
+//! The sans-IO, clock-free heart of the SFU. Nothing here touches a socket,
+//! a clock or a lock: callers pass `now`, so tests run faster than real time.
+
+pub mod bitrate;
+pub mod forwarder;
+pub mod gop_cache;
+pub mod h264_sps;
+pub mod keyframe;
+pub mod layers;
+pub mod packet;
+pub mod throttle;
+
+pub use forwarder::{DownTrackState, Forwarder, SourceKey, Translated};
+pub use gop_cache::GopCache;
+pub use packet::SourcePacket;

@@ -1,0 +1,21 @@
+//! Errors the media plane reports to the control plane. Each maps to one HTTP
+//! status in `signaling`; none of them is fatal to the worker.
+
+/// Why a publish/view/end request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("malformed SDP offer: {0}")]
+    BadSdp(String),
+    #[error("the offer has no media we can use: {0}")]
+    UnusableOffer(String),
+    #[error("no supported codec offered (offered: {offered}); relaycast accepts H264, VP8, VP9, AV1, Opus")]
+    UnsupportedCodecs { offered: String },
+    #[error("broadcast {0} is already live")]
+    AlreadyLive(String),
+    #[error("no such session")]
+    NoSuchSession,
+    #[error("the media worker is not running")]
+    WorkerGone,
+    #[error("the media worker is overloaded; retry shortly")]
+    Busy,
+}

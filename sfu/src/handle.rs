@@ -1,0 +1,210 @@
+//! [`SfuHandle`]: the control plane's side of the media worker. Cloneable;
+//! every call is a command over a bounded channel with a oneshot answer, so
+//! HTTP handlers never touch media state directly.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::layers::LayerChoice;
+use crate::error::MediaError;
+use crate::ids::{BroadcastName, SessionId};
+use crate::metrics::Metrics;
+use crate::sdp;
+use crate::worker::{self, Command};
+
+/// Where the media plane listens and what address it announces.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub udp_bind: SocketAddr,
+    pub candidate_ip: IpAddr,
+}
+
+/// What a successful publish or view returns.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub answer: String,
+    /// Our ICE ufrag, used as the ETag of the WHIP/WHEP resource.
+    pub ice_ufrag: String,
+}
+
+/// A random number from the standard library's per-process hash keys.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// Bounded so a flood of HTTP requests queues in axum, not in memory here.
+const COMMAND_QUEUE: usize = 1024;
+
+#[derive(Clone)]
+pub struct SfuHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    udp_addr: SocketAddr,
+    candidate: SocketAddr,
+    next_id: AtomicU64,
+    id_key: u64,
+    metrics: Arc<Metrics>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl SfuHandle {
+    /// Binds the UDP socket and starts the media worker thread.
+    pub fn start(config: MediaConfig) -> std::io::Result<SfuHandle> {
+        let socket = std::net::UdpSocket::bind(config.udp_bind)?;
+        socket.set_nonblocking(true)?;
+        let udp_addr = socket.local_addr()?;
+        let metrics = Arc::new(Metrics::default());
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let candidate = SocketAddr::new(config.candidate_ip, udp_addr.port());
+        let thread = worker::spawn(socket, candidate, rx, metrics.clone())?;
+        Ok(SfuHandle {
+            inner: Arc::new(Inner {
+                commands: tx,
+                udp_addr,
+                candidate,
+                next_id: AtomicU64::new(1),
+                id_key: random_u64(),
+                metrics,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.inner.udp_addr
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    fn next_id(&self) -> SessionId {
+        // Ids appear in resource URLs, and knowing one lets a client end the
+        // session: scramble a counter with a per-process random key.
+        let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        SessionId(n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.inner.id_key)
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, MediaError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .commands
+            .try_send(make(reply))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => MediaError::Busy,
+                mpsc::error::TrySendError::Closed(_) => MediaError::WorkerGone,
+            })?;
+        answer.await.map_err(|_| MediaError::WorkerGone)
+    }
+
+    /// Starts a publisher session from a WHIP offer.
+    pub async fn publish(
+        &self,
+        broadcast: BroadcastName,
+        offer: &str,
+    ) -> Result<SessionInfo, MediaError> {
+        let peer = sdp::answer_publisher(offer, self.inner.candidate, Instant::now())?;
+        let id = self.next_id();
+        let info = SessionInfo {
+            id,
+            answer: peer.answer.clone(),
+            ice_ufrag: peer.local_ufrag.clone(),
+        };
+        self.call(|reply| Command::Publish {
+            id,
+            broadcast,
+            peer,
+            reply,
+        })
+        .await??;
+        Ok(info)
+    }
+
+    /// Starts a viewer session from a WHEP offer.
+    pub async fn view(
+        &self,
+        broadcast: BroadcastName,
+        offer: &str,
+        choice: LayerChoice,
+    ) -> Result<SessionInfo, MediaError> {
+        let peer = sdp::answer_viewer(offer, self.inner.candidate, Instant::now())?;
+        let id = self.next_id();
+        let info = SessionInfo {
+            id,
+            answer: peer.answer.clone(),
+            ice_ufrag: peer.local_ufrag.clone(),
+        };
+        self.call(|reply| Command::View {
+            id,
+            broadcast,
+            peer,
+            choice,
+            reply,
+        })
+        .await??;
+        Ok(info)
+    }
+
+    /// Changes the layer a viewer receives.
+    pub async fn set_layer(&self, id: SessionId, choice: LayerChoice) -> Result<(), MediaError> {
+        self.call(|reply| Command::SetLayer { id, choice, reply })
+            .await?
+    }
+
+    /// Ends a session (WHIP/WHEP DELETE). Ending a publisher keeps its viewers.
+    pub async fn end(&self, id: SessionId, broadcast: BroadcastName) -> Result<(), MediaError> {
+        self.call(|reply| Command::End {
+            id,
+            broadcast,
+            reply,
+        })
+        .await?
+    }
+
+    /// Whether a session of this broadcast exists (for PATCH).
+    pub async fn exists(
+        &self,
+        id: SessionId,
+        broadcast: BroadcastName,
+    ) -> Result<bool, MediaError> {
+        self.call(|reply| Command::Exists {
+            id,
+            broadcast,
+            reply,
+        })
+        .await
+    }
+
+    /// Live broadcasts: name, viewer count, and how long they have been live.
+    pub async fn broadcasts(&self) -> Result<Vec<worker::BroadcastStatus>, MediaError> {
+        self.call(|reply| Command::Status { reply }).await
+    }
+
+    /// Ends every session and joins the worker thread.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.commands.send(Command::Shutdown).await;
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .expect("thread handle lock is never poisoned")
+            .take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Turning a WHIP/WHEP offer into a configured `Rtc` and its answer.
+//!
+//! Runs on the caller's task, not the media worker, so SDP work never delays
+//! packets. The `Rtc` is ICE-lite in RTP mode with one host candidate: the
+//! worker's shared UDP socket. Peers (OBS never sends candidates) are learned
+//! from their STUN checks.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Rid, Rids};
+use str0m::{Candidate, Rtc, RtcConfig};
+
+use crate::error::MediaError;
+
+/// One negotiated m-line, as the worker needs to know it.
+#[derive(Debug, Clone)]
+pub struct MediaLine {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    /// Our direction on this m-line.
+    pub direction: Direction,
+    /// Simulcast layers the peer sends, in the offer's order.
+    pub rids: Vec<Rid>,
+}
+
+/// An `Rtc` that has accepted an offer, with the answer to return.
+pub struct NegotiatedPeer {
+    pub rtc: Rtc,
+    pub answer: String,
+    /// Our ICE ufrag: STUN checks name it, which is how the worker finds the
+    /// session a new 5-tuple belongs to.
+    pub local_ufrag: String,
+    pub media: Vec<MediaLine>,
+}
+
+fn rtc_config() -> RtcConfig {
+    let mut config = Rtc::builder()
+        .set_rtp_mode(true)
+        .set_ice_lite(true)
+        // Stats events cost per-session work we do not use yet.
+        .set_stats_interval(None);
+    config.codec_config().enable_h265(true);
+    config.codec_config().enable_av1(true);
+    config
+}
+
+fn negotiate(
+    offer_text: &str,
+    candidate: SocketAddr,
+    now: Instant,
+) -> Result<NegotiatedPeer, MediaError> {
+    let offer =
+        SdpOffer::from_sdp_string(offer_text).map_err(|e| MediaError::BadSdp(e.to_string()))?;
+    let mut rtc = rtc_config().build(now);
+    let host = Candidate::host(candidate, "udp").map_err(|e| MediaError::BadSdp(e.to_string()))?;
+    rtc.add_local_candidate(host);
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
+    let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+    let media = offered_mids(&offer_text)
+        .filter_map(|mid| {
+            let m = rtc.media(mid)?;
+            // An m-line with no codec in common carries nothing we can use.
+            let params = rtc.codec_config().params();
+            if !m
+                .remote_pts()
+                .iter()
+                .any(|pt| params.iter().any(|p| p.pt() == *pt))
+            {
+                return None;
+            }
+            let rids = match m.rids_rx() {
+                Rids::Specific(rids) => rids.clone(),
+                Rids::None | Rids::Any => Vec::new(),
+            };
+            Some(MediaLine {
+                mid,
+                kind: m.kind(),
+                direction: m.direction(),
+                rids,
+            })
+        })
+        .collect();
+    Ok(NegotiatedPeer {
+        rtc,
+        answer: answer.to_sdp_string(),
+        local_ufrag,
+        media,
+    })
+}
+
+/// Accepts a publisher's (WHIP) offer: it must send audio or video in a
+/// codec we forward.
+pub fn answer_publisher(
+    offer: &str,
+    candidate: SocketAddr,
+    now: Instant,
+) -> Result<NegotiatedPeer, MediaError> {
+    let peer = negotiate(offer, candidate, now)?;
+    let receiving = peer
+        .media
+        .iter()
+        .any(|m| matches!(m.direction, Direction::RecvOnly | Direction::SendRecv));
+    if !receiving {
+        return Err(no_usable_media(
+            offer,
+            &peer,
+            "the offer sends no audio or video",
+        ));
+    }
+    Ok(peer)
+}
+
+/// Accepts a viewer's (WHEP) offer: it must be able to receive audio or
+/// video in a codec we forward.
+pub fn answer_viewer(
+    offer: &str,
+    candidate: SocketAddr,
+    now: Instant,
+) -> Result<NegotiatedPeer, MediaError> {
+    let peer = negotiate(offer, candidate, now)?;
+    let sending = peer
+        .media
+        .iter()
+        .any(|m| matches!(m.direction, Direction::SendOnly | Direction::SendRecv));
+    if !sending {
+        return Err(no_usable_media(
+            offer,
+            &peer,
+            "the offer receives no audio or video",
+        ));
+    }
+    Ok(peer)
+}
+
+/// Distinguishes "nothing in a codec we know" (415) from an offer that is
+/// simply the wrong shape (400).
+fn no_usable_media(offer: &str, peer: &NegotiatedPeer, shape: &str) -> MediaError {
+    let offered = offered_codecs(offer);
+    let known = peer.rtc.codec_config().params().iter().any(|p| {
+        let name = codec_name(p.spec().codec);
+        offered.iter().any(|o| o.eq_ignore_ascii_case(name))
+    });
+    if !offered.is_empty() && !known {
+        MediaError::UnsupportedCodecs {
+            offered: offered.join(", "),
+        }
+    } else {
+        MediaError::UnusableOffer(shape.to_owned())
+    }
+}
+
+fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Opus => "opus",
+        Codec::Vp8 => "VP8",
+        Codec::Vp9 => "VP9",
+        Codec::H264 => "H264",
+        Codec::H265 => "H265",
+        Codec::Av1 => "AV1",
+        _ => "",
+    }
+}
+
+/// The offer's `a=mid` values, in m-line order.
+fn offered_mids(offer: &str) -> impl Iterator<Item = Mid> + '_ {
+    offer
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a=mid:"))
+        .map(|mid| Mid::from(mid.trim()))
+}
+
+/// Codec names from the offer's `a=rtpmap` lines, deduplicated, for error
+/// messages (RTX/RED/FEC helpers left out).
+pub fn offered_codecs(offer: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for line in offer.lines() {
+        let Some(rest) = line.trim().strip_prefix("a=rtpmap:") else {
+            continue;
+        };
+        let Some(name) = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|enc| enc.split('/').next())
+        else {
+            continue;
+        };
+        let helper = [
+            "rtx",
+            "red",
+            "ulpfec",
+            "flexfec-03",
+            "telephone-event",
+            "CN",
+        ]
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name));
+        if !helper && !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+//! [`Broadcast`]: what the worker knows of one live stream — its publisher
+//! session, the epoch (bumped on every publisher reconnect), the incoming
+//! video layers with their GopCaches and measurements, and the viewers.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use str0m::format::CodecSpec;
+use str0m::rtp::Ssrc;
+
+use crate::core::bitrate::BitrateMeter;
+use crate::core::gop_cache::GopCache;
+use crate::core::keyframe::VideoCodec;
+use crate::core::layers::{self, LayerChoice, LayerMeasure};
+use crate::core::throttle::KeyframeThrottle;
+use crate::core::SourceKey;
+use crate::ids::{BroadcastName, SessionId};
+
+/// A layer counts as active while it sent within this long.
+pub const LAYER_ACTIVE_WITHIN: Duration = Duration::from_secs(1);
+
+/// Simulcast allows at most four layers per track here.
+pub const MAX_LAYERS: usize = 4;
+
+/// One incoming video layer (one RID or SSRC) of the current epoch.
+#[derive(Debug)]
+pub struct LayerIn {
+    /// The SSRC it arrives on, for keyframe requests.
+    pub ssrc: Ssrc,
+    pub gop: GopCache,
+    pub meter: BitrateMeter,
+    pub dimensions: Option<(u16, u16)>,
+    pub throttle: KeyframeThrottle,
+    /// RTP timestamp of the previous packet: a new value starts a frame.
+    pub last_ts: Option<u32>,
+}
+
+impl LayerIn {
+    pub fn new(ssrc: Ssrc) -> Self {
+        LayerIn {
+            ssrc,
+            gop: GopCache::default(),
+            meter: BitrateMeter::default(),
+            dimensions: None,
+            throttle: KeyframeThrottle::default(),
+            last_ts: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Broadcast {
+    pub name: BroadcastName,
+    pub publisher: Option<SessionId>,
+    /// Incremented per publisher session; part of every [`SourceKey`].
+    pub epoch: u32,
+    pub video_codec: Option<(VideoCodec, CodecSpec)>,
+    pub audio_codec: Option<CodecSpec>,
+    pub audio_ssrc: Option<Ssrc>,
+    pub layers: Vec<LayerIn>,
+    pub viewers: Vec<SessionId>,
+    /// When the current publisher's first media arrived.
+    pub live_since: Option<SystemTime>,
+    /// When the publisher last sent media, for the takeover rule.
+    pub last_media: Option<Instant>,
+}
+
+impl Broadcast {
+    pub fn new(name: BroadcastName) -> Self {
+        Broadcast {
+            name,
+            publisher: None,
+            epoch: 0,
+            video_codec: None,
+            audio_codec: None,
+            audio_ssrc: None,
+            layers: Vec::new(),
+            viewers: Vec::new(),
+            live_since: None,
+            last_media: None,
+        }
+    }
+
+    /// A new publisher session starts a new epoch with no layers yet.
+    pub fn start_epoch(&mut self, publisher: SessionId) {
+        self.publisher = Some(publisher);
+        self.epoch = self.epoch.wrapping_add(1);
+        self.layers.clear();
+        self.video_codec = None;
+        self.audio_codec = None;
+        self.audio_ssrc = None;
+        self.live_since = None;
+        self.last_media = None;
+    }
+
+    /// The publisher left: keep viewers (they resume on the next epoch) but
+    /// never serve them a stale GOP.
+    pub fn end_publisher(&mut self) {
+        self.publisher = None;
+        self.live_since = None;
+        for layer in &mut self.layers {
+            layer.gop.clear();
+        }
+    }
+
+    /// Whether the publisher sent media recently enough that a second
+    /// publish must be refused rather than treated as a reconnect.
+    pub fn publisher_is_healthy(&self, now: Instant) -> bool {
+        self.publisher.is_some()
+            && self
+                .last_media
+                .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_millis(1500))
+    }
+
+    pub fn measures(&self, now: Instant) -> Vec<LayerMeasure> {
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerMeasure {
+                index: i as u8,
+                dimensions: l.dimensions,
+                bps: l.meter.bps(),
+                active: l.meter.active(now, LAYER_ACTIVE_WITHIN),
+            })
+            .collect()
+    }
+
+    /// The video source a viewer with this choice should receive now.
+    pub fn video_target(&self, choice: LayerChoice, now: Instant) -> Option<SourceKey> {
+        self.publisher?;
+        let layer = layers::choose(choice, &self.measures(now))?;
+        Some(SourceKey {
+            epoch: self.epoch,
+            layer,
+        })
+    }
+
+    pub fn audio_target(&self) -> Option<SourceKey> {
+        self.publisher.map(|_| SourceKey {
+            epoch: self.epoch,
+            layer: 0,
+        })
+    }
+}

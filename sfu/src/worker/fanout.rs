@@ -1,0 +1,431 @@
+//! The hot path: an incoming publisher packet becomes a [`SourcePacket`],
+//! feeds its layer's GopCache and meter, and is written to every viewer
+//! whose Forwarder wants that source. Also viewer (re)targeting, GopCache
+//! replay on join, and throttled keyframe requests upstream.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Instant, SystemTime};
+
+use str0m::format::Codec;
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::rtp::{RtpPacket, RtpWrite};
+
+use super::broadcast::{LayerIn, MAX_LAYERS};
+use super::session::{drain, viewer_pt, Io, Role, TrackRef};
+use super::Worker;
+use crate::core::keyframe::{self, VideoCodec};
+use crate::core::packet::{forwardable_ext, Vp8Fields};
+use crate::core::{SourceKey, SourcePacket};
+use crate::ids::SessionId;
+use crate::metrics::DropReason;
+
+fn video_codec(codec: Codec) -> Option<VideoCodec> {
+    Some(match codec {
+        Codec::Vp8 => VideoCodec::Vp8,
+        Codec::Vp9 => VideoCodec::Vp9,
+        Codec::H264 => VideoCodec::H264,
+        Codec::H265 => VideoCodec::H265,
+        Codec::Av1 => VideoCodec::Av1,
+        _ => return None,
+    })
+}
+
+impl Worker {
+    /// Which track (and layer) an incoming packet belongs to; learned on
+    /// the SSRC's first packet from str0m's stream table.
+    fn classify(&mut self, publisher: SessionId, pkt: &RtpPacket) -> Option<TrackRef> {
+        let session = self.sessions.get_mut(&publisher)?;
+        let Role::Publisher(state) = &mut session.role else {
+            return None;
+        };
+        let ssrc = pkt.header.ssrc;
+        if let Some(track) = state.tracks.get(&ssrc) {
+            return Some(*track);
+        }
+        let (mid, rid) = {
+            let stream = session
+                .rtc
+                .direct_api()
+                .stream_rx(&ssrc)
+                .map(|s| (s.mid(), s.rid()));
+            stream.or_else(|| {
+                pkt.header
+                    .ext_vals
+                    .mid
+                    .map(|m| (m, pkt.header.ext_vals.rid))
+            })?
+        };
+        let kind = state.media.iter().find(|m| m.mid == mid)?.kind;
+        let track = match kind {
+            MediaKind::Audio => TrackRef::Audio,
+            MediaKind::Video => {
+                let index = match state.layer_keys.iter().position(|(r, s)| {
+                    (rid.is_some() && *r == rid) || (rid.is_none() && *s == ssrc)
+                }) {
+                    Some(i) => i,
+                    None if state.layer_keys.len() < MAX_LAYERS => {
+                        state.layer_keys.push((rid, ssrc));
+                        state.layer_keys.len() - 1
+                    }
+                    None => return None,
+                };
+                TrackRef::Video { layer: index as u8 }
+            }
+        };
+        state.tracks.insert(ssrc, track);
+        Some(track)
+    }
+
+    pub(super) fn on_publisher_rtp(&mut self, publisher: SessionId, pkt: RtpPacket, now: Instant) {
+        self.metrics.packets_in.fetch_add(1, Relaxed);
+        let Some(track) = self.classify(publisher, &pkt) else {
+            self.metrics.count_drop(DropReason::UnknownTrack);
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(&publisher) else {
+            return;
+        };
+        let Role::Publisher(state) = &mut session.role else {
+            return;
+        };
+        let pt = pkt.header.payload_type;
+        let spec = match state.codecs.get(&pt) {
+            Some(spec) => *spec,
+            None => {
+                let Some(params) = session
+                    .rtc
+                    .codec_config()
+                    .params()
+                    .iter()
+                    .find(|p| p.pt() == pt)
+                else {
+                    self.metrics.count_drop(DropReason::UnknownTrack);
+                    return;
+                };
+                state.codecs.insert(pt, params.spec());
+                params.spec()
+            }
+        };
+        let broadcast_name = session.broadcast.clone();
+        let Some(broadcast) = self.broadcasts.get_mut(&broadcast_name) else {
+            return;
+        };
+        if broadcast.publisher != Some(publisher) {
+            return;
+        }
+        if pkt.payload.is_empty() {
+            // Padding used for bandwidth probing carries nothing to forward.
+            return;
+        }
+        broadcast.last_media = Some(now);
+        if broadcast.live_since.is_none() {
+            broadcast.live_since = Some(SystemTime::now());
+            tracing::info!(broadcast = %broadcast.name, "broadcast is live");
+        }
+
+        let mut source_packet = SourcePacket {
+            seq: *pkt.seq_no,
+            ts: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            ext: forwardable_ext(&pkt.header.ext_vals),
+            payload: pkt.payload.clone(),
+            arrival: now,
+            keyframe_start: false,
+            vp8: None,
+        };
+        let mut layers_changed = false;
+        let source = match track {
+            TrackRef::Audio => {
+                broadcast.audio_codec = Some(spec);
+                broadcast.audio_ssrc = Some(pkt.header.ssrc);
+                SourceKey {
+                    epoch: broadcast.epoch,
+                    layer: 0,
+                }
+            }
+            TrackRef::Video { layer } => {
+                let Some(codec) = video_codec(spec.codec) else {
+                    self.metrics.count_drop(DropReason::UnknownTrack);
+                    return;
+                };
+                if broadcast
+                    .video_codec
+                    .is_none_or(|(c, s)| c != codec || s != spec)
+                {
+                    broadcast.video_codec = Some((codec, spec));
+                }
+                while broadcast.layers.len() <= usize::from(layer) {
+                    broadcast.layers.push(LayerIn::new(pkt.header.ssrc));
+                    layers_changed = true;
+                }
+                let l = &mut broadcast.layers[usize::from(layer)];
+                l.ssrc = pkt.header.ssrc;
+                let info = keyframe::inspect(codec, &pkt.payload);
+                let frame_start = l.last_ts != Some(source_packet.ts);
+                source_packet.keyframe_start =
+                    info.starts_keyframe && (!info.needs_frame_start || frame_start);
+                if codec == VideoCodec::Vp8 {
+                    source_packet.vp8 = Vp8Fields::parse(&pkt.payload);
+                }
+                if let Some(dims) = info.dimensions {
+                    if l.dimensions != Some(dims) {
+                        l.dimensions = Some(dims);
+                        layers_changed = true;
+                    }
+                }
+                let was_active = l.meter.active(now, super::broadcast::LAYER_ACTIVE_WITHIN);
+                l.meter.record(now, pkt.payload.len());
+                layers_changed |= !was_active;
+                l.last_ts = Some(source_packet.ts);
+                l.gop.push(&source_packet);
+                SourceKey {
+                    epoch: broadcast.epoch,
+                    layer,
+                }
+            }
+        };
+
+        let is_video = matches!(track, TrackRef::Video { .. });
+        let viewers = std::mem::take(&mut broadcast.viewers);
+        let mut wants_keyframe = false;
+        for viewer in &viewers {
+            wants_keyframe |= self.forward_to(*viewer, is_video, source, &source_packet, now)
+                == Some(DropReason::WaitingKeyframe);
+        }
+        if let Some(b) = self.broadcasts.get_mut(&broadcast_name) {
+            b.viewers = viewers;
+        }
+        if let TrackRef::Video { layer } = track {
+            if wants_keyframe {
+                self.request_keyframe(publisher, layer, now);
+            }
+            if layers_changed {
+                self.retarget_broadcast(&broadcast_name, now);
+            }
+        }
+    }
+
+    /// Writes one source packet to one viewer. Returns the drop reason when
+    /// the viewer wanted the source but could not take this packet.
+    fn forward_to(
+        &mut self,
+        viewer: SessionId,
+        is_video: bool,
+        source: SourceKey,
+        pkt: &SourcePacket,
+        now: Instant,
+    ) -> Option<DropReason> {
+        let broadcast_epoch = source.epoch;
+        let session = self.sessions.get_mut(&viewer)?;
+        let Role::Viewer(state) = &mut session.role else {
+            return None;
+        };
+        if !state.connected {
+            return None;
+        }
+        let track = if is_video {
+            state.video.as_mut()?
+        } else {
+            state.audio.as_mut()?
+        };
+        if !track.forwarder.wants(source) {
+            return None;
+        }
+        if track.pt_epoch != Some(broadcast_epoch) {
+            return Some(DropReason::CodecMismatch);
+        }
+        let Some(pt) = track.pt else {
+            self.metrics.count_drop(DropReason::CodecMismatch);
+            return Some(DropReason::CodecMismatch);
+        };
+        let translated = match track.forwarder.translate(source, pkt, now) {
+            Ok(t) => t,
+            Err(reason) => {
+                self.metrics.count_drop(reason);
+                return Some(reason);
+            }
+        };
+        let mid = track.mid;
+        let io = Io {
+            socket: &self.socket,
+            metrics: &self.metrics,
+        };
+        let events = &mut self.events;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut api = session.rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+                return Ok(None);
+            };
+            let mut write = RtpWrite::new(
+                pt,
+                translated.seq.into(),
+                translated.ts,
+                pkt.arrival,
+                pkt.payload.clone(),
+            )
+            .marker(pkt.marker)
+            .ext_vals(pkt.ext.clone())
+            .nackable(is_video);
+            if let Some(patch) = translated.vp8_patch {
+                write = write.vp8_patch(patch);
+            }
+            stream.write_rtp(write);
+            drain(&mut session.rtc, &io, events).map(Some)
+        }));
+        match result {
+            Ok(Ok(Some(timeout))) => {
+                self.metrics.packets_forwarded.fetch_add(1, Relaxed);
+                self.schedule(viewer, timeout, now);
+                if !self.events.is_empty() {
+                    self.handle_events(viewer, now);
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(_)) | Err(_) => self.fail_session(viewer, now),
+        }
+        None
+    }
+
+    /// Recomputes every viewer's targets after the layers changed.
+    pub(super) fn retarget_broadcast(&mut self, name: &crate::ids::BroadcastName, now: Instant) {
+        let Some(broadcast) = self.broadcasts.get(name) else {
+            return;
+        };
+        let viewers = broadcast.viewers.clone();
+        for viewer in viewers {
+            self.retarget_viewer(viewer, now);
+        }
+    }
+
+    /// Points a connected viewer's DownTracks at the sources its choice
+    /// selects; a viewer that gains a video target is served from the
+    /// target layer's GopCache at once, else a keyframe is requested.
+    pub(super) fn retarget_viewer(&mut self, viewer: SessionId, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&viewer) else {
+            return;
+        };
+        let Role::Viewer(state) = &mut session.role else {
+            return;
+        };
+        if !state.connected {
+            return;
+        }
+        let Some(broadcast) = self.broadcasts.get(&session.broadcast) else {
+            return;
+        };
+        let epoch = broadcast.epoch;
+        for (track, spec) in [
+            (state.audio.as_mut(), broadcast.audio_codec),
+            (state.video.as_mut(), broadcast.video_codec.map(|(_, s)| s)),
+        ] {
+            let Some(track) = track else { continue };
+            if let Some(spec) = spec {
+                if track.pt_epoch != Some(epoch) {
+                    track.pt = viewer_pt(&session.rtc, track.mid, &spec);
+                    track.pt_epoch = Some(epoch);
+                    if track.pt.is_none() {
+                        tracing::info!(session = %viewer, codec = ?spec.codec, "viewer did not negotiate the publisher's codec");
+                    }
+                }
+            }
+        }
+        if let Some(audio) = state.audio.as_mut() {
+            audio.forwarder.set_target(broadcast.audio_target());
+        }
+        let Some(video) = state.video.as_mut() else {
+            return;
+        };
+        let target = broadcast.video_target(state.choice, now);
+        if video.forwarder.target() == target {
+            return;
+        }
+        let first_picture = video.forwarder.current().is_none();
+        video.forwarder.set_target(target);
+        let Some(target) = target else {
+            return;
+        };
+        let layer = &broadcast.layers[usize::from(target.layer)];
+        // Only a viewer with no picture yet is served the cached GOP: for a
+        // viewer already watching, replaying it would rewind its picture.
+        if first_picture && !layer.gop.is_empty() {
+            let cached: Vec<SourcePacket> = layer.gop.packets().to_vec();
+            self.metrics
+                .gop_cache_packets
+                .fetch_add(cached.len() as u64, Relaxed);
+            for pkt in &cached {
+                self.forward_to(viewer, true, target, pkt, now);
+            }
+        } else {
+            let publisher = broadcast.publisher;
+            if let Some(publisher) = publisher {
+                self.request_keyframe(publisher, target.layer, now);
+            }
+        }
+    }
+
+    /// A viewer asked for a keyframe (PLI/FIR): ask the publisher for the
+    /// layer that viewer receives, within the throttle.
+    pub(super) fn on_viewer_keyframe_request(&mut self, viewer: SessionId, mid: Mid, now: Instant) {
+        let Some(session) = self.sessions.get(&viewer) else {
+            return;
+        };
+        let Role::Viewer(state) = &session.role else {
+            return;
+        };
+        let Some(video) = state.video.as_ref().filter(|v| v.mid == mid) else {
+            return;
+        };
+        let Some(source) = video.forwarder.current().or(video.forwarder.target()) else {
+            return;
+        };
+        let Some(publisher) = self
+            .broadcasts
+            .get(&session.broadcast)
+            .and_then(|b| b.publisher)
+        else {
+            return;
+        };
+        self.request_keyframe(publisher, source.layer, now);
+    }
+
+    pub(super) fn request_keyframe(&mut self, publisher: SessionId, layer: u8, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&publisher) else {
+            return;
+        };
+        let Some(broadcast) = self.broadcasts.get_mut(&session.broadcast) else {
+            return;
+        };
+        let Some(l) = broadcast.layers.get_mut(usize::from(layer)) else {
+            return;
+        };
+        if !l.throttle.allow(now) {
+            return;
+        }
+        let ssrc = l.ssrc;
+        if let Some(stream) = session.rtc.direct_api().stream_rx(&ssrc) {
+            stream.request_keyframe(KeyframeRequestKind::Pli);
+            self.metrics.keyframe_requests.fetch_add(1, Relaxed);
+        }
+        self.input_drain(publisher, now);
+    }
+
+    /// Drains a session after a write that was not an input.
+    fn input_drain(&mut self, id: SessionId, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let io = Io {
+            socket: &self.socket,
+            metrics: &self.metrics,
+        };
+        let events = &mut self.events;
+        match catch_unwind(AssertUnwindSafe(|| drain(&mut session.rtc, &io, events))) {
+            Ok(Ok(timeout)) => self.schedule(id, timeout, now),
+            _ => self.fail_session(id, now),
+        }
+        if !self.events.is_empty() {
+            self.handle_events(id, now);
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! The media worker: one thread that owns the UDP socket, every session's
+//! `Rtc`, every Broadcast and every DownTrack. Nothing in it is shared or
+//! locked; the control plane reaches it only through [`Command`]s.
+//!
+//! Per incoming RTP packet: find its layer (one map lookup), update the
+//! layer's GopCache and meter, then for each viewer wanting that source:
+//! `Forwarder::translate` → `write_rtp` with the shared payload → drain.
+//! A panic while handling one session ends that session only.
+
+mod broadcast;
+mod demux;
+mod fanout;
+mod session;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use str0m::net::{Protocol, Receive};
+use str0m::{Event, IceConnectionState, Input, Rtc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::layers::LayerChoice;
+use crate::core::Forwarder;
+use crate::error::MediaError;
+use crate::ids::{BroadcastName, SessionId};
+use crate::metrics::{DropReason, Metrics};
+use crate::sdp::NegotiatedPeer;
+use broadcast::Broadcast;
+use demux::Demux;
+use session::{drain, DownTrack, Io, PublisherState, Role, Session, ViewerState};
+
+/// A session that sends nothing (no STUN consent, no RTCP, no media) for
+/// this long is gone; browsers send consent checks every few seconds.
+const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+/// How many more datagrams to read without yielding once the socket is ready.
+const RECV_BATCH: usize = 64;
+
+pub(crate) enum Command {
+    Publish {
+        id: SessionId,
+        broadcast: BroadcastName,
+        peer: NegotiatedPeer,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    View {
+        id: SessionId,
+        broadcast: BroadcastName,
+        peer: NegotiatedPeer,
+        choice: LayerChoice,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    SetLayer {
+        id: SessionId,
+        choice: LayerChoice,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    End {
+        id: SessionId,
+        broadcast: BroadcastName,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Exists {
+        id: SessionId,
+        broadcast: BroadcastName,
+        reply: oneshot::Sender<bool>,
+    },
+    Status {
+        reply: oneshot::Sender<Vec<BroadcastStatus>>,
+    },
+    Shutdown,
+}
+
+/// A broadcast as the directory and API show it.
+#[derive(Debug, Clone)]
+pub struct BroadcastStatus {
+    pub name: BroadcastName,
+    pub live: bool,
+    pub viewers: usize,
+    pub live_since: Option<SystemTime>,
+    /// (width, height, bits per second) per active layer, best first.
+    pub layers: Vec<(Option<(u16, u16)>, u64)>,
+}
+
+pub(crate) fn spawn(
+    socket: std::net::UdpSocket,
+    candidate: SocketAddr,
+    commands: mpsc::Receiver<Command>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("media-worker".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime builds on any supported OS");
+            runtime.block_on(async move {
+                let socket = tokio::net::UdpSocket::from_std(socket)
+                    .expect("the socket is non-blocking and the runtime has IO enabled");
+                Worker {
+                    socket,
+                    candidate,
+                    metrics,
+                    sessions: HashMap::new(),
+                    broadcasts: HashMap::new(),
+                    demux: Demux::default(),
+                    timers: BinaryHeap::new(),
+                    events: Vec::new(),
+                }
+                .run(commands)
+                .await
+            })
+        })
+}
+
+pub(crate) struct Worker {
+    socket: tokio::net::UdpSocket,
+    /// Our candidate address: the destination str0m expects on input.
+    candidate: SocketAddr,
+    metrics: Arc<Metrics>,
+    sessions: HashMap<SessionId, Session>,
+    broadcasts: HashMap<BroadcastName, Broadcast>,
+    demux: Demux,
+    timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
+    /// Scratch buffer for one session's events, reused to avoid allocating.
+    events: Vec<Event>,
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Datagram(std::io::Result<(usize, SocketAddr)>),
+    Timer,
+    Housekeeping,
+}
+
+impl Worker {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; 2048];
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        loop {
+            let next_timer = self
+                .timers
+                .peek()
+                .map(|Reverse((t, _))| *t)
+                .unwrap_or_else(|| Instant::now() + HOUSEKEEPING);
+            let wake = tokio::select! {
+                biased;
+                cmd = commands.recv() => Wake::Command(cmd),
+                r = self.socket.recv_from(&mut buf) => Wake::Datagram(r),
+                _ = tokio::time::sleep_until(next_timer.into()) => Wake::Timer,
+                _ = housekeeping.tick() => Wake::Housekeeping,
+            };
+            match wake {
+                Wake::Command(None) | Wake::Command(Some(Command::Shutdown)) => break,
+                Wake::Command(Some(cmd)) => self.command(cmd),
+                Wake::Datagram(Ok((n, source))) => {
+                    self.datagram(source, &buf[..n]);
+                    for _ in 0..RECV_BATCH {
+                        match self.socket.try_recv_from(&mut buf) {
+                            Ok((n, source)) => self.datagram(source, &buf[..n]),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                // ICMP errors surface as recv errors on some platforms; they
+                // concern one peer, never the socket.
+                Wake::Datagram(Err(_)) => {}
+                Wake::Timer => self.fire_timers(Instant::now()),
+                Wake::Housekeeping => self.housekeeping(Instant::now()),
+            }
+        }
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.end_session(id, Instant::now());
+        }
+    }
+
+    fn io(&self) -> Io<'_> {
+        Io {
+            socket: &self.socket,
+            metrics: &self.metrics,
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Publish {
+                id,
+                broadcast,
+                peer,
+                reply,
+            } => {
+                let _ = reply.send(self.add_publisher(id, broadcast, peer, now));
+            }
+            Command::View {
+                id,
+                broadcast,
+                peer,
+                choice,
+                reply,
+            } => {
+                self.add_viewer(id, broadcast, peer, choice, now);
+                let _ = reply.send(Ok(()));
+            }
+            Command::SetLayer { id, choice, reply } => {
+                let result = match self.sessions.get_mut(&id).map(|s| &mut s.role) {
+                    Some(Role::Viewer(v)) => {
+                        v.choice = choice;
+                        Ok(())
+                    }
+                    _ => Err(MediaError::NoSuchSession),
+                };
+                if result.is_ok() {
+                    self.retarget_viewer(id, now);
+                }
+                let _ = reply.send(result);
+            }
+            Command::End {
+                id,
+                broadcast,
+                reply,
+            } => {
+                let result = match self.sessions.get(&id) {
+                    Some(s) if s.broadcast == broadcast => {
+                        self.end_session(id, now);
+                        Ok(())
+                    }
+                    _ => Err(MediaError::NoSuchSession),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Exists {
+                id,
+                broadcast,
+                reply,
+            } => {
+                let _ = reply.send(
+                    self.sessions
+                        .get(&id)
+                        .is_some_and(|s| s.broadcast == broadcast),
+                );
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status(now));
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn add_publisher(
+        &mut self,
+        id: SessionId,
+        name: BroadcastName,
+        peer: NegotiatedPeer,
+        now: Instant,
+    ) -> Result<(), MediaError> {
+        let broadcast = self
+            .broadcasts
+            .entry(name.clone())
+            .or_insert_with(|| Broadcast::new(name.clone()));
+        if broadcast.publisher_is_healthy(now) {
+            return Err(MediaError::AlreadyLive(name.to_string()));
+        }
+        // A publisher that went quiet is replaced: that is how OBS comes
+        // back after a network blip, often before its old session timed out.
+        if let Some(old) = broadcast.publisher {
+            self.end_session(old, now);
+        }
+        let broadcast = self
+            .broadcasts
+            .get_mut(&name)
+            .expect("inserted above; end_session keeps broadcasts with viewers or creates none");
+        broadcast.start_epoch(id);
+        let audio_target = broadcast.audio_target();
+        let viewers = broadcast.viewers.clone();
+        self.insert_session(
+            id,
+            name,
+            peer.rtc,
+            peer.local_ufrag,
+            Role::Publisher(PublisherState {
+                media: peer.media,
+                tracks: HashMap::new(),
+                layer_keys: Vec::new(),
+                codecs: HashMap::new(),
+            }),
+            now,
+        );
+        self.metrics.publishers.fetch_add(1, Relaxed);
+        for viewer in viewers {
+            if let Some(Role::Viewer(v)) = self.sessions.get_mut(&viewer).map(|s| &mut s.role) {
+                if let Some(audio) = &mut v.audio {
+                    audio.forwarder.set_target(audio_target);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_viewer(
+        &mut self,
+        id: SessionId,
+        name: BroadcastName,
+        peer: NegotiatedPeer,
+        choice: LayerChoice,
+        now: Instant,
+    ) {
+        let broadcast = self
+            .broadcasts
+            .entry(name.clone())
+            .or_insert_with(|| Broadcast::new(name.clone()));
+        broadcast.viewers.push(id);
+        let mut audio = None;
+        let mut video = None;
+        // Outgoing sequence numbers start at a random point below 2^15 so
+        // they never need an SRTP rollover counter signalled.
+        let first_seq = (id.0 >> 17) as u16 & 0x7fff;
+        for line in peer.media.iter().filter(|m| m.direction.is_sending()) {
+            let track = |is_video, clock| DownTrack {
+                mid: line.mid,
+                forwarder: Forwarder::new(is_video, clock, first_seq),
+                pt: None,
+                pt_epoch: None,
+            };
+            match line.kind {
+                str0m::media::MediaKind::Audio if audio.is_none() => {
+                    audio = Some(track(false, 48_000))
+                }
+                str0m::media::MediaKind::Video if video.is_none() => {
+                    video = Some(track(true, 90_000))
+                }
+                _ => {}
+            }
+        }
+        self.insert_session(
+            id,
+            name,
+            peer.rtc,
+            peer.local_ufrag,
+            Role::Viewer(ViewerState {
+                choice,
+                connected: false,
+                audio,
+                video,
+            }),
+            now,
+        );
+        self.metrics.viewers.fetch_add(1, Relaxed);
+    }
+
+    fn insert_session(
+        &mut self,
+        id: SessionId,
+        broadcast: BroadcastName,
+        rtc: Rtc,
+        ufrag: String,
+        role: Role,
+        now: Instant,
+    ) {
+        self.demux.add_session(&ufrag, id);
+        self.sessions.insert(
+            id,
+            Session {
+                id,
+                broadcast,
+                rtc,
+                role,
+                ufrag,
+                addrs: Vec::new(),
+                next_timeout: now,
+                last_input: now,
+            },
+        );
+        self.timers.push(Reverse((now, id)));
+    }
+
+    fn end_session(&mut self, id: SessionId, now: Instant) {
+        let Some(mut session) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.demux.remove_session(&session.ufrag, &session.addrs);
+        // Let str0m say goodbye (RTCP BYE, DTLS close_notify) if it can.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            if session.rtc.close().is_ok() {
+                let mut scratch = Vec::new();
+                let _ = drain(&mut session.rtc, &self.io(), &mut scratch);
+            }
+        }));
+        let Some(broadcast) = self.broadcasts.get_mut(&session.broadcast) else {
+            return;
+        };
+        match session.role {
+            Role::Publisher(_) => {
+                self.metrics.publishers.fetch_sub(1, Relaxed);
+                if broadcast.publisher == Some(id) {
+                    broadcast.end_publisher();
+                }
+            }
+            Role::Viewer(_) => {
+                self.metrics.viewers.fetch_sub(1, Relaxed);
+                broadcast.viewers.retain(|v| *v != id);
+            }
+        }
+        if broadcast.publisher.is_none() && broadcast.viewers.is_empty() {
+            self.broadcasts.remove(&session.broadcast);
+        }
+        let _ = now;
+    }
+
+    fn datagram(&mut self, source: SocketAddr, data: &[u8]) {
+        self.metrics.datagrams_in.fetch_add(1, Relaxed);
+        let Some((id, learned)) = self.demux.route(source, data) else {
+            self.metrics.count_drop(DropReason::UnknownPeer);
+            return;
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.candidate, data) else {
+            self.metrics.count_drop(DropReason::Malformed);
+            return;
+        };
+        let now = Instant::now();
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.last_input = now;
+            if learned {
+                session.addrs.push(source);
+            }
+        }
+        self.input(id, Input::Receive(now, receive), now);
+    }
+
+    /// Feeds one input to a session, drains it and handles its events. A
+    /// panic or a fatal error ends this session only.
+    fn input(&mut self, id: SessionId, input: Input, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let io = Io {
+            socket: &self.socket,
+            metrics: &self.metrics,
+        };
+        let events = &mut self.events;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            session.rtc.handle_input(input)?;
+            drain(&mut session.rtc, &io, events)
+        }));
+        match result {
+            Ok(Ok(timeout)) => self.schedule(id, timeout, now),
+            Ok(Err(_)) => {
+                // str0m refuses input it cannot use (a bad SRTP packet, a
+                // stray DTLS record); the session lives on if it is alive.
+                self.metrics.count_drop(DropReason::Malformed);
+                if !self.sessions.get(&id).is_some_and(|s| s.rtc.is_alive()) {
+                    self.fail_session(id, now);
+                }
+            }
+            Err(_) => self.fail_session(id, now),
+        }
+        self.handle_events(id, now);
+    }
+
+    fn fail_session(&mut self, id: SessionId, now: Instant) {
+        self.metrics.sessions_failed.fetch_add(1, Relaxed);
+        tracing::warn!(session = %id, "session ended after an error in its handling");
+        self.events.clear();
+        self.end_session(id, now);
+    }
+
+    fn schedule(&mut self, id: SessionId, timeout: Instant, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if timeout < session.next_timeout || session.next_timeout <= now {
+            session.next_timeout = timeout;
+            self.timers.push(Reverse((timeout, id)));
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let due = self
+                .sessions
+                .get(&id)
+                .is_some_and(|s| s.next_timeout <= now);
+            if due {
+                self.input(id, Input::Timeout(now), now);
+            }
+        }
+    }
+
+    fn handle_events(&mut self, id: SessionId, now: Instant) {
+        let mut events = std::mem::take(&mut self.events);
+        for event in events.drain(..) {
+            match event {
+                Event::RtpPacket(pkt) => self.on_publisher_rtp(id, pkt, now),
+                Event::Connected => self.on_connected(id, now),
+                Event::KeyframeRequest(req) => self.on_viewer_keyframe_request(id, req.mid, now),
+                Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+                | Event::Closed => {
+                    self.end_session(id, now);
+                }
+                _ => {}
+            }
+        }
+        // Keep the buffer's capacity for the next session.
+        if self.events.is_empty() {
+            self.events = events;
+        }
+    }
+
+    fn on_connected(&mut self, id: SessionId, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        tracing::info!(session = %id, broadcast = %session.broadcast, "peer connected");
+        if let Role::Viewer(v) = &mut session.role {
+            v.connected = true;
+            self.retarget_viewer(id, now);
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let idle: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|s| {
+                !s.rtc.is_alive()
+                    || now.saturating_duration_since(s.last_input) > SESSION_IDLE_TIMEOUT
+            })
+            .map(|s| s.id)
+            .collect();
+        for id in idle {
+            tracing::info!(session = %id, "session ended: peer gone");
+            self.end_session(id, now);
+        }
+        let viewers: Vec<SessionId> = self
+            .broadcasts
+            .values()
+            .flat_map(|b| b.viewers.iter().copied())
+            .collect();
+        for id in viewers {
+            self.retarget_viewer(id, now);
+        }
+    }
+
+    fn status(&self, now: Instant) -> Vec<BroadcastStatus> {
+        let mut out: Vec<BroadcastStatus> = self
+            .broadcasts
+            .values()
+            .map(|b| {
+                let mut layers: Vec<_> = b
+                    .measures(now)
+                    .into_iter()
+                    .filter(|m| m.active)
+                    .map(|m| (m.dimensions, m.bps))
+                    .collect();
+                layers.sort_by_key(|(d, bps)| {
+                    Reverse((d.map_or(0, |(w, h)| u32::from(w) * u32::from(h)), *bps))
+                });
+                BroadcastStatus {
+                    name: b.name.clone(),
+                    live: b.publisher.is_some() && b.live_since.is_some(),
+                    viewers: b.viewers.len(),
+                    live_since: b.live_since,
+                    layers,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}

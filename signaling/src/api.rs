@@ -1,0 +1,82 @@
+//! Read-only JSON API and operational endpoints: the live directory,
+//! `/healthz`, `/readyz` and Prometheus `/metrics`.
+
+use std::time::UNIX_EPOCH;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+#[derive(Serialize)]
+pub struct LayerView {
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    pub bitrate_kbps: u64,
+}
+
+#[derive(Serialize)]
+pub struct BroadcastView {
+    pub id: String,
+    pub live: bool,
+    pub viewers: usize,
+    /// Seconds since the Unix epoch when the broadcast went live.
+    pub live_since: Option<u64>,
+    /// Active simulcast layers, best first.
+    pub layers: Vec<LayerView>,
+}
+
+/// `GET /api/broadcasts`: broadcasts that are live now.
+pub async fn list_broadcasts(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<BroadcastView>>, ApiError> {
+    let all = state.media().broadcasts().await?;
+    Ok(Json(
+        all.into_iter()
+            .filter(|b| b.live)
+            .map(|b| BroadcastView {
+                id: b.name.to_string(),
+                live: b.live,
+                viewers: b.viewers,
+                live_since: b
+                    .live_since
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs()),
+                layers: b
+                    .layers
+                    .into_iter()
+                    .map(|(dims, bps)| LayerView {
+                        width: dims.map(|d| d.0),
+                        height: dims.map(|d| d.1),
+                        bitrate_kbps: bps / 1000,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    ))
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the media worker and the database both answer.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let media = state.media().broadcasts().await.is_ok();
+    let db = state.store().ping().await;
+    if media && db {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    state.media().metrics().render_prometheus(&mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

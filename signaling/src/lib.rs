@@ -1,0 +1,102 @@
+//! relaycast's control plane: the axum [`router`] serving WHIP ingest, WHEP
+//! egress, the broadcast directory API, health and metrics, over a shared
+//! [`AppState`]. Handlers never touch media state: they call the media
+//! worker through [`relaycast_sfu::SfuHandle`].
+//!
+//! Every error a client can cause is an [`ApiError`]: an HTTP status plus a
+//! JSON body `{"error": code, "message": text}`, never a panic.
+
+mod api;
+mod auth;
+mod cors;
+mod error;
+mod store;
+mod whip_whep;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::ApiError;
+pub use store::{Store, StoreError};
+
+/// Settings read once at start; handlers never read env or files.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Stream name → the bearer token its broadcaster must present.
+    pub stream_keys: BTreeMap<String, String>,
+    /// STUN/TURN URLs announced in `Link` headers.
+    pub ice_servers: Vec<String>,
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    media: relaycast_sfu::SfuHandle,
+    store: Store,
+    settings: Settings,
+}
+
+impl AppState {
+    pub fn new(media: relaycast_sfu::SfuHandle, store: Store, settings: Settings) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                media,
+                store,
+                settings,
+            }),
+        }
+    }
+
+    pub fn media(&self) -> &relaycast_sfu::SfuHandle {
+        &self.inner.media
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+}
+
+/// The whole HTTP API. Tests drive it with `tower::ServiceExt::oneshot`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/whip/{stream}",
+            post(whip_whep::whip_post).options(whip_whep::options_post),
+        )
+        .route(
+            "/whip/{stream}/{session}",
+            axum::routing::delete(whip_whep::whip_delete)
+                .patch(whip_whep::whip_patch)
+                .options(whip_whep::options_resource),
+        )
+        .route(
+            "/whep/{stream}",
+            post(whip_whep::whep_post).options(whip_whep::options_post),
+        )
+        .route(
+            "/whep/{stream}/{session}",
+            axum::routing::delete(whip_whep::whep_delete)
+                .patch(whip_whep::whep_patch)
+                .options(whip_whep::options_resource),
+        )
+        .route("/api/broadcasts", get(api::list_broadcasts))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .layer(axum::middleware::map_response(cors::add_cors_headers))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests;

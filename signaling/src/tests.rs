@@ -1,0 +1,348 @@
+//! WHIP/WHEP HTTP behaviour, driven with `oneshot` against the real media
+//! worker (it binds an ephemeral loopback UDP port; no fake needed).
+
+use axum::body::Body;
+use axum::http::{header, Request, Response, StatusCode};
+use tower::ServiceExt;
+
+use super::*;
+
+const KEY: &str = "testsecret123";
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/../sfu/fixtures/whip-offers/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+/// A WHEP-style offer: OBS's single-layer offer turned around to receive.
+fn viewer_offer() -> String {
+    fixture("obs-emulated-1layer-offer.sdp")
+        .lines()
+        .filter(|l| !l.starts_with("a=ssrc") && !l.starts_with("a=msid"))
+        .map(|l| if l == "a=sendonly" { "a=recvonly" } else { l })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n"
+}
+
+async fn app() -> Router {
+    let media = relaycast_sfu::SfuHandle::start(relaycast_sfu::MediaConfig {
+        udp_bind: "127.0.0.1:0".parse().unwrap(),
+        candidate_ip: "127.0.0.1".parse().unwrap(),
+    })
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "relaycast-signaling-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open_sqlite(&dir.join("test.db")).await.unwrap();
+    let mut settings = Settings::default();
+    settings.stream_keys.insert("live".into(), KEY.into());
+    settings
+        .ice_servers
+        .push("stun:stun.example.org:3478".into());
+    router(AppState::new(media, store, settings))
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+fn post(
+    uri: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: impl Into<Body>,
+) -> Request<Body> {
+    let mut req = Request::post(uri).header(header::CONTENT_TYPE, content_type);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    req.body(body.into()).unwrap()
+}
+
+async fn json_error(res: Response<Body>) -> (StatusCode, serde_json::Value) {
+    let status = res.status();
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "application/json",
+        "errors are JSON"
+    );
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn table_of_whip_errors() {
+    let app = app().await;
+    let obs = fixture("obs-emulated-1layer-offer.sdp");
+    let unsupported = obs
+        .replace("opus/48000/2", "G7221/16000")
+        .replace("H264/90000", "MP4V-ES/90000");
+    let huge = "a".repeat(64 * 1024 + 1);
+    let cases: Vec<(&str, Request<Body>, StatusCode, &str)> = vec![
+        (
+            "no token",
+            post("/whip/live", None, "application/sdp", obs.clone()),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "wrong token",
+            post(
+                "/whip/live",
+                Some("nope-nope-nope"),
+                "application/sdp",
+                obs.clone(),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "unknown stream",
+            post("/whip/other", Some(KEY), "application/sdp", obs.clone()),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "wrong content type",
+            post("/whip/live", Some(KEY), "text/plain", obs.clone()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "malformed sdp",
+            post("/whip/live", Some(KEY), "application/sdp", "v=0 nonsense"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "body over 64 KiB",
+            post("/whip/live", Some(KEY), "application/sdp", huge),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "unsupported codecs only",
+            post("/whip/live", Some(KEY), "application/sdp", unsupported),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "non-utf8 body",
+            post(
+                "/whip/live",
+                Some(KEY),
+                "application/sdp",
+                vec![0xffu8, 0xfe],
+            ),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ];
+    for (name, req, status, code) in cases {
+        let res = app.clone().oneshot(req).await.unwrap();
+        let (got, body) = json_error(res).await;
+        assert_eq!(got, status, "{name}: {body}");
+        assert_eq!(body["error"], code, "{name}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unsupported_codec_error_names_what_was_offered() {
+    let app = app().await;
+    let offer = fixture("obs-emulated-1layer-offer.sdp")
+        .replace("H264/90000", "MP4V-ES/90000")
+        .replace("opus/48000/2", "G7221/16000");
+    let res = app
+        .oneshot(post("/whip/live", Some(KEY), "application/sdp", offer))
+        .await
+        .unwrap();
+    let (_, body) = json_error(res).await;
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("MP4V-ES") && message.contains("G7221"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn whip_publish_answers_201_with_location_etag_link_and_cors() {
+    let app = app().await;
+    let res = app
+        .clone()
+        .oneshot(post(
+            "/whip/live",
+            Some(KEY),
+            "application/sdp",
+            fixture("obs-emulated-3layer-offer.sdp"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let h = res.headers().clone();
+    let location = h[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/whip/live/"), "{location}");
+    assert_eq!(h[header::CONTENT_TYPE], "application/sdp");
+    assert!(h.contains_key(header::ETAG));
+    assert_eq!(
+        h[header::LINK],
+        "<stun:stun.example.org:3478>; rel=\"ice-server\""
+    );
+    let exposed = h[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap();
+    for name in ["Location", "Link", "ETag"] {
+        assert!(exposed.contains(name), "{name} exposed");
+    }
+    let answer = String::from_utf8(
+        axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(answer.contains("a=simulcast:recv 0;1;2"), "{answer}");
+    assert!(
+        answer.contains("a=candidate:"),
+        "answer carries our candidate"
+    );
+
+    let patch = Request::patch(&location)
+        .header(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag")
+        .body(Body::from(
+            "a=ice-ufrag:ImHx\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n",
+        ))
+        .unwrap();
+    assert_eq!(
+        app.clone().oneshot(patch).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    let bad_patch = Request::patch(&location)
+        .header(header::CONTENT_TYPE, "application/sdp")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app.clone().oneshot(bad_patch).await.unwrap().status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+
+    let delete = || Request::delete(&location).body(Body::empty()).unwrap();
+    assert_eq!(
+        app.clone().oneshot(delete()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let (status, _) = json_error(app.clone().oneshot(delete()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a session ends once");
+}
+
+#[tokio::test]
+async fn options_preflight_allows_cross_origin_whip() {
+    let app = app().await;
+    let req = Request::options("/whip/live")
+        .header(header::ORIGIN, "https://studio.example")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .body(Body::empty())
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let h = res.headers();
+    assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert!(h[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap()
+        .contains("Authorization"));
+    assert!(h.contains_key(header::LINK));
+}
+
+#[tokio::test]
+async fn table_of_whep_outcomes() {
+    let app = app().await;
+    let cases: Vec<(&str, &str, StatusCode)> = vec![
+        ("unknown stream", "/whep/nosuch", StatusCode::NOT_FOUND),
+        (
+            "bad layer",
+            "/whep/live?layer=ultra",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "viewer before the broadcaster",
+            "/whep/live",
+            StatusCode::CREATED,
+        ),
+        ("low layer", "/whep/live?layer=low", StatusCode::CREATED),
+    ];
+    for (name, uri, status) in cases {
+        let res = app
+            .clone()
+            .oneshot(post(uri, None, "application/sdp", viewer_offer()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{name}");
+        if status == StatusCode::CREATED {
+            assert!(
+                res.headers()[header::LOCATION]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("/whep/live/"),
+                "{name}"
+            );
+        } else {
+            json_error(res).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_publish_offer_on_whep_is_refused() {
+    let app = app().await;
+    let res = app
+        .oneshot(post(
+            "/whep/live",
+            None,
+            "application/sdp",
+            fixture("obs-emulated-1layer-offer.sdp"),
+        ))
+        .await
+        .unwrap();
+    let (status, _) = json_error(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn metrics_and_health_answer() {
+    let app = app().await;
+    let res = app
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("relaycast_drops_total{reason=\"unknown_peer\"}"),
+        "{text}"
+    );
+    let res = app
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}

@@ -1,0 +1,213 @@
+//! WHIP (RFC 9725) ingest and WHEP egress over HTTP.
+//!
+//! - `POST /whip/{stream}` with `Authorization: Bearer <stream key>` and an
+//!   `application/sdp` offer → `201 Created`, an absolute-path `Location`
+//!   (`/whip/{stream}/{session}`), the answer, an `ETag` and `Link` headers
+//!   for configured STUN/TURN servers.
+//! - `POST /whep/{stream}[?layer=high|medium|low|auto]` → the same for a
+//!   viewer. A viewer of a configured stream may connect before the
+//!   broadcaster starts: it receives media as soon as a publisher does.
+//!   Only a stream that no key configures is unknown (404).
+//! - `DELETE` on the resource ends the session (200); `PATCH` with
+//!   `application/trickle-ice-sdpfrag` is accepted (204): the server is
+//!   ICE-lite and learns peers from their STUN checks, so trickled
+//!   candidates need no action.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use relaycast_sfu::{BroadcastName, LayerChoice, SessionId, SessionInfo};
+use serde::Deserialize;
+
+use crate::auth::require_bearer;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Offers are a few KiB; anything near this is not an offer.
+pub const MAX_BODY: usize = 64 * 1024;
+const SDP: &str = "application/sdp";
+const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+
+#[derive(Deserialize)]
+pub struct WhepQuery {
+    layer: Option<String>,
+}
+
+fn known_stream(state: &AppState, stream: &str) -> Result<BroadcastName, ApiError> {
+    if state.settings().stream_keys.contains_key(stream) {
+        Ok(BroadcastName::new(stream))
+    } else {
+        Err(ApiError::NotFound(format!("no stream named {stream:?}")))
+    }
+}
+
+fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = given.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type must be {expected}, got {given:?}"
+        )))
+    }
+}
+
+async fn read_text(body: Body) -> Result<String, ApiError> {
+    let bytes = to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY))?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))
+}
+
+fn link_headers(state: &AppState, headers: &mut HeaderMap) {
+    for url in &state.settings().ice_servers {
+        if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"ice-server\"")) {
+            headers.append(header::LINK, v);
+        }
+    }
+}
+
+fn created(state: &AppState, kind: &str, stream: &str, info: SessionInfo) -> Response {
+    let mut response = (StatusCode::CREATED, info.answer).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
+    let location = format!("/{kind}/{stream}/{}", info.id);
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("stream names and hex ids are header-safe"),
+    );
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", info.ice_ufrag)) {
+        h.insert(header::ETAG, etag);
+    }
+    h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+    link_headers(state, h);
+    response
+}
+
+pub async fn whip_post(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let name = known_stream(&state, &stream)?;
+    require_bearer(&headers, &state.settings().stream_keys[&stream])?;
+    require_content_type(&headers, SDP)?;
+    let offer = read_text(body).await?;
+    let info = state.media().publish(name, &offer).await?;
+    if let Err(e) = state
+        .store()
+        .session_started(&stream, &info.id.to_string())
+        .await
+    {
+        tracing::warn!(error = %e, "could not record the session start");
+    }
+    tracing::info!(broadcast = %stream, session = %info.id, "publisher session created");
+    Ok(created(&state, "whip", &stream, info))
+}
+
+pub async fn whep_post(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    Query(query): Query<WhepQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let name = known_stream(&state, &stream)?;
+    let choice = match query.layer.as_deref() {
+        None => LayerChoice::Auto,
+        Some(s) => s.parse::<LayerChoice>().map_err(ApiError::BadRequest)?,
+    };
+    require_content_type(&headers, SDP)?;
+    let offer = read_text(body).await?;
+    let info = state.media().view(name, &offer, choice).await?;
+    Ok(created(&state, "whep", &stream, info))
+}
+
+fn session_id(s: &str) -> Result<SessionId, ApiError> {
+    SessionId::parse(s).ok_or_else(|| ApiError::NotFound("no such session".into()))
+}
+
+pub async fn whip_delete(
+    State(state): State<AppState>,
+    Path((stream, session)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id = session_id(&session)?;
+    state.media().end(id, BroadcastName::new(&stream)).await?;
+    if let Err(e) = state.store().session_ended(&session).await {
+        tracing::warn!(error = %e, "could not record the session end");
+    }
+    tracing::info!(broadcast = %stream, session = %id, "publisher session ended by DELETE");
+    Ok(StatusCode::OK)
+}
+
+pub async fn whep_delete(
+    State(state): State<AppState>,
+    Path((stream, session)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id = session_id(&session)?;
+    state.media().end(id, BroadcastName::new(&stream)).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn patch(
+    state: AppState,
+    stream: String,
+    session: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let id = session_id(&session)?;
+    require_content_type(&headers, SDPFRAG)?;
+    let _fragment = read_text(body).await?;
+    if !state
+        .media()
+        .exists(id, BroadcastName::new(&stream))
+        .await?
+    {
+        return Err(ApiError::NotFound("no such session".into()));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn whip_patch(
+    State(state): State<AppState>,
+    Path((stream, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    patch(state, stream, session, headers, body).await
+}
+
+pub async fn whep_patch(
+    State(state): State<AppState>,
+    Path((stream, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    patch(state, stream, session, headers, body).await
+}
+
+/// `OPTIONS` on an endpoint: CORS preflight, and the ICE servers (RFC 9725
+/// lets a client learn them before it creates its offer).
+pub async fn options_post(State(state): State<AppState>) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    h.insert("accept-post", HeaderValue::from_static(SDP));
+    link_headers(&state, h);
+    response
+}
+
+pub async fn options_resource() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+    response
+}

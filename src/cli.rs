@@ -1,0 +1,110 @@
+//! Command-line flags and their `RELAYCAST_*` environment twins. Each flag is
+//! optional so that an unset flag leaves the config file's value in place.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Parser;
+
+use crate::config::Config;
+
+/// relaycast: WHIP in, simulcast SFU, WHEP out.
+#[derive(Debug, Parser)]
+#[command(name = "relaycast", version, about)]
+pub struct Cli {
+    /// TOML config file (keys as in `Config`, e.g. `http_addr = "0.0.0.0:8080"`).
+    #[arg(long, env = "RELAYCAST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "RELAYCAST_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// The one UDP port all WebRTC media uses [default: 8189].
+    #[arg(long, env = "RELAYCAST_UDP_PORT")]
+    pub udp_port: Option<u16>,
+    /// Address put in ICE candidates [default: detected].
+    #[arg(long, env = "RELAYCAST_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+    /// Directory for the database and generated secrets [default: ./data].
+    #[arg(long, env = "RELAYCAST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// NAME=SECRET: a stream and the bearer token its broadcaster uses (repeatable).
+    #[arg(
+        long = "stream-key",
+        env = "RELAYCAST_STREAM_KEY",
+        value_delimiter = ','
+    )]
+    pub stream_keys: Vec<String>,
+    /// STUN/TURN URL announced in WHIP/WHEP `Link` headers (repeatable).
+    #[arg(
+        long = "ice-server",
+        env = "RELAYCAST_ICE_SERVER",
+        value_delimiter = ','
+    )]
+    pub ice_servers: Vec<String>,
+}
+
+impl Cli {
+    /// Applies defaults → file → env/flags, then validates.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = self.http_addr {
+            config.http_addr = v;
+        }
+        if let Some(v) = self.udp_port {
+            config.udp_port = v;
+        }
+        if let Some(v) = self.public_ip {
+            config.public_ip = Some(v);
+        }
+        if let Some(v) = self.data_dir {
+            config.data_dir = v;
+        }
+        for pair in self.stream_keys {
+            let Some((name, secret)) = pair.split_once('=') else {
+                bail!("--stream-key expects NAME=SECRET, got {:?}", redact(&pair));
+            };
+            config
+                .stream_keys
+                .insert(name.to_owned(), secret.to_owned());
+        }
+        config.ice_servers.extend(self.ice_servers);
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Secrets never reach logs or error messages whole.
+fn redact(s: &str) -> String {
+    let prefix: String = s.chars().take(3).collect();
+    format!("{prefix}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_defaults() {
+        let cli = Cli::parse_from([
+            "relaycast",
+            "--udp-port",
+            "9000",
+            "--stream-key",
+            "news=supersecret1",
+        ]);
+        let config = cli.into_config().unwrap();
+        assert_eq!(config.udp_port, 9000);
+        assert_eq!(config.stream_keys["news"], "supersecret1");
+    }
+
+    #[test]
+    fn stream_key_without_equals_is_an_error_that_hides_the_secret() {
+        let cli = Cli::parse_from(["relaycast", "--stream-key", "verysecretvalue"]);
+        let err = cli.into_config().unwrap_err().to_string();
+        assert!(!err.contains("verysecretvalue"), "{err}");
+    }
+}

@@ -1,0 +1,130 @@
+//! Server configuration: one struct, merged from defaults → `relaycast.toml` →
+//! `RELAYCAST_*` environment → command-line flags (clap does the last two).
+//!
+//! Invariant: a `Config` that left [`Config::validate`] is usable as is; the
+//! server never re-reads files or environment after start.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the HTTP API (WHIP, WHEP, pages) listens.
+    pub http_addr: SocketAddr,
+    /// The single UDP port all WebRTC peers share (0 = any free port).
+    pub udp_port: u16,
+    /// The address put in our ICE candidates; `None` = detect.
+    pub public_ip: Option<IpAddr>,
+    /// Where the SQLite database and generated secrets live.
+    pub data_dir: PathBuf,
+    /// Stream name → bearer secret a broadcaster must present.
+    pub stream_keys: BTreeMap<String, String>,
+    /// STUN/TURN URLs announced to WHIP/WHEP clients in `Link` headers.
+    pub ice_servers: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            udp_port: 8189,
+            public_ip: None,
+            data_dir: PathBuf::from("data"),
+            stream_keys: BTreeMap::new(),
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML config file; unknown keys are an error so typos surface.
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// Fails fast with a message naming the bad setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (name, secret) in &self.stream_keys {
+            if !is_valid_stream_name(name) {
+                bail!("stream name {name:?} must be 1-64 characters of a-z, A-Z, 0-9, '-' or '_'");
+            }
+            if secret.len() < 8 {
+                bail!("the stream key for {name:?} is too short: use at least 8 characters");
+            }
+        }
+        for url in &self.ice_servers {
+            if !(url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:"))
+            {
+                bail!("ice server {url:?} must start with stun:, turn: or turns:");
+            }
+        }
+        Ok(())
+    }
+
+    /// The address written into ICE candidates: configured, else the first
+    /// non-loopback interface address, else loopback.
+    pub fn candidate_ip(&self) -> IpAddr {
+        if let Some(ip) = self.public_ip {
+            return ip;
+        }
+        if self.http_addr.ip().is_loopback() {
+            // A server that only listens on loopback is a local setup: peers
+            // on this machine reach loopback for certain.
+            return IpAddr::V4(Ipv4Addr::LOCALHOST);
+        }
+        detect_interface_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+}
+
+/// Stream names appear in URLs and logs: keep them to a safe alphabet.
+pub fn is_valid_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The local address the kernel would use to reach a public address; no
+/// packet is sent (UDP connect only picks a route).
+fn detect_interface_ip() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_config_keys_are_rejected() {
+        let err = toml::from_str::<Config>("http_adr = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn short_stream_keys_fail_validation() {
+        let mut config = Config::default();
+        config.stream_keys.insert("live".into(), "short".into());
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn stream_names_outside_the_safe_alphabet_fail_validation() {
+        let mut config = Config::default();
+        config
+            .stream_keys
+            .insert("a/b".into(), "longenoughsecret".into());
+        assert!(config.validate().is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! The `relaycast` server as a library: [`start`] wires the media plane
+//! (`relaycast-sfu`), the HTTP control plane (`relaycast-signaling`) and the
+//! embedded web client into one running [`Server`]. `main.rs` only parses the
+//! command line; end-to-end tests call [`start`] directly on loopback.
+
+pub mod cli;
+pub mod config;
+mod stream_key;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+/// A running server. Dropping it does not stop it; call [`Server::shutdown`].
+pub struct Server {
+    /// The bound HTTP address (useful when the config asked for port 0).
+    pub http_addr: SocketAddr,
+    /// The bound UDP media address.
+    pub udp_addr: SocketAddr,
+    /// Stream keys in force, including a generated one.
+    pub stream_keys: std::collections::BTreeMap<String, String>,
+    stop: oneshot::Sender<()>,
+    http: JoinHandle<()>,
+    media: relaycast_sfu::SfuHandle,
+}
+
+/// Starts the media worker and the HTTP server.
+pub async fn start(mut config: Config) -> anyhow::Result<Server> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    if config.stream_keys.is_empty() {
+        let secret = stream_key::load_or_generate(&config.data_dir)?;
+        config.stream_keys.insert("live".to_owned(), secret);
+    }
+
+    let candidate_ip = config.candidate_ip();
+    let media = relaycast_sfu::SfuHandle::start(relaycast_sfu::MediaConfig {
+        udp_bind: SocketAddr::new(bind_ip_for(candidate_ip), config.udp_port),
+        candidate_ip,
+    })
+    .context("starting the media worker")?;
+    let udp_addr = media.udp_addr();
+
+    let store = relaycast_signaling::Store::open_sqlite(&config.data_dir.join("relaycast.db"))
+        .await
+        .context("opening the SQLite database")?;
+    let state = relaycast_signaling::AppState::new(
+        media.clone(),
+        store,
+        relaycast_signaling::Settings {
+            stream_keys: config.stream_keys.clone(),
+            ice_servers: config.ice_servers.clone(),
+        },
+    );
+    let app = relaycast_signaling::router(state).merge(relaycast_web_client::router());
+
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let http = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    Ok(Server {
+        http_addr,
+        udp_addr,
+        stream_keys: config.stream_keys,
+        stop,
+        http,
+        media,
+    })
+}
+
+/// Bind the media socket where its candidate can be reached: loopback-only
+/// setups stay on loopback; anything else listens on every interface.
+fn bind_ip_for(candidate: std::net::IpAddr) -> std::net::IpAddr {
+    if candidate.is_loopback() {
+        candidate
+    } else if candidate.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    }
+}
+
+impl Server {
+    /// The media plane, for tests and metrics.
+    pub fn media(&self) -> &relaycast_sfu::SfuHandle {
+        &self.media
+    }
+
+    /// Stops accepting HTTP, ends every session and joins the media worker.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.http.await;
+        self.media.shutdown().await;
+    }
+}

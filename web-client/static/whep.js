@@ -1,0 +1,24 @@
+// A standard WHEP client: one recvonly offer with all candidates, POSTed
+// once (non-trickle), as third-party WHEP players do.
+export async function watch(url, video) {
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver('audio', { direction: 'recvonly' });
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  const stream = new MediaStream();
+  pc.ontrack = (e) => { stream.addTrack(e.track); video.srcObject = stream; };
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+    setTimeout(resolve, 1000);
+  });
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+  if (res.status !== 201) {
+    pc.close();
+    const body = await res.json().catch(() => ({}));
+    throw new Error(body.message || `WHEP POST failed: ${res.status}`);
+  }
+  const resource = new URL(res.headers.get('Location'), url).toString();
+  await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+  return { pc, stop: async () => { pc.close(); await fetch(resource, { method: 'DELETE' }).catch(() => {}); } };
+}
