@@ -14,6 +14,8 @@ pub enum DropReason {
     NotSelected,
     /// Older than the viewer's switch point; sending it would rewind.
     BeforeSwitch,
+    /// Already forwarded (served from the GopCache, then arrived live).
+    Duplicate,
     /// A datagram from an address and ufrag no session knows.
     UnknownPeer,
     /// A datagram that is not STUN, DTLS, RTP or RTCP, or that str0m refused.
@@ -25,10 +27,11 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::WaitingKeyframe,
         DropReason::NotSelected,
         DropReason::BeforeSwitch,
+        DropReason::Duplicate,
         DropReason::UnknownPeer,
         DropReason::Malformed,
         DropReason::UnknownTrack,
@@ -40,6 +43,7 @@ impl DropReason {
             DropReason::WaitingKeyframe => "waiting_keyframe",
             DropReason::NotSelected => "not_selected",
             DropReason::BeforeSwitch => "before_switch",
+            DropReason::Duplicate => "duplicate",
             DropReason::UnknownPeer => "unknown_peer",
             DropReason::Malformed => "malformed",
             DropReason::UnknownTrack => "unknown_track",

@@ -79,6 +79,9 @@ pub struct Forwarder {
     target: Option<SourceKey>,
     /// Incoming extended seq of the first packet of the current source.
     switch_seq: u64,
+    /// Highest incoming seq forwarded from the current source: a packet
+    /// seen twice (GopCache replay, then live) is sent once.
+    highest_in: u64,
     offsets: Offsets,
     last: Option<Last>,
     first_seq: u64,
@@ -95,6 +98,7 @@ impl Forwarder {
             current: None,
             target: None,
             switch_seq: 0,
+            highest_in: 0,
             offsets: Offsets::default(),
             last: None,
             first_seq: u64::from(first_seq),
@@ -166,6 +170,10 @@ impl Forwarder {
         if pkt.seq < self.switch_seq {
             return Err(DropReason::BeforeSwitch);
         }
+        if !switched && pkt.seq == self.highest_in {
+            return Err(DropReason::Duplicate);
+        }
+        self.highest_in = self.highest_in.max(pkt.seq);
         let seq = pkt.seq.wrapping_add(self.offsets.seq);
         let ts = pkt.ts.wrapping_add(self.offsets.ts);
         let mut vp8_patch = None;
@@ -235,6 +243,7 @@ impl Forwarder {
         }
         self.current = Some(source);
         self.switch_seq = pkt.seq;
+        self.highest_in = pkt.seq;
         self.state = DownTrackState::Forwarding;
     }
 }
@@ -317,6 +326,7 @@ mod tests {
                 step(L0, 5004, 15000, false, 66, Ok((103, 15000))),
                 step(L0, 5003, 15000, false, 66, Ok((102, 15000))),
                 step(L0, 5000, 9000, false, 67, Err(DropReason::BeforeSwitch)),
+                step(L0, 5004, 15000, false, 68, Err(DropReason::Duplicate)),
                 step(L1, 7000, 1, true, 70, Err(DropReason::NotSelected)),
             ],
         );

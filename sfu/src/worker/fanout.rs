@@ -137,6 +137,7 @@ impl Worker {
         let mut layers_changed = false;
         let source = match track {
             TrackRef::Audio => {
+                layers_changed |= broadcast.audio_codec != Some(spec);
                 broadcast.audio_codec = Some(spec);
                 broadcast.audio_ssrc = Some(pkt.header.ssrc);
                 SourceKey {
@@ -187,6 +188,14 @@ impl Worker {
         };
 
         let is_video = matches!(track, TrackRef::Video { .. });
+        if layers_changed {
+            // Before forwarding: the packet that changed the layers may be
+            // the very keyframe a retargeted viewer needs to start on.
+            self.retarget_broadcast(&broadcast_name, now);
+        }
+        let Some(broadcast) = self.broadcasts.get_mut(&broadcast_name) else {
+            return;
+        };
         let viewers = std::mem::take(&mut broadcast.viewers);
         let mut wants_keyframe = false;
         for viewer in &viewers {
@@ -196,13 +205,8 @@ impl Worker {
         if let Some(b) = self.broadcasts.get_mut(&broadcast_name) {
             b.viewers = viewers;
         }
-        if let TrackRef::Video { layer } = track {
-            if wants_keyframe {
-                self.request_keyframe(publisher, layer, now);
-            }
-            if layers_changed {
-                self.retarget_broadcast(&broadcast_name, now);
-            }
+        if let (TrackRef::Video { layer }, true) = (track, wants_keyframe) {
+            self.request_keyframe(publisher, layer, now);
         }
     }
 
@@ -340,15 +344,17 @@ impl Worker {
         if video.forwarder.target() == target {
             return;
         }
-        let first_picture = video.forwarder.current().is_none();
+        // The cached GOP is served to a viewer with no picture yet, and to
+        // one moving to a new publisher session (nothing of it was seen).
+        // Within a session it is not: replaying would rewind the picture.
+        let current = video.forwarder.current();
+        let serve_cached = current.is_none_or(|c| target.is_some_and(|t| t.epoch != c.epoch));
         video.forwarder.set_target(target);
         let Some(target) = target else {
             return;
         };
         let layer = &broadcast.layers[usize::from(target.layer)];
-        // Only a viewer with no picture yet is served the cached GOP: for a
-        // viewer already watching, replaying it would rewind its picture.
-        if first_picture && !layer.gop.is_empty() {
+        if serve_cached && !layer.gop.is_empty() {
             let cached: Vec<SourcePacket> = layer.gop.packets().to_vec();
             self.metrics
                 .gop_cache_packets
