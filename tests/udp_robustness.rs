@@ -7,7 +7,9 @@ use std::time::Duration;
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     use std::hash::{BuildHasher, Hasher};
-    let n = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let n = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
     let dir = std::env::temp_dir().join(format!("relaycast-{tag}-{n:x}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -17,7 +19,10 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
 struct Lcg(u64);
 impl Lcg {
     fn byte(&mut self) -> u8 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) as u8
     }
     fn bytes(&mut self, n: usize) -> Vec<u8> {
@@ -47,7 +52,9 @@ async fn garbage_datagrams_are_dropped_counted_and_harmless() {
     config.udp_port = 0;
     config.public_ip = Some("127.0.0.1".parse().unwrap());
     config.data_dir = temp_dir("udp-garbage");
-    config.stream_keys.insert("live".into(), "testsecret123".into());
+    config
+        .stream_keys
+        .insert("live".into(), "testsecret123".into());
     let server = relaycast::start(config).await.unwrap();
     let target = server.udp_addr;
 
@@ -83,10 +90,16 @@ async fn garbage_datagrams_are_dropped_counted_and_harmless() {
 
     let metrics = server.media().metrics();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while metrics.drops(relaycast_sfu::DropReason::UnknownPeer) < sent && std::time::Instant::now() < deadline {
+    while metrics.drops(relaycast_sfu::DropReason::UnknownPeer) < sent
+        && std::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(metrics.drops(relaycast_sfu::DropReason::UnknownPeer), sent, "every stranger datagram is counted");
+    assert_eq!(
+        metrics.drops(relaycast_sfu::DropReason::UnknownPeer),
+        sent,
+        "every stranger datagram is counted"
+    );
 
     // The server still serves HTTP and the media worker still answers.
     let url = format!("http://{}/readyz", server.http_addr);

@@ -18,6 +18,10 @@ use crate::ids::{BroadcastName, SessionId};
 /// A layer counts as active while it sent within this long.
 pub const LAYER_ACTIVE_WITHIN: Duration = Duration::from_secs(1);
 
+/// How long after a publisher's first video packet viewers may wait for
+/// every announced layer to show its frame size before one is chosen.
+pub const LAYER_SETTLE: Duration = Duration::from_millis(1200);
+
 /// Simulcast allows at most four layers per track here.
 pub const MAX_LAYERS: usize = 4;
 
@@ -62,6 +66,10 @@ pub struct Broadcast {
     pub live_since: Option<SystemTime>,
     /// When the publisher last sent media, for the takeover rule.
     pub last_media: Option<Instant>,
+    /// Layers the publisher's offer announced (1 without simulcast).
+    pub expected_layers: usize,
+    /// When this epoch's first video packet arrived.
+    pub first_video: Option<Instant>,
 }
 
 impl Broadcast {
@@ -77,12 +85,16 @@ impl Broadcast {
             viewers: Vec::new(),
             live_since: None,
             last_media: None,
+            expected_layers: 1,
+            first_video: None,
         }
     }
 
     /// A new publisher session starts a new epoch with no layers yet.
-    pub fn start_epoch(&mut self, publisher: SessionId) {
+    pub fn start_epoch(&mut self, publisher: SessionId, expected_layers: usize) {
         self.publisher = Some(publisher);
+        self.expected_layers = expected_layers.clamp(1, MAX_LAYERS);
+        self.first_video = None;
         self.epoch = self.epoch.wrapping_add(1);
         self.layers.clear();
         self.video_codec = None;
@@ -124,9 +136,24 @@ impl Broadcast {
             .collect()
     }
 
+    /// Whether layers can be ranked: every announced layer has shown its
+    /// frame size, or long enough has passed for bitrates to tell. Choosing
+    /// earlier would start a `low` viewer on whichever layer came first.
+    pub fn layers_settled(&self, now: Instant) -> bool {
+        let all_sized = self.layers.len() >= self.expected_layers
+            && self.layers.iter().all(|l| l.dimensions.is_some());
+        all_sized
+            || self
+                .first_video
+                .is_some_and(|t| now.saturating_duration_since(t) >= LAYER_SETTLE)
+    }
+
     /// The video source a viewer with this choice should receive now.
     pub fn video_target(&self, choice: LayerChoice, now: Instant) -> Option<SourceKey> {
         self.publisher?;
+        if !self.layers_settled(now) {
+            return None;
+        }
         let layer = layers::choose(choice, &self.measures(now))?;
         Some(SourceKey {
             epoch: self.epoch,

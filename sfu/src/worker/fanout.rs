@@ -156,6 +156,9 @@ impl Worker {
                 {
                     broadcast.video_codec = Some((codec, spec));
                 }
+                if broadcast.first_video.is_none() {
+                    broadcast.first_video = Some(now);
+                }
                 while broadcast.layers.len() <= usize::from(layer) {
                     broadcast.layers.push(LayerIn::new(pkt.header.ssrc));
                     layers_changed = true;

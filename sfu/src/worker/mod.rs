@@ -277,7 +277,12 @@ impl Worker {
             .broadcasts
             .get_mut(&name)
             .expect("inserted above; end_session keeps broadcasts with viewers or creates none");
-        broadcast.start_epoch(id);
+        let expected_layers = peer
+            .media
+            .iter()
+            .find(|m| m.kind == str0m::media::MediaKind::Video)
+            .map_or(1, |m| m.rids.len().max(1));
+        broadcast.start_epoch(id, expected_layers);
         let audio_target = broadcast.audio_target();
         let viewers = broadcast.viewers.clone();
         self.insert_session(
