@@ -47,11 +47,13 @@ fn stun_binding_request(username: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_datagrams_are_dropped_counted_and_harmless() {
-    let mut config = relaycast::Config::default();
-    config.http_addr = "127.0.0.1:0".parse().unwrap();
-    config.udp_port = 0;
-    config.public_ip = Some("127.0.0.1".parse().unwrap());
-    config.data_dir = temp_dir("udp-garbage");
+    let mut config = relaycast::Config {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        udp_port: 0,
+        public_ip: Some("127.0.0.1".parse().unwrap()),
+        data_dir: temp_dir("udp-garbage"),
+        ..Default::default()
+    };
     config
         .stream_keys
         .insert("live".into(), "testsecret123".into());

@@ -1,0 +1,157 @@
+//! The server fixture: a relaycast instance on 127.0.0.1 with ephemeral
+//! ports and a throwaway data dir, the loopback-only HTTP client, and the
+//! WHIP/WHEP POST of an SDP offer.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, ensure, Context};
+use tokio::time::timeout;
+
+pub const STREAM: &str = "live";
+pub const STREAM_KEY: &str = "testsecret123";
+
+pub struct TestServer {
+    server: relaycast::Server,
+    pub base: String,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> anyhow::Result<TestServer> {
+        let dir = TempDir::new()?;
+        let mut config = relaycast::Config {
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            udp_port: 0,
+            public_ip: Some("127.0.0.1".parse().unwrap()),
+            data_dir: dir.0.clone(),
+            ..Default::default()
+        };
+        config.stream_keys.insert(STREAM.into(), STREAM_KEY.into());
+        let server = relaycast::start(config)
+            .await
+            .context("starting relaycast")?;
+        let base = format!("http://{}", server.http_addr);
+        Ok(TestServer {
+            server,
+            base,
+            _dir: dir,
+        })
+    }
+
+    pub async fn stop(self) {
+        if timeout(Duration::from_secs(10), self.server.shutdown())
+            .await
+            .is_err()
+        {
+            panic!("server shutdown took more than 10 s");
+        }
+    }
+}
+
+/// A unique directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> anyhow::Result<TempDir> {
+        let path = std::env::temp_dir().join(format!(
+            "relaycast-live-path-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(TempDir(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy() // loopback only, whatever the environment says
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("building the HTTP client")
+}
+
+/// What came back from a POST of an SDP offer.
+#[derive(Debug)]
+pub struct PostResponse {
+    pub status: reqwest::StatusCode,
+    pub location: Option<String>,
+    pub content_type: Option<String>,
+    pub body: String,
+}
+
+/// POSTs an SDP offer and returns the response, whatever its status.
+pub async fn post_sdp(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    bearer: Option<&str>,
+    offer: String,
+) -> anyhow::Result<PostResponse> {
+    let mut request = http
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/sdp")
+        .body(offer);
+    if let Some(token) = bearer {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("POST {path}"))?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (status, location, content_type) = (
+        response.status(),
+        header("Location"),
+        header("Content-Type"),
+    );
+    let body = response
+        .text()
+        .await
+        .with_context(|| format!("reading the answer of POST {path}"))?;
+    Ok(PostResponse {
+        status,
+        location,
+        content_type,
+        body,
+    })
+}
+
+/// POSTs an SDP offer; returns (absolute resource URL, answer SDP).
+pub async fn post_offer(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    bearer: Option<&str>,
+    offer: String,
+) -> anyhow::Result<(String, String)> {
+    let PostResponse {
+        status,
+        location,
+        body,
+        ..
+    } = post_sdp(http, base, path, bearer, offer).await?;
+    ensure!(
+        status.as_u16() == 201,
+        "POST {path}: expected 201 Created, got {status}: {body}"
+    );
+    let location = location.ok_or_else(|| anyhow!("POST {path}: 201 without a Location header"))?;
+    ensure!(
+        location.starts_with('/'),
+        "POST {path}: Location {location:?} is not an absolute path"
+    );
+    Ok((format!("{base}{location}"), body))
+}
