@@ -127,7 +127,7 @@ impl SfuHandle {
         self.call(|reply| Command::Publish {
             id,
             broadcast,
-            peer,
+            peer: Box::new(peer),
             reply,
         })
         .await??;
@@ -151,7 +151,7 @@ impl SfuHandle {
         self.call(|reply| Command::View {
             id,
             broadcast,
-            peer,
+            peer: Box::new(peer),
             choice,
             reply,
         })

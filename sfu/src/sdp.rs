@@ -62,7 +62,7 @@ fn negotiate(
         .accept_offer(offer)
         .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
     let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-    let media = offered_mids(&offer_text)
+    let media = offered_mids(offer_text)
         .filter_map(|mid| {
             let m = rtc.media(mid)?;
             // An m-line with no codec in common carries nothing we can use.

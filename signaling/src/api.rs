@@ -78,5 +78,40 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     state.media().metrics().render_prometheus(&mut out);
+    if let Some(seconds) = media_worker_cpu_seconds() {
+        out.push_str(&format!(
+            "# HELP relaycast_media_worker_cpu_seconds_total CPU time of the media worker thread\n\
+             # TYPE relaycast_media_worker_cpu_seconds_total counter\n\
+             relaycast_media_worker_cpu_seconds_total {seconds:.3}\n"
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// CPU seconds (user + system) of the `media-worker` thread, from procfs;
+/// `None` where procfs is absent. Divided by forwarded packets, this is the
+/// server's cost per packet.
+pub fn media_worker_cpu_seconds() -> Option<f64> {
+    // Linux reports thread times in USER_HZ ticks, 100 per second on every
+    // mainstream architecture.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let mut total = 0u64;
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = entry.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim() != "media-worker" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+        // Fields after the parenthesised command name: state is the first,
+        // utime the 12th and stime the 13th.
+        let after = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        total += utime + stime;
+        found = true;
+    }
+    found.then(|| total as f64 / TICKS_PER_SECOND)
 }

@@ -18,7 +18,7 @@ export async function watch(url, video) {
     const body = await res.json().catch(() => ({}));
     throw new Error(body.message || `WHEP POST failed: ${res.status}`);
   }
-  const resource = new URL(res.headers.get('Location'), url).toString();
+  const resource = new URL(res.headers.get('Location'), new URL(url, location.href)).toString();
   await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
   return { pc, stop: async () => { pc.close(); await fetch(resource, { method: 'DELETE' }).catch(() => {}); } };
 }

@@ -77,8 +77,9 @@ mod tests {
 
     #[test]
     fn table_of_cache_contents() {
-        // (packets pushed as (seq, keyframe_start), sequence numbers cached)
-        let cases: &[(&str, &[(u64, bool)], &[u64])] = &[
+        // (name, packets pushed as (seq, keyframe_start), sequence numbers cached)
+        type Case<'a> = (&'a str, &'a [(u64, bool)], &'a [u64]);
+        let cases: &[Case] = &[
             (
                 "nothing before the first keyframe",
                 &[(1, false), (2, false)],

@@ -45,13 +45,13 @@ pub(crate) enum Command {
     Publish {
         id: SessionId,
         broadcast: BroadcastName,
-        peer: NegotiatedPeer,
+        peer: Box<NegotiatedPeer>,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
     View {
         id: SessionId,
         broadcast: BroadcastName,
-        peer: NegotiatedPeer,
+        peer: Box<NegotiatedPeer>,
         choice: LayerChoice,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
@@ -258,7 +258,7 @@ impl Worker {
         &mut self,
         id: SessionId,
         name: BroadcastName,
-        peer: NegotiatedPeer,
+        peer: Box<NegotiatedPeer>,
         now: Instant,
     ) -> Result<(), MediaError> {
         let broadcast = self
@@ -313,7 +313,7 @@ impl Worker {
         &mut self,
         id: SessionId,
         name: BroadcastName,
-        peer: NegotiatedPeer,
+        peer: Box<NegotiatedPeer>,
         choice: LayerChoice,
         now: Instant,
     ) {

@@ -1,0 +1,66 @@
+// A standard WHIP client (RFC 9725): one offer with all candidates, POSTed
+// once with the stream key as bearer token; DELETE on stop.
+export async function publish(url, token, stream, { simulcast = true } = {}) {
+  const pc = new RTCPeerConnection();
+  const [audio] = stream.getAudioTracks();
+  const [video] = stream.getVideoTracks();
+  if (audio) pc.addTransceiver(audio, { direction: 'sendonly' });
+  if (video) {
+    // Smallest first; the server ranks layers by the frame size it
+    // measures, so the order is only our choice.
+    const sendEncodings = simulcast
+      ? [
+          { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 200_000 },
+          { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 700_000 },
+          { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 2_500_000 },
+        ]
+      : [{ maxBitrate: 2_500_000 }];
+    pc.addTransceiver(video, { direction: 'sendonly', sendEncodings });
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+    setTimeout(resolve, 1000);
+  });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+    body: pc.localDescription.sdp,
+  });
+  if (res.status !== 201) {
+    pc.close();
+    const body = await res.json().catch(() => ({}));
+    throw new Error(body.message || `WHIP POST failed: ${res.status}`);
+  }
+  const resource = new URL(res.headers.get('Location'), new URL(url, location.href)).toString();
+  await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+  return {
+    pc,
+    stop: async () => {
+      pc.close();
+      await fetch(resource, { method: 'DELETE', headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
+    },
+  };
+}
+
+// Per-layer outgoing bitrate (kbit/s) and frame size, from two getStats()
+// samples.
+export function layerMeter(pc) {
+  let last = new Map();
+  return async () => {
+    const stats = await pc.getStats();
+    const now = new Map();
+    const layers = [];
+    stats.forEach((s) => {
+      if (s.type !== 'outbound-rtp' || s.kind !== 'video') return;
+      const key = s.rid || s.ssrc;
+      now.set(key, { bytes: s.bytesSent, t: s.timestamp });
+      const prev = last.get(key);
+      const kbps = prev ? ((s.bytesSent - prev.bytes) * 8) / (s.timestamp - prev.t) : 0;
+      layers.push({ rid: s.rid || '-', kbps: Math.round(kbps), width: s.frameWidth || 0, height: s.frameHeight || 0 });
+    });
+    last = now;
+    return layers.sort((a, b) => b.width - a.width);
+  };
+}

@@ -1,0 +1,108 @@
+// Shared harness for the browser tests: start a relaycast server on free
+// loopback ports, launch Debian's Chromium with fake media devices, and read
+// WebRTC stats from pages. Every wait is bounded.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repo = join(here, '..', '..');
+const targetDir = process.env.CARGO_TARGET_DIR || join(repo, 'target');
+export const serverBinary = process.env.RELAYCAST_BIN || join(targetDir, 'debug', 'relaycast');
+export const screenshotDir = join(targetDir, 'screenshots');
+mkdirSync(screenshotDir, { recursive: true });
+
+export const STREAM_KEY = 'browser-test-key-1234';
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export async function startServer() {
+  const httpPort = await freePort();
+  const udpPort = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'relaycast-browser-'));
+  const proc = spawn(serverBinary, [
+    '--http-addr', `127.0.0.1:${httpPort}`,
+    '--udp-port', String(udpPort),
+    '--public-ip', '127.0.0.1',
+    '--data-dir', dataDir,
+    '--stream-key', `live=${STREAM_KEY}`,
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const base = `http://127.0.0.1:${httpPort}`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${base}/readyz`);
+      if (res.ok) break;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`server did not start:\n${log}`);
+    await sleep(100);
+  }
+  return {
+    base,
+    log: () => log,
+    stop: async () => {
+      proc.kill('SIGINT');
+      await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(5000)]);
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+    },
+  };
+}
+
+export async function launchBrowser() {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'relaycast-chromium-'));
+  // A persistent context is how Playwright takes a fresh --user-data-dir.
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/// Polls `fn` until it returns a truthy value or `ms` pass.
+export async function waitFor(what, fn, ms = 10_000, every = 100) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+/// Inbound video stats of the page's viewer PeerConnection.
+export async function inboundVideo(page) {
+  return page.evaluate(async () => {
+    const pc = window.relaycastViewer;
+    if (!pc) return null;
+    let out = null;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        out = { framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, packetsLost: s.packetsLost || 0 };
+      }
+    });
+    return out;
+  });
+}
