@@ -16,6 +16,8 @@ pub enum DropReason {
     BeforeSwitch,
     /// Already forwarded (served from the GopCache, then arrived live).
     Duplicate,
+    /// Queued behind a GOP replay (not a loss; sent when the replay gets there).
+    Deferred,
     /// A datagram from an address and ufrag no session knows.
     UnknownPeer,
     /// A datagram that is not STUN, DTLS, RTP or RTCP, or that str0m refused.
@@ -24,18 +26,25 @@ pub enum DropReason {
     UnknownTrack,
     /// The viewer did not negotiate the publisher's codec.
     CodecMismatch,
+    /// The worker's send queue was full (a socket that stopped draining).
+    SendQueueFull,
+    /// The kernel refused the datagram (e.g. an unreachable peer).
+    SendFailed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::WaitingKeyframe,
         DropReason::NotSelected,
         DropReason::BeforeSwitch,
         DropReason::Duplicate,
+        DropReason::Deferred,
         DropReason::UnknownPeer,
         DropReason::Malformed,
         DropReason::UnknownTrack,
         DropReason::CodecMismatch,
+        DropReason::SendQueueFull,
+        DropReason::SendFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,10 +53,13 @@ impl DropReason {
             DropReason::NotSelected => "not_selected",
             DropReason::BeforeSwitch => "before_switch",
             DropReason::Duplicate => "duplicate",
+            DropReason::Deferred => "deferred",
             DropReason::UnknownPeer => "unknown_peer",
             DropReason::Malformed => "malformed",
             DropReason::UnknownTrack => "unknown_track",
             DropReason::CodecMismatch => "codec_mismatch",
+            DropReason::SendQueueFull => "send_queue_full",
+            DropReason::SendFailed => "send_failed",
         }
     }
 }

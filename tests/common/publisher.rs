@@ -150,7 +150,7 @@ impl MediaTrack {
     }
 }
 
-fn vp8_capability() -> RTCRtpCodecCapability {
+pub fn vp8_capability() -> RTCRtpCodecCapability {
     RTCRtpCodecCapability {
         mime_type: MIME_TYPE_VP8.to_owned(),
         clock_rate: 90_000,
@@ -177,7 +177,7 @@ fn vp8_capability() -> RTCRtpCodecCapability {
     }
 }
 
-fn opus_capability() -> RTCRtpCodecCapability {
+pub fn opus_capability() -> RTCRtpCodecCapability {
     RTCRtpCodecCapability {
         mime_type: MIME_TYPE_OPUS.to_owned(),
         clock_rate: 48_000,

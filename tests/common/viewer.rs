@@ -14,7 +14,9 @@ use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpHeaderExtensionCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RTPCodecType,
+};
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::track::track_remote::TrackRemote;
@@ -26,6 +28,7 @@ use super::server::{http_client, post_offer, TestServer, STREAM};
 #[derive(Clone, Copy, Debug)]
 pub enum Layer {
     Auto,
+    High,
     Low,
 }
 
@@ -33,6 +36,7 @@ impl Layer {
     pub fn query(self) -> &'static str {
         match self {
             Layer::Auto => "",
+            Layer::High => "?layer=high",
             Layer::Low => "?layer=low",
         }
     }
@@ -92,8 +96,28 @@ pub struct JoinLatency {
 impl Viewer {
     /// WHEP: recvonly audio + video, full offer after gathering, POST, answer.
     pub async fn join(server: &TestServer, layer: Layer) -> anyhow::Result<Viewer> {
+        // VP8 without RTX: webrtc-rs 0.14 reads RTX repair streams and
+        // discards them, so with RTX negotiated a lost packet could never
+        // be recovered. Without it the server retransmits on the media SSRC,
+        // which is what these viewers' NACKs can use.
         let mut media = MediaEngine::default();
-        media.register_default_codecs()?;
+        for (capability, payload_type, kind) in [
+            (super::publisher::vp8_capability(), 96, RTPCodecType::Video),
+            (
+                super::publisher::opus_capability(),
+                111,
+                RTPCodecType::Audio,
+            ),
+        ] {
+            media.register_codec(
+                RTCRtpCodecParameters {
+                    capability,
+                    payload_type,
+                    ..Default::default()
+                },
+                kind,
+            )?;
+        }
         for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
             media.register_header_extension(
                 RTCRtpHeaderExtensionCapability {

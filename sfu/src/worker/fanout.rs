@@ -12,6 +12,7 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::rtp::{RtpPacket, RtpWrite};
 
 use super::broadcast::{LayerIn, MAX_LAYERS};
+use super::replay::Replay;
 use super::session::{drain, viewer_pt, Io, Role, TrackRef};
 use super::Worker;
 use crate::core::keyframe::{self, VideoCodec};
@@ -202,8 +203,15 @@ impl Worker {
         let viewers = std::mem::take(&mut broadcast.viewers);
         let mut wants_keyframe = false;
         for viewer in &viewers {
-            wants_keyframe |= self.forward_to(*viewer, is_video, source, &source_packet, now)
-                == Some(DropReason::WaitingKeyframe);
+            match self.forward_to(*viewer, is_video, source, &source_packet, now, false) {
+                Some(DropReason::WaitingKeyframe) => wants_keyframe = true,
+                Some(DropReason::Deferred) => {
+                    if let Some(replay) = self.replays.iter_mut().find(|r| r.viewer == *viewer) {
+                        replay.push(source_packet.clone());
+                    }
+                }
+                _ => {}
+            }
         }
         if let Some(b) = self.broadcasts.get_mut(&broadcast_name) {
             b.viewers = viewers;
@@ -222,6 +230,7 @@ impl Worker {
         source: SourceKey,
         pkt: &SourcePacket,
         now: Instant,
+        from_replay: bool,
     ) -> Option<DropReason> {
         let broadcast_epoch = source.epoch;
         let session = self.sessions.get_mut(&viewer)?;
@@ -239,6 +248,17 @@ impl Worker {
         if !track.forwarder.wants(source) {
             return None;
         }
+        // While a GOP is replayed, live packets queue behind it: the viewer
+        // then receives in sequence order and never NACKs packets that are
+        // merely not yet replayed.
+        if is_video && state.replaying && !from_replay {
+            return Some(DropReason::Deferred);
+        }
+        let track = if is_video {
+            state.video.as_mut()?
+        } else {
+            state.audio.as_mut()?
+        };
         if track.pt_epoch != Some(broadcast_epoch) {
             return Some(DropReason::CodecMismatch);
         }
@@ -254,9 +274,10 @@ impl Worker {
             }
         };
         let mid = track.mid;
-        let io = Io {
+        let mut io = Io {
             socket: &self.socket,
             metrics: &self.metrics,
+            queue: &mut self.send_queue,
         };
         let events = &mut self.events;
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -278,7 +299,7 @@ impl Worker {
                 write = write.vp8_patch(patch);
             }
             stream.write_rtp(write);
-            drain(&mut session.rtc, &io, events).map(Some)
+            drain(&mut session.rtc, &mut io, events).map(Some)
         }));
         match result {
             Ok(Ok(Some(timeout))) => {
@@ -362,15 +383,53 @@ impl Worker {
             self.metrics
                 .gop_cache_packets
                 .fetch_add(cached.len() as u64, Relaxed);
-            for pkt in &cached {
-                self.forward_to(viewer, true, target, pkt, now);
+            let replay = Replay::new(viewer, target, cached, layer.meter.bps(), now);
+            self.replays.retain(|r| r.viewer != viewer);
+            if let Some(Role::Viewer(v)) = self.sessions.get_mut(&viewer).map(|s| &mut s.role) {
+                v.replaying = true;
             }
+            self.replays.push(replay);
+            self.advance_replays(now);
         } else {
             let publisher = broadcast.publisher;
             if let Some(publisher) = publisher {
                 self.request_keyframe(publisher, target.layer, now);
             }
         }
+    }
+
+    /// Sends what each paced GOP replay may send now; drops finished ones
+    /// and those whose viewer left or moved to another source.
+    pub(super) fn advance_replays(&mut self, now: Instant) {
+        let mut replays = std::mem::take(&mut self.replays);
+        replays.retain_mut(|replay| {
+            let wanted = self
+                .sessions
+                .get(&replay.viewer)
+                .is_some_and(|s| match &s.role {
+                    Role::Viewer(v) => v
+                        .video
+                        .as_ref()
+                        .is_some_and(|t| t.forwarder.wants(replay.source)),
+                    Role::Publisher(_) => false,
+                });
+            let (viewer, source) = (replay.viewer, replay.source);
+            if wanted {
+                for pkt in replay.due(now) {
+                    self.forward_to(viewer, true, source, pkt, now, true);
+                }
+            }
+            let keep = wanted && !replay.done();
+            if !keep {
+                if let Some(Role::Viewer(v)) = self.sessions.get_mut(&viewer).map(|s| &mut s.role) {
+                    v.replaying = false;
+                }
+            }
+            keep
+        });
+        // Replays started while these were advanced are kept too.
+        replays.append(&mut self.replays);
+        self.replays = replays;
     }
 
     /// A viewer asked for a keyframe (PLI/FIR): ask the publisher for the
@@ -424,12 +483,15 @@ impl Worker {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        let io = Io {
+        let mut io = Io {
             socket: &self.socket,
             metrics: &self.metrics,
+            queue: &mut self.send_queue,
         };
         let events = &mut self.events;
-        match catch_unwind(AssertUnwindSafe(|| drain(&mut session.rtc, &io, events))) {
+        match catch_unwind(AssertUnwindSafe(|| {
+            drain(&mut session.rtc, &mut io, events)
+        })) {
             Ok(Ok(timeout)) => self.schedule(id, timeout, now),
             _ => self.fail_session(id, now),
         }

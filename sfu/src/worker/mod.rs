@@ -10,6 +10,8 @@
 mod broadcast;
 mod demux;
 mod fanout;
+mod replay;
+mod send_queue;
 mod session;
 
 use std::cmp::Reverse;
@@ -112,6 +114,8 @@ pub(crate) fn spawn(
                     demux: Demux::default(),
                     timers: BinaryHeap::new(),
                     events: Vec::new(),
+                    send_queue: send_queue::SendQueue::default(),
+                    replays: Vec::new(),
                 }
                 .run(commands)
                 .await
@@ -130,10 +134,15 @@ pub(crate) struct Worker {
     timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
     /// Scratch buffer for one session's events, reused to avoid allocating.
     events: Vec<Event>,
+    send_queue: send_queue::SendQueue,
+    /// GOPs being served to joining viewers, paced.
+    replays: Vec<replay::Replay>,
 }
 
 enum Wake {
     Command(Option<Command>),
+    Writable,
+    Replay,
     Datagram(std::io::Result<(usize, SocketAddr)>),
     Timer,
     Housekeeping,
@@ -143,6 +152,8 @@ impl Worker {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut buf = vec![0u8; 2048];
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        let mut replay_tick = tokio::time::interval(replay::TICK);
+        replay_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_timer = self
                 .timers
@@ -153,12 +164,15 @@ impl Worker {
                 biased;
                 cmd = commands.recv() => Wake::Command(cmd),
                 r = self.socket.recv_from(&mut buf) => Wake::Datagram(r),
+                _ = self.socket.writable(), if !self.send_queue.is_empty() => Wake::Writable,
                 _ = tokio::time::sleep_until(next_timer.into()) => Wake::Timer,
                 _ = housekeeping.tick() => Wake::Housekeeping,
+                _ = replay_tick.tick(), if !self.replays.is_empty() => Wake::Replay,
             };
             match wake {
                 Wake::Command(None) | Wake::Command(Some(Command::Shutdown)) => break,
                 Wake::Command(Some(cmd)) => self.command(cmd),
+                Wake::Writable => self.send_queue.flush(&self.socket, &self.metrics),
                 Wake::Datagram(Ok((n, source))) => {
                     self.datagram(source, &buf[..n]);
                     for _ in 0..RECV_BATCH {
@@ -173,6 +187,7 @@ impl Worker {
                 Wake::Datagram(Err(_)) => {}
                 Wake::Timer => self.fire_timers(Instant::now()),
                 Wake::Housekeeping => self.housekeeping(Instant::now()),
+                Wake::Replay => self.advance_replays(Instant::now()),
             }
         }
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
@@ -181,10 +196,11 @@ impl Worker {
         }
     }
 
-    fn io(&self) -> Io<'_> {
+    fn io(&mut self) -> Io<'_> {
         Io {
             socket: &self.socket,
             metrics: &self.metrics,
+            queue: &mut self.send_queue,
         }
     }
 
@@ -352,6 +368,7 @@ impl Worker {
             Role::Viewer(ViewerState {
                 choice,
                 connected: false,
+                replaying: false,
                 audio,
                 video,
             }),
@@ -395,7 +412,7 @@ impl Worker {
         let _ = catch_unwind(AssertUnwindSafe(|| {
             if session.rtc.close().is_ok() {
                 let mut scratch = Vec::new();
-                let _ = drain(&mut session.rtc, &self.io(), &mut scratch);
+                let _ = drain(&mut session.rtc, &mut self.io(), &mut scratch);
             }
         }));
         let Some(broadcast) = self.broadcasts.get_mut(&session.broadcast) else {
@@ -445,14 +462,15 @@ impl Worker {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        let io = Io {
+        let mut io = Io {
             socket: &self.socket,
             metrics: &self.metrics,
+            queue: &mut self.send_queue,
         };
         let events = &mut self.events;
         let result = catch_unwind(AssertUnwindSafe(|| {
             session.rtc.handle_input(input)?;
-            drain(&mut session.rtc, &io, events)
+            drain(&mut session.rtc, &mut io, events)
         }));
         match result {
             Ok(Ok(timeout)) => self.schedule(id, timeout, now),

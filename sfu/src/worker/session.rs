@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use str0m::format::{Codec, CodecSpec};
@@ -18,6 +17,8 @@ use crate::core::Forwarder;
 use crate::ids::{BroadcastName, SessionId};
 use crate::metrics::Metrics;
 use crate::sdp::MediaLine;
+
+use super::send_queue::SendQueue;
 
 /// Which incoming track an SSRC carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct DownTrack {
 pub struct ViewerState {
     pub choice: LayerChoice,
     pub connected: bool,
+    /// A paced GOP replay is under way; live video queues behind it.
+    pub replaying: bool,
     pub audio: Option<DownTrack>,
     pub video: Option<DownTrack>,
 }
@@ -79,24 +82,21 @@ pub struct Session {
 pub struct Io<'a> {
     pub socket: &'a tokio::net::UdpSocket,
     pub metrics: &'a Metrics,
+    pub queue: &'a mut SendQueue,
 }
 
 impl Io<'_> {
-    fn send(&self, proto: Protocol, destination: SocketAddr, contents: &[u8]) {
-        if proto != Protocol::Udp {
-            return;
-        }
-        // A full socket buffer drops the datagram like the network would;
-        // blocking here would stall every other peer.
-        if self.socket.try_send_to(contents, destination).is_ok() {
-            self.metrics.datagrams_out.fetch_add(1, Relaxed);
+    fn send(&mut self, proto: Protocol, destination: SocketAddr, contents: &[u8]) {
+        if proto == Protocol::Udp {
+            self.queue
+                .send(self.socket, self.metrics, destination, contents);
         }
     }
 }
 
 /// Polls `rtc` until it only has a timeout left, sending what it transmits
 /// and keeping its events for the caller. Returns the next timeout.
-pub fn drain(rtc: &mut Rtc, io: &Io, events: &mut Vec<Event>) -> Result<Instant, RtcError> {
+pub fn drain(rtc: &mut Rtc, io: &mut Io, events: &mut Vec<Event>) -> Result<Instant, RtcError> {
     loop {
         match rtc.poll_output()? {
             Output::Timeout(t) => return Ok(t),
