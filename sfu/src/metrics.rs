@@ -12,6 +12,9 @@ pub enum DropReason {
     WaitingKeyframe,
     /// The packet belongs to a layer the viewer does not receive.
     NotSelected,
+    /// The viewer is switching to this layer and waits for its keyframe
+    /// (the previous layer keeps flowing meanwhile).
+    SwitchPending,
     /// Older than the viewer's switch point; sending it would rewind.
     BeforeSwitch,
     /// Already forwarded (served from the GopCache, then arrived live).
@@ -33,9 +36,10 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::WaitingKeyframe,
         DropReason::NotSelected,
+        DropReason::SwitchPending,
         DropReason::BeforeSwitch,
         DropReason::Duplicate,
         DropReason::Deferred,
@@ -51,6 +55,7 @@ impl DropReason {
         match self {
             DropReason::WaitingKeyframe => "waiting_keyframe",
             DropReason::NotSelected => "not_selected",
+            DropReason::SwitchPending => "switch_pending",
             DropReason::BeforeSwitch => "before_switch",
             DropReason::Duplicate => "duplicate",
             DropReason::Deferred => "deferred",

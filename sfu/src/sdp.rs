@@ -36,15 +36,57 @@ pub struct NegotiatedPeer {
     pub media: Vec<MediaLine>,
 }
 
-fn rtc_config() -> RtcConfig {
+/// Video codecs we forward, in our default preference order.
+const VIDEO_CODECS: [Codec; 5] = [Codec::Vp8, Codec::H264, Codec::Vp9, Codec::Av1, Codec::H265];
+
+fn rtc_config(offer: &str) -> RtcConfig {
     let mut config = Rtc::builder()
         .set_rtp_mode(true)
         .set_ice_lite(true)
         // Stats events cost per-session work we do not use yet.
-        .set_stats_interval(None);
-    config.codec_config().enable_h265(true);
-    config.codec_config().enable_av1(true);
+        .set_stats_interval(None)
+        .clear_codecs();
+    // The answer lists codecs in our configured order and the peer sends the
+    // first one, so the offerer's favourite goes first: a broadcaster who
+    // chose H264 gets H264.
+    let favourite = first_offered_video_codec(offer);
+    let order = favourite
+        .into_iter()
+        .chain(VIDEO_CODECS.into_iter().filter(|c| Some(*c) != favourite));
+    let codecs = config.codec_config();
+    // RED-wrapped audio would reach viewers that never negotiated RED.
+    codecs.enable_opus(true, false);
+    for codec in order {
+        match codec {
+            Codec::Vp8 => codecs.enable_vp8(true),
+            Codec::H264 => codecs.enable_h264(true),
+            Codec::Vp9 => codecs.enable_vp9(true),
+            Codec::Av1 => codecs.enable_av1(true),
+            Codec::H265 => codecs.enable_h265(true),
+            _ => {}
+        }
+    }
     config
+}
+
+/// The first codec on the offer's first video m-line that we forward.
+fn first_offered_video_codec(offer: &str) -> Option<Codec> {
+    let pts: Vec<&str> = offer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("m=video "))?
+        .split_whitespace()
+        .skip(2)
+        .collect();
+    pts.iter().find_map(|pt| {
+        let prefix = format!("a=rtpmap:{pt} ");
+        let name = offer
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix.as_str()))?;
+        let name = name.split('/').next()?;
+        VIDEO_CODECS
+            .into_iter()
+            .find(|c| codec_name(*c).eq_ignore_ascii_case(name))
+    })
 }
 
 fn negotiate(
@@ -54,7 +96,7 @@ fn negotiate(
 ) -> Result<NegotiatedPeer, MediaError> {
     let offer =
         SdpOffer::from_sdp_string(offer_text).map_err(|e| MediaError::BadSdp(e.to_string()))?;
-    let mut rtc = rtc_config().build(now);
+    let mut rtc = rtc_config(offer_text).build(now);
     let host = Candidate::host(candidate, "udp").map_err(|e| MediaError::BadSdp(e.to_string()))?;
     rtc.add_local_candidate(host);
     let answer = rtc
@@ -209,3 +251,17 @@ pub fn offered_codecs(offer: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn the_offerers_first_video_codec_is_found() {
+        let h264_first = "m=video 9 UDP/TLS/RTP/SAVPF 102 96\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:102 H264/90000\r\n";
+        assert_eq!(first_offered_video_codec(h264_first), Some(Codec::H264));
+        let rtx_first = "m=video 9 UDP/TLS/RTP/SAVPF 97 96\r\na=rtpmap:97 rtx/90000\r\na=rtpmap:96 VP8/90000\r\n";
+        assert_eq!(first_offered_video_codec(rtx_first), Some(Codec::Vp8));
+        assert_eq!(first_offered_video_codec("m=audio 9 RTP 111\r\n"), None);
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::time::UNIX_EPOCH;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -22,6 +22,8 @@ pub struct LayerView {
 #[derive(Serialize)]
 pub struct BroadcastView {
     pub id: String,
+    /// Shown in the directory; the stream name until titles can be edited.
+    pub title: String,
     pub live: bool,
     pub viewers: usize,
     /// Seconds since the Unix epoch when the broadcast went live.
@@ -30,34 +32,57 @@ pub struct BroadcastView {
     pub layers: Vec<LayerView>,
 }
 
+fn view(b: relaycast_sfu::BroadcastStatus) -> BroadcastView {
+    BroadcastView {
+        id: b.name.to_string(),
+        title: b.name.to_string(),
+        live: b.live,
+        viewers: b.viewers,
+        live_since: b
+            .live_since
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs()),
+        layers: b
+            .layers
+            .into_iter()
+            .map(|(dims, bps)| LayerView {
+                width: dims.map(|d| d.0),
+                height: dims.map(|d| d.1),
+                bitrate_kbps: bps / 1000,
+            })
+            .collect(),
+    }
+}
+
 /// `GET /api/broadcasts`: broadcasts that are live now.
 pub async fn list_broadcasts(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<BroadcastView>>, ApiError> {
     let all = state.media().broadcasts().await?;
-    Ok(Json(
-        all.into_iter()
-            .filter(|b| b.live)
-            .map(|b| BroadcastView {
-                id: b.name.to_string(),
-                live: b.live,
-                viewers: b.viewers,
-                live_since: b
-                    .live_since
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs()),
-                layers: b
-                    .layers
-                    .into_iter()
-                    .map(|(dims, bps)| LayerView {
-                        width: dims.map(|d| d.0),
-                        height: dims.map(|d| d.1),
-                        bitrate_kbps: bps / 1000,
-                    })
-                    .collect(),
-            })
-            .collect(),
-    ))
+    Ok(Json(all.into_iter().filter(|b| b.live).map(view).collect()))
+}
+
+/// `GET /api/broadcasts/{id}`: one configured broadcast, live or not.
+pub async fn get_broadcast(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BroadcastView>, ApiError> {
+    if !state.settings().stream_keys.contains_key(&id) {
+        return Err(ApiError::NotFound(format!("no stream named {id:?}")));
+    }
+    let all = state.media().broadcasts().await?;
+    let found = all.into_iter().find(|b| b.name.as_str() == id);
+    Ok(Json(match found {
+        Some(b) => view(b),
+        None => BroadcastView {
+            id: id.clone(),
+            title: id,
+            live: false,
+            viewers: 0,
+            live_since: None,
+            layers: Vec::new(),
+        },
+    }))
 }
 
 pub async fn healthz() -> &'static str {

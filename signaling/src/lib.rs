@@ -91,6 +91,11 @@ pub fn router(state: AppState) -> Router {
                 .options(whip_whep::options_resource),
         )
         .route("/api/broadcasts", get(api::list_broadcasts))
+        .route("/api/broadcasts/{id}", get(api::get_broadcast))
+        .route(
+            "/whep/{stream}/{session}/layer",
+            post(whip_whep::whep_layer),
+        )
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))

@@ -211,3 +211,38 @@ pub async fn options_resource() -> Response {
         .insert("accept-patch", HeaderValue::from_static(SDPFRAG));
     response
 }
+
+#[derive(Deserialize)]
+pub struct LayerRequest {
+    layer: String,
+}
+
+/// `POST /whep/{stream}/{session}/layer` with `{"layer": "high|medium|low|auto"}`:
+/// the viewer's quality choice, applied at the next keyframe of that layer
+/// without renegotiation.
+pub async fn whep_layer(
+    State(state): State<AppState>,
+    Path((stream, session)): Path<(String, String)>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let id = session_id(&session)?;
+    let text = read_text(body).await?;
+    let request: LayerRequest = serde_json::from_str(&text).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected {{\"layer\": \"high|medium|low|auto\"}}: {e}"
+        ))
+    })?;
+    let choice = request
+        .layer
+        .parse::<LayerChoice>()
+        .map_err(ApiError::BadRequest)?;
+    if !state
+        .media()
+        .exists(id, BroadcastName::new(&stream))
+        .await?
+    {
+        return Err(ApiError::NotFound("no such session".into()));
+    }
+    state.media().set_layer(id, choice).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

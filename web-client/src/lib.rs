@@ -23,6 +23,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript",
         include_str!("../static/whip.js"),
     ),
+    (
+        "watch.js",
+        "text/javascript",
+        include_str!("../static/watch.js"),
+    ),
     ("style.css", "text/css", include_str!("../static/style.css")),
 ];
 
@@ -45,4 +50,26 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/static/{name}",
             get(|axum::extract::Path(name): axum::extract::Path<String>| async move { asset(&name) }),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `/static/…` a page references is served.
+    #[test]
+    fn every_asset_a_page_references_exists() {
+        for page in [INDEX, WATCH, PUBLISH, ASSETS[0].2, ASSETS[1].2, ASSETS[2].2] {
+            for (at, _) in page.match_indices("/static/") {
+                let name: String = page[at + 8..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+                    .collect();
+                assert!(
+                    ASSETS.iter().any(|(n, _, _)| *n == name),
+                    "/static/{name} is referenced but not served"
+                );
+            }
+        }
+    }
 }

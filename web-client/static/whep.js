@@ -20,5 +20,5 @@ export async function watch(url, video) {
   }
   const resource = new URL(res.headers.get('Location'), new URL(url, location.href)).toString();
   await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-  return { pc, stop: async () => { pc.close(); await fetch(resource, { method: 'DELETE' }).catch(() => {}); } };
+  return { pc, resource, stop: async () => { pc.close(); await fetch(resource, { method: 'DELETE' }).catch(() => {}); } };
 }

@@ -1,6 +1,6 @@
 // A standard WHIP client (RFC 9725): one offer with all candidates, POSTed
 // once with the stream key as bearer token; DELETE on stop.
-export async function publish(url, token, stream, { simulcast = true } = {}) {
+export async function publish(url, token, stream, { simulcast = true, codec = 'auto' } = {}) {
   const pc = new RTCPeerConnection();
   const [audio] = stream.getAudioTracks();
   const [video] = stream.getVideoTracks();
@@ -15,7 +15,17 @@ export async function publish(url, token, stream, { simulcast = true } = {}) {
           { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 2_500_000 },
         ]
       : [{ maxBitrate: 2_500_000 }];
-    pc.addTransceiver(video, { direction: 'sendonly', sendEncodings });
+    const transceiver = pc.addTransceiver(video, { direction: 'sendonly', sendEncodings });
+    if (codec !== 'auto' && RTCRtpSender.getCapabilities) {
+      // Put the chosen codec first; keep the rest (RTX, RED, FEC) after it.
+      const codecs = RTCRtpSender.getCapabilities('video').codecs;
+      const wanted = `video/${codec}`.toLowerCase();
+      const first = codecs.filter((c) => c.mimeType.toLowerCase() === wanted
+        && (codec !== 'H264' || /packetization-mode=1/.test(c.sdpFmtpLine || '')));
+      if (first.length) {
+        transceiver.setCodecPreferences([...first, ...codecs.filter((c) => !first.includes(c))]);
+      }
+    }
   }
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise((resolve) => {

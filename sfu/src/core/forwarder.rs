@@ -156,7 +156,7 @@ impl Forwarder {
         {
             if self.is_video && !pkt.keyframe_start {
                 return if self.state == DownTrackState::Forwarding && self.current.is_some() {
-                    Err(DropReason::NotSelected)
+                    Err(DropReason::SwitchPending)
                 } else {
                     Err(DropReason::WaitingKeyframe)
                 };
@@ -370,7 +370,7 @@ mod tests {
             t0,
             &[
                 // Current layer keeps flowing until the target's keyframe.
-                step(L1, 900, 777_000, false, 50, Err(DropReason::NotSelected)),
+                step(L1, 900, 777_000, false, 50, Err(DropReason::SwitchPending)),
                 step(L0, 12, 7_000, false, 66, Ok((2, 7_000))),
                 // Keyframe of L1 arrives 34 ms after the last sent packet:
                 // 34 ms × 90 kHz = 3060 ticks later.
@@ -394,7 +394,7 @@ mod tests {
             &mut f,
             t0,
             &[
-                step(E1L0, 3, 100, false, 2_000, Err(DropReason::NotSelected)),
+                step(E1L0, 3, 100, false, 2_000, Err(DropReason::SwitchPending)),
                 step(E1L0, 4, 3_100, true, 2_033, Ok((1, 50 + 182_970))),
                 step(E1L0, 5, 3_100, false, 2_033, Ok((2, 50 + 182_970))),
             ],

@@ -204,7 +204,12 @@ impl Worker {
         let mut wants_keyframe = false;
         for viewer in &viewers {
             match self.forward_to(*viewer, is_video, source, &source_packet, now, false) {
-                Some(DropReason::WaitingKeyframe) => wants_keyframe = true,
+                // Until the keyframe comes, ask again (the throttle spaces
+                // requests): an encoder may ignore a request that arrives
+                // right after it produced a keyframe for another layer.
+                Some(DropReason::WaitingKeyframe | DropReason::SwitchPending) => {
+                    wants_keyframe = true
+                }
                 Some(DropReason::Deferred) => {
                     if let Some(replay) = self.replays.iter_mut().find(|r| r.viewer == *viewer) {
                         replay.push(source_packet.clone());
