@@ -131,7 +131,7 @@ async function stats() {
 
 $('unmute').addEventListener('click', () => {
   video.muted = !video.muted;
-  $('unmute').textContent = video.muted ? '🔇 Unmute' : '🔊 Mute';
+  $('unmute').textContent = video.muted ? 'Unmute' : 'Mute';
   $('unmute').setAttribute('aria-pressed', String(!video.muted));
   video.play().catch(() => {});
 });
