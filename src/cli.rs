@@ -35,6 +35,12 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub stream_keys: Vec<String>,
+    /// A viewer never receives more than this (kbit/s) [default: no limit].
+    #[arg(long, env = "RELAYCAST_VIEWER_MAX_KBPS")]
+    pub viewer_max_kbps: Option<u64>,
+    /// Below this estimate (kbit/s) video pauses and audio continues [default: 0].
+    #[arg(long, env = "RELAYCAST_VIEWER_MIN_KBPS")]
+    pub viewer_min_kbps: Option<u64>,
     /// STUN/TURN URL announced in WHIP/WHEP `Link` headers (repeatable).
     #[arg(
         long = "ice-server",
@@ -62,6 +68,12 @@ impl Cli {
         }
         if let Some(v) = self.data_dir {
             config.data_dir = v;
+        }
+        if let Some(v) = self.viewer_max_kbps {
+            config.viewer_max_kbps = v;
+        }
+        if let Some(v) = self.viewer_min_kbps {
+            config.viewer_min_kbps = v;
         }
         for pair in self.stream_keys {
             let Some((name, secret)) = pair.split_once('=') else {

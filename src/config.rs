@@ -27,6 +27,10 @@ pub struct Config {
     pub stream_keys: BTreeMap<String, String>,
     /// STUN/TURN URLs announced to WHIP/WHEP clients in `Link` headers.
     pub ice_servers: Vec<String>,
+    /// A viewer never receives a layer above this (kbit/s); 0 = no limit.
+    pub viewer_max_kbps: u64,
+    /// Below this estimate (kbit/s) a viewer's video pauses, audio goes on.
+    pub viewer_min_kbps: u64,
 }
 
 impl Default for Config {
@@ -38,6 +42,8 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             stream_keys: BTreeMap::new(),
             ice_servers: Vec::new(),
+            viewer_max_kbps: 0,
+            viewer_min_kbps: 0,
         }
     }
 }
@@ -60,6 +66,13 @@ impl Config {
                 bail!("the stream key for {name:?} is too short: use at least 8 characters");
             }
         }
+        if self.viewer_max_kbps != 0 && self.viewer_min_kbps > self.viewer_max_kbps {
+            bail!(
+                "viewer_min_kbps ({}) is above viewer_max_kbps ({})",
+                self.viewer_min_kbps,
+                self.viewer_max_kbps
+            );
+        }
         for url in &self.ice_servers {
             if !(url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:"))
             {
@@ -67,6 +80,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The per-viewer bounds the media plane applies.
+    pub fn viewer_bounds(&self) -> relaycast_sfu::Bounds {
+        relaycast_sfu::Bounds {
+            min_bps: self.viewer_min_kbps * 1000,
+            max_bps: (self.viewer_max_kbps != 0).then_some(self.viewer_max_kbps * 1000),
+        }
     }
 
     /// The address written into ICE candidates: configured, else the first

@@ -42,6 +42,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     let media = relaycast_sfu::SfuHandle::start(relaycast_sfu::MediaConfig {
         udp_bind: SocketAddr::new(bind_ip_for(candidate_ip), config.udp_port),
         candidate_ip,
+        viewer_bounds: config.viewer_bounds(),
     })
     .context("starting the media worker")?;
     let udp_addr = media.udp_addr();

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::core::layer_selector::Bounds;
 use crate::core::layers::LayerChoice;
 use crate::error::MediaError;
 use crate::ids::{BroadcastName, SessionId};
@@ -21,6 +22,8 @@ use crate::worker::{self, Command};
 pub struct MediaConfig {
     pub udp_bind: SocketAddr,
     pub candidate_ip: IpAddr,
+    /// Per-viewer bitrate bounds for automatic layer selection.
+    pub viewer_bounds: Bounds,
 }
 
 /// What a successful publish or view returns.
@@ -67,7 +70,7 @@ impl SfuHandle {
         let metrics = Arc::new(Metrics::default());
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let candidate = SocketAddr::new(config.candidate_ip, udp_addr.port());
-        let thread = worker::spawn(socket, candidate, rx, metrics.clone())?;
+        let thread = worker::spawn(socket, candidate, config.viewer_bounds, rx, metrics.clone())?;
         Ok(SfuHandle {
             inner: Arc::new(Inner {
                 commands: tx,
@@ -192,6 +195,15 @@ impl SfuHandle {
     /// Live broadcasts: name, viewer count, and how long they have been live.
     pub async fn broadcasts(&self) -> Result<Vec<worker::BroadcastStatus>, MediaError> {
         self.call(|reply| Command::Status { reply }).await
+    }
+
+    /// Every viewer of a broadcast with its layer, estimate and state.
+    pub async fn viewers(
+        &self,
+        broadcast: BroadcastName,
+    ) -> Result<Vec<worker::ViewerStatus>, MediaError> {
+        self.call(|reply| Command::Viewers { broadcast, reply })
+            .await
     }
 
     /// Ends every session and joins the worker thread.

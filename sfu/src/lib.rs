@@ -18,10 +18,11 @@ mod metrics;
 mod sdp;
 mod worker;
 
+pub use core::layer_selector::Bounds;
 pub use core::layers::LayerChoice;
 pub use error::MediaError;
 pub use handle::{MediaConfig, SessionInfo, SfuHandle};
 pub use ids::{BroadcastName, SessionId};
 pub use metrics::{DropReason, Metrics};
 pub use sdp::{answer_publisher, answer_viewer, NegotiatedPeer};
-pub use worker::BroadcastStatus;
+pub use worker::{BroadcastStatus, ViewerStatus};

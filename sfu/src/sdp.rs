@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Rid, Rids};
@@ -89,14 +90,23 @@ fn first_offered_video_codec(offer: &str) -> Option<Codec> {
     })
 }
 
+/// What a viewer's bandwidth estimator starts from: a typical top layer, so
+/// an automatic viewer starts high and drops at once if its link says so.
+pub const VIEWER_INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(3_000);
+
 fn negotiate(
     offer_text: &str,
     candidate: SocketAddr,
     now: Instant,
+    bwe: bool,
 ) -> Result<NegotiatedPeer, MediaError> {
     let offer =
         SdpOffer::from_sdp_string(offer_text).map_err(|e| MediaError::BadSdp(e.to_string()))?;
-    let mut rtc = rtc_config(offer_text).build(now);
+    let mut config = rtc_config(offer_text);
+    if bwe {
+        config = config.enable_bwe(Some(VIEWER_INITIAL_ESTIMATE));
+    }
+    let mut rtc = config.build(now);
     let host = Candidate::host(candidate, "udp").map_err(|e| MediaError::BadSdp(e.to_string()))?;
     rtc.add_local_candidate(host);
     let answer = rtc
@@ -143,7 +153,7 @@ pub fn answer_publisher(
     candidate: SocketAddr,
     now: Instant,
 ) -> Result<NegotiatedPeer, MediaError> {
-    let peer = negotiate(offer, candidate, now)?;
+    let peer = negotiate(offer, candidate, now, false)?;
     let receiving = peer
         .media
         .iter()
@@ -165,7 +175,7 @@ pub fn answer_viewer(
     candidate: SocketAddr,
     now: Instant,
 ) -> Result<NegotiatedPeer, MediaError> {
-    let peer = negotiate(offer, candidate, now)?;
+    let peer = negotiate(offer, candidate, now, true)?;
     let sending = peer
         .media
         .iter()

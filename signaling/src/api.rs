@@ -140,3 +140,74 @@ pub fn media_worker_cpu_seconds() -> Option<f64> {
     }
     found.then(|| total as f64 / TICKS_PER_SECOND)
 }
+
+#[derive(Serialize)]
+pub struct ViewerView {
+    pub session: String,
+    /// The viewer's choice: auto, high, medium or low.
+    pub choice: &'static str,
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    pub layer_bitrate_kbps: Option<u64>,
+    /// The viewer's egress bandwidth estimate.
+    pub estimate_kbps: Option<u64>,
+    /// Video paused because the estimate is below `--viewer-min-kbps`.
+    pub paused_low_bandwidth: bool,
+    pub switches: u32,
+    pub connected: bool,
+}
+
+pub fn viewer_view(v: relaycast_sfu::ViewerStatus) -> ViewerView {
+    let dims = v.layer.and_then(|(d, _)| d);
+    ViewerView {
+        session: v.id.to_string(),
+        choice: match v.choice {
+            relaycast_sfu::LayerChoice::Auto => "auto",
+            relaycast_sfu::LayerChoice::High => "high",
+            relaycast_sfu::LayerChoice::Medium => "medium",
+            relaycast_sfu::LayerChoice::Low => "low",
+        },
+        width: dims.map(|d| d.0),
+        height: dims.map(|d| d.1),
+        layer_bitrate_kbps: v.layer.map(|(_, bps)| bps / 1000),
+        estimate_kbps: v.estimate_bps.map(|b| b / 1000),
+        paused_low_bandwidth: v.paused_low_bandwidth,
+        switches: v.switches,
+        connected: v.connected,
+    }
+}
+
+/// `GET /api/broadcasts/{id}/viewers`: each viewer's layer, estimate and
+/// state. (Moderator-only once roles land with the engagement issue.)
+pub async fn list_viewers(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ViewerView>>, ApiError> {
+    if !state.settings().stream_keys.contains_key(&id) {
+        return Err(ApiError::NotFound(format!("no stream named {id:?}")));
+    }
+    let viewers = state
+        .media()
+        .viewers(relaycast_sfu::BroadcastName::new(&id))
+        .await?;
+    Ok(Json(viewers.into_iter().map(viewer_view).collect()))
+}
+
+/// `GET /whep/{stream}/{session}`: this viewer's own state, polled by the
+/// watch page (e.g. to say "video paused: low bandwidth").
+pub async fn whep_state(
+    State(state): State<AppState>,
+    Path((stream, session)): Path<(String, String)>,
+) -> Result<Json<ViewerView>, ApiError> {
+    let id = relaycast_sfu::SessionId::parse(&session)
+        .ok_or_else(|| ApiError::NotFound("no such session".into()))?;
+    let viewers = state
+        .media()
+        .viewers(relaycast_sfu::BroadcastName::new(&stream))
+        .await?;
+    viewers
+        .into_iter()
+        .find(|v| v.id == id)
+        .map(|v| Json(viewer_view(v)))
+        .ok_or_else(|| ApiError::NotFound("no such session".into()))
+}

@@ -88,10 +88,12 @@ pub fn router(state: AppState) -> Router {
             "/whep/{stream}/{session}",
             axum::routing::delete(whip_whep::whep_delete)
                 .patch(whip_whep::whep_patch)
+                .get(api::whep_state)
                 .options(whip_whep::options_resource),
         )
         .route("/api/broadcasts", get(api::list_broadcasts))
         .route("/api/broadcasts/{id}", get(api::get_broadcast))
+        .route("/api/broadcasts/{id}/viewers", get(api::list_viewers))
         .route(
             "/whep/{stream}/{session}/layer",
             post(whip_whep::whep_layer),

@@ -32,6 +32,7 @@ async fn app() -> Router {
     let media = relaycast_sfu::SfuHandle::start(relaycast_sfu::MediaConfig {
         udp_bind: "127.0.0.1:0".parse().unwrap(),
         candidate_ip: "127.0.0.1".parse().unwrap(),
+        viewer_bounds: Default::default(),
     })
     .unwrap();
     let dir = std::env::temp_dir().join(format!(

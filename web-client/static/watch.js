@@ -13,6 +13,7 @@ document.title = `${stream} — relaycast`;
 let session = null;
 let choice = new URLSearchParams(location.search).get('layer') || 'auto';
 let broadcast = null; // last /api/broadcasts/{id} answer
+let mine = null; // last GET of our own WHEP resource: layer, estimate, pause
 let backoff = 1000;
 let everLive = false;
 let reconnectTimer = null;
@@ -29,6 +30,7 @@ function setState() {
   const decoding = video.readyState >= 2 && !video.paused;
   if (session?.pc.connectionState !== 'connected' && session) return;
   if (!live) show(everLive ? 'The stream has ended.' : 'Waiting for the broadcaster…');
+  else if (mine?.paused_low_bandwidth) show('Video paused: low bandwidth (audio continues)');
   else if (!decoding) show('Starting…');
   else show('');
 }
@@ -102,6 +104,12 @@ async function poll() {
     broadcast = res.ok ? await res.json() : null;
   } catch { /* keep the last answer */ }
   $('viewers').textContent = broadcast?.live ? `${broadcast.viewers} watching` : '';
+  if (session?.resource) {
+    try {
+      const res = await fetch(session.resource);
+      mine = res.ok ? await res.json() : null;
+    } catch { /* keep the last answer */ }
+  }
   renderMenu();
   setState();
 }
@@ -127,6 +135,7 @@ async function stats() {
     ? `${Math.round((inbound.jitterBufferDelay / inbound.jitterBufferEmittedCount) * 1000)} ms` : '—';
   $('s-frames').textContent = String(inbound.framesDecoded ?? 0);
   $('s-layer').textContent = `${choice}${inbound.frameWidth ? ` (${inbound.frameWidth}×${inbound.frameHeight})` : ''}`;
+  $('s-estimate').textContent = mine?.estimate_kbps != null ? `${mine.estimate_kbps} kbit/s` : '—';
 }
 
 $('unmute').addEventListener('click', () => {

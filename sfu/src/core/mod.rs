@@ -6,6 +6,7 @@ pub mod forwarder;
 pub mod gop_cache;
 pub mod h264_sps;
 pub mod keyframe;
+pub mod layer_selector;
 pub mod layers;
 pub mod packet;
 pub mod throttle;

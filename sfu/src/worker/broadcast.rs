@@ -10,7 +10,7 @@ use str0m::rtp::Ssrc;
 use crate::core::bitrate::BitrateMeter;
 use crate::core::gop_cache::GopCache;
 use crate::core::keyframe::VideoCodec;
-use crate::core::layers::{self, LayerChoice, LayerMeasure};
+use crate::core::layers::LayerMeasure;
 use crate::core::throttle::KeyframeThrottle;
 use crate::core::SourceKey;
 use crate::ids::{BroadcastName, SessionId};
@@ -146,19 +146,6 @@ impl Broadcast {
             || self
                 .first_video
                 .is_some_and(|t| now.saturating_duration_since(t) >= LAYER_SETTLE)
-    }
-
-    /// The video source a viewer with this choice should receive now.
-    pub fn video_target(&self, choice: LayerChoice, now: Instant) -> Option<SourceKey> {
-        self.publisher?;
-        if !self.layers_settled(now) {
-            return None;
-        }
-        let layer = layers::choose(choice, &self.measures(now))?;
-        Some(SourceKey {
-            epoch: self.epoch,
-            layer,
-        })
     }
 
     pub fn audio_target(&self) -> Option<SourceKey> {

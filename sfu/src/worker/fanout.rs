@@ -366,13 +366,17 @@ impl Worker {
         if let Some(audio) = state.audio.as_mut() {
             audio.forwarder.set_target(broadcast.audio_target());
         }
+        if state.video.is_none() {
+            return;
+        }
+        let target = super::adaptive::video_target(state, broadcast, self.bounds, now);
         let Some(video) = state.video.as_mut() else {
             return;
         };
-        let target = broadcast.video_target(state.choice, now);
         if video.forwarder.target() == target {
             return;
         }
+        state.switches += 1;
         // The cached GOP is served to a viewer with no picture yet, and to
         // one moving to a new publisher session (nothing of it was seen).
         // Within a session it is not: replaying would rewind the picture.
@@ -484,7 +488,7 @@ impl Worker {
     }
 
     /// Drains a session after a write that was not an input.
-    fn input_drain(&mut self, id: SessionId, now: Instant) {
+    pub(super) fn input_drain(&mut self, id: SessionId, now: Instant) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };

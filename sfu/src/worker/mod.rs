@@ -7,6 +7,7 @@
 //! `Forwarder::translate` → `write_rtp` with the shared payload → drain.
 //! A panic while handling one session ends that session only.
 
+mod adaptive;
 mod broadcast;
 mod demux;
 mod fanout;
@@ -26,6 +27,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Rtc};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::core::layer_selector::Bounds;
 use crate::core::layers::LayerChoice;
 use crate::core::Forwarder;
 use crate::error::MediaError;
@@ -75,6 +77,10 @@ pub(crate) enum Command {
     Status {
         reply: oneshot::Sender<Vec<BroadcastStatus>>,
     },
+    Viewers {
+        broadcast: BroadcastName,
+        reply: oneshot::Sender<Vec<ViewerStatus>>,
+    },
     Shutdown,
 }
 
@@ -89,9 +95,23 @@ pub struct BroadcastStatus {
     pub layers: Vec<(Option<(u16, u16)>, u64)>,
 }
 
+/// A viewer as the API shows it.
+#[derive(Debug, Clone)]
+pub struct ViewerStatus {
+    pub id: SessionId,
+    pub choice: LayerChoice,
+    /// The layer being received: (width, height) when known, and its bitrate.
+    pub layer: Option<(Option<(u16, u16)>, u64)>,
+    pub estimate_bps: Option<u64>,
+    pub paused_low_bandwidth: bool,
+    pub switches: u32,
+    pub connected: bool,
+}
+
 pub(crate) fn spawn(
     socket: std::net::UdpSocket,
     candidate: SocketAddr,
+    bounds: Bounds,
     commands: mpsc::Receiver<Command>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -108,6 +128,7 @@ pub(crate) fn spawn(
                 Worker {
                     socket,
                     candidate,
+                    bounds,
                     metrics,
                     sessions: HashMap::new(),
                     broadcasts: HashMap::new(),
@@ -127,6 +148,8 @@ pub(crate) struct Worker {
     socket: tokio::net::UdpSocket,
     /// Our candidate address: the destination str0m expects on input.
     candidate: SocketAddr,
+    /// Per-viewer bitrate bounds for automatic layer selection.
+    bounds: Bounds,
     metrics: Arc<Metrics>,
     sessions: HashMap<SessionId, Session>,
     broadcasts: HashMap<BroadcastName, Broadcast>,
@@ -266,6 +289,9 @@ impl Worker {
             Command::Status { reply } => {
                 let _ = reply.send(self.status(now));
             }
+            Command::Viewers { broadcast, reply } => {
+                let _ = reply.send(self.viewer_statuses(&broadcast, now));
+            }
             Command::Shutdown => {}
         }
     }
@@ -369,6 +395,12 @@ impl Worker {
                 choice,
                 connected: false,
                 replaying: false,
+                selector: Default::default(),
+                estimate_bps: None,
+                connected_at: None,
+                paused_low_bandwidth: false,
+                bwe_setting: (0, 0),
+                switches: 0,
                 audio,
                 video,
             }),
@@ -527,6 +559,7 @@ impl Worker {
                 Event::RtpPacket(pkt) => self.on_publisher_rtp(id, pkt, now),
                 Event::Connected => self.on_connected(id, now),
                 Event::KeyframeRequest(req) => self.on_viewer_keyframe_request(id, req.mid, now),
+                Event::EgressBitrateEstimate(kind) => self.on_estimate(id, kind, now),
                 Event::IceConnectionStateChange(IceConnectionState::Disconnected)
                 | Event::Closed => {
                     self.end_session(id, now);
@@ -547,6 +580,7 @@ impl Worker {
         tracing::info!(session = %id, broadcast = %session.broadcast, "peer connected");
         if let Role::Viewer(v) = &mut session.role {
             v.connected = true;
+            v.connected_at = Some(now);
             self.retarget_viewer(id, now);
         }
     }
@@ -572,7 +606,39 @@ impl Worker {
             .collect();
         for id in viewers {
             self.retarget_viewer(id, now);
+            self.update_bwe(id, now);
         }
+    }
+
+    fn viewer_statuses(&self, name: &BroadcastName, now: Instant) -> Vec<ViewerStatus> {
+        let Some(broadcast) = self.broadcasts.get(name) else {
+            return Vec::new();
+        };
+        let measures = broadcast.measures(now);
+        broadcast
+            .viewers
+            .iter()
+            .filter_map(|id| {
+                let Role::Viewer(v) = &self.sessions.get(id)?.role else {
+                    return None;
+                };
+                let layer = v
+                    .video
+                    .as_ref()
+                    .and_then(|t| t.forwarder.current())
+                    .and_then(|s| measures.iter().find(|m| m.index == s.layer))
+                    .map(|m| (m.dimensions, m.bps));
+                Some(ViewerStatus {
+                    id: *id,
+                    choice: v.choice,
+                    layer,
+                    estimate_bps: v.estimate_bps,
+                    paused_low_bandwidth: v.paused_low_bandwidth,
+                    switches: v.switches,
+                    connected: v.connected,
+                })
+            })
+            .collect()
     }
 
     fn status(&self, now: Instant) -> Vec<BroadcastStatus> {

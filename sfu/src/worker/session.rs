@@ -12,6 +12,7 @@ use str0m::net::Protocol;
 use str0m::rtp::Ssrc;
 use str0m::{Event, Output, Rtc, RtcError};
 
+use crate::core::layer_selector::LayerSelector;
 use crate::core::layers::LayerChoice;
 use crate::core::Forwarder;
 use crate::ids::{BroadcastName, SessionId};
@@ -55,6 +56,18 @@ pub struct ViewerState {
     pub connected: bool,
     /// A paced GOP replay is under way; live video queues behind it.
     pub replaying: bool,
+    pub selector: LayerSelector,
+    /// The latest egress estimate (TWCC or REMB), once it is meaningful.
+    pub estimate_bps: Option<u64>,
+    /// When the viewer connected: early estimates are the estimator's
+    /// starting value, not a measurement.
+    pub connected_at: Option<Instant>,
+    /// Video is paused because the estimate is below the minimum.
+    pub paused_low_bandwidth: bool,
+    /// The (minimum, desired) last given to the estimator.
+    pub bwe_setting: (u64, u64),
+    /// Layer switches so far, for the viewer API.
+    pub switches: u32,
     pub audio: Option<DownTrack>,
     pub video: Option<DownTrack>,
 }

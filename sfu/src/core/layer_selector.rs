@@ -1,0 +1,353 @@
+//! [`LayerSelector`]: which simulcast layer an automatic viewer receives,
+//! from its bandwidth estimate and the layers' measured bitrates. Pure and
+//! clock-free: the caller passes `now`.
+//!
+//! Rules (the best SFUs agree on the shape, LiveKit and mediasoup alike):
+//! - A viewer starts on the best layer whose measured bitrate fits in the
+//!   estimate, never above the server's per-viewer maximum.
+//! - Down at once when the estimate falls below the current layer's bitrate:
+//!   a stall costs more than a lower resolution.
+//! - Up only after a better layer has fit in [`HEADROOM`] of the estimate
+//!   for [`UP_HOLD`] without a break, so a noisy estimate does not flap
+//!   (the gap between "fits" and "fits with headroom" is the hysteresis).
+//! - Below the per-viewer minimum, video pauses (audio continues).
+//! - A manual choice is honoured even above what the link carries (it is
+//!   the user's choice), but never above the maximum.
+
+use std::time::{Duration, Instant};
+
+use super::layers::{LayerChoice, LayerMeasure};
+
+/// To climb, a layer must fit in this share of the estimate.
+pub const HEADROOM: f64 = 0.85;
+/// How long a better layer must keep fitting before switching up.
+pub const UP_HOLD: Duration = Duration::from_secs(3);
+
+/// The server's per-viewer bitrate bounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bounds {
+    /// Below this estimate video pauses; 0 = never.
+    pub min_bps: u64,
+    /// A viewer never receives a layer above this; `None` = no limit.
+    pub max_bps: Option<u64>,
+}
+
+/// What the selector decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    Layer(u8),
+    /// Video paused: the estimate is below the minimum.
+    PausedLowBandwidth,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct LayerSelector {
+    current: Option<u8>,
+    /// The better layer that fits, and since when it has fit.
+    upgrade: Option<(u8, Instant)>,
+}
+
+impl LayerSelector {
+    /// The layer to receive now, or `None` while no layer is active.
+    pub fn select(
+        &mut self,
+        choice: LayerChoice,
+        estimate_bps: Option<u64>,
+        layers: &[LayerMeasure],
+        bounds: Bounds,
+        now: Instant,
+    ) -> Option<Selection> {
+        let mut ranked: Vec<&LayerMeasure> = layers.iter().filter(|l| l.active).collect();
+        ranked.sort_by_key(|l| {
+            (
+                l.dimensions.map_or(0, |(w, h)| u32::from(w) * u32::from(h)),
+                l.bps,
+                l.index,
+            )
+        });
+        let lowest = *ranked.first()?;
+        // Layers within the maximum; the lowest always stays available.
+        let eligible: Vec<&LayerMeasure> = match bounds.max_bps {
+            Some(max) => ranked.iter().copied().filter(|l| l.bps <= max).collect(),
+            None => ranked.clone(),
+        };
+        let eligible = if eligible.is_empty() {
+            vec![lowest]
+        } else {
+            eligible
+        };
+
+        if choice != LayerChoice::Auto {
+            let pick = match choice {
+                LayerChoice::High | LayerChoice::Auto => eligible[eligible.len() - 1],
+                LayerChoice::Low => eligible[0],
+                LayerChoice::Medium => eligible[(eligible.len() - 1) / 2],
+            };
+            self.upgrade = None;
+            self.current = Some(pick.index);
+            return Some(Selection::Layer(pick.index));
+        }
+
+        let Some(estimate) = estimate_bps else {
+            // No estimate yet: start on the best eligible layer, as a
+            // manual "high" would.
+            let pick = eligible[eligible.len() - 1].index;
+            self.current = Some(pick);
+            return Some(Selection::Layer(pick));
+        };
+        if estimate < bounds.min_bps {
+            self.current = None;
+            self.upgrade = None;
+            return Some(Selection::PausedLowBandwidth);
+        }
+        // Staying needs the layer to fit the estimate; climbing needs it to
+        // fit with headroom, for the hold: that gap is the hysteresis.
+        let fits = eligible
+            .iter()
+            .rposition(|l| l.bps <= estimate)
+            .unwrap_or(0);
+        let budget = (estimate as f64 * HEADROOM) as u64;
+        let fits_with_headroom = eligible.iter().rposition(|l| l.bps <= budget).unwrap_or(0);
+        let current_pos = self
+            .current
+            .and_then(|c| eligible.iter().position(|l| l.index == c));
+        let pos = match current_pos {
+            // First choice, or the current layer is gone: take what fits.
+            None => fits,
+            Some(cur) if eligible[cur].bps > estimate => {
+                self.upgrade = None;
+                fits.min(cur)
+            }
+            Some(cur) if fits_with_headroom > cur => {
+                let target = eligible[fits_with_headroom].index;
+                match self.upgrade {
+                    Some((layer, since))
+                        if layer == target && now.saturating_duration_since(since) >= UP_HOLD =>
+                    {
+                        self.upgrade = None;
+                        fits_with_headroom
+                    }
+                    Some((layer, _)) if layer == target => cur,
+                    _ => {
+                        self.upgrade = Some((target, now));
+                        cur
+                    }
+                }
+            }
+            Some(cur) => {
+                self.upgrade = None;
+                cur
+            }
+        };
+        let pick = eligible[pos].index;
+        self.current = Some(pick);
+        Some(Selection::Layer(pick))
+    }
+
+    /// The bitrate worth probing for: the better layer waiting to be taken.
+    pub fn probe_target(&self, layers: &[LayerMeasure]) -> Option<u64> {
+        let (layer, _) = self.upgrade?;
+        layers.iter().find(|l| l.index == layer).map(|l| l.bps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers() -> Vec<LayerMeasure> {
+        vec![
+            LayerMeasure {
+                index: 0,
+                dimensions: Some((1280, 720)),
+                bps: 2_500_000,
+                active: true,
+            },
+            LayerMeasure {
+                index: 1,
+                dimensions: Some((640, 360)),
+                bps: 500_000,
+                active: true,
+            },
+            LayerMeasure {
+                index: 2,
+                dimensions: Some((320, 180)),
+                bps: 150_000,
+                active: true,
+            },
+        ]
+    }
+
+    const HIGH: Option<Selection> = Some(Selection::Layer(0));
+    const MID: Option<Selection> = Some(Selection::Layer(1));
+    const LOW: Option<Selection> = Some(Selection::Layer(2));
+    const PAUSED: Option<Selection> = Some(Selection::PausedLowBandwidth);
+
+    /// Runs (time in ms, estimate kbit/s, choice) steps and returns what was
+    /// selected at each.
+    fn run(bounds: Bounds, steps: &[(u64, Option<u64>, LayerChoice)]) -> Vec<Option<Selection>> {
+        let t0 = Instant::now();
+        let mut selector = LayerSelector::default();
+        let layers = layers();
+        steps
+            .iter()
+            .map(|&(ms, kbps, choice)| {
+                selector.select(
+                    choice,
+                    kbps.map(|k| k * 1000),
+                    &layers,
+                    bounds,
+                    t0 + Duration::from_millis(ms),
+                )
+            })
+            .collect()
+    }
+
+    use LayerChoice::{Auto, High, Low};
+
+    #[test]
+    fn table_of_selections() {
+        let none = Bounds::default();
+        let cases: Vec<(
+            &str,
+            Bounds,
+            Vec<(u64, Option<u64>, LayerChoice)>,
+            Vec<Option<Selection>>,
+        )> = vec![
+            (
+                "no estimate yet: best layer",
+                none,
+                vec![(0, None, Auto)],
+                vec![HIGH],
+            ),
+            (
+                "fibre: top layer",
+                none,
+                vec![(0, Some(10_000), Auto)],
+                vec![HIGH],
+            ),
+            (
+                "phone link: what fits",
+                none,
+                vec![(0, Some(700), Auto)],
+                vec![MID],
+            ),
+            (
+                "weak link: lowest",
+                none,
+                vec![(0, Some(100), Auto)],
+                vec![LOW],
+            ),
+            (
+                "step down is immediate",
+                none,
+                vec![(0, Some(10_000), Auto), (100, Some(400), Auto)],
+                vec![HIGH, LOW],
+            ),
+            (
+                "step up waits for the hold",
+                none,
+                vec![
+                    (0, Some(400), Auto),
+                    (500, Some(10_000), Auto),
+                    (3_000, Some(10_000), Auto),
+                    (3_600, Some(10_000), Auto),
+                ],
+                vec![LOW, LOW, LOW, HIGH],
+            ),
+            (
+                "a dip restarts the hold (noisy estimate does not flap)",
+                none,
+                vec![
+                    (0, Some(400), Auto),
+                    (1_000, Some(10_000), Auto),
+                    (2_000, Some(650), Auto),
+                    (3_500, Some(10_000), Auto),
+                    (5_000, Some(10_000), Auto),
+                    (6_600, Some(10_000), Auto),
+                ],
+                // The dip makes the middle layer the candidate, which
+                // restarts the hold for the top one at 3.5 s.
+                vec![LOW, LOW, LOW, LOW, LOW, HIGH],
+            ),
+            (
+                "slow ramp climbs one fit at a time",
+                none,
+                vec![
+                    (0, Some(200), Auto),
+                    (1_000, Some(700), Auto),
+                    (4_100, Some(700), Auto),
+                    (5_000, Some(3_000), Auto),
+                    (8_100, Some(3_000), Auto),
+                ],
+                vec![LOW, LOW, MID, MID, HIGH],
+            ),
+            (
+                "max bound caps even fibre",
+                Bounds {
+                    min_bps: 0,
+                    max_bps: Some(1_000_000),
+                },
+                vec![(0, Some(10_000), Auto), (10, Some(10_000), High)],
+                vec![MID, MID],
+            ),
+            (
+                "below the minimum video pauses, and resumes",
+                Bounds {
+                    min_bps: 120_000,
+                    max_bps: None,
+                },
+                vec![(0, Some(100), Auto), (100, Some(300), Auto)],
+                vec![PAUSED, LOW],
+            ),
+            (
+                "manual choice is honoured above the estimate",
+                none,
+                vec![(0, Some(100), High), (10, Some(100_000), Low)],
+                vec![HIGH, LOW],
+            ),
+        ];
+        for (name, bounds, steps, want) in cases {
+            assert_eq!(run(bounds, &steps), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_vanished_layer_is_left_at_once() {
+        let t0 = Instant::now();
+        let mut selector = LayerSelector::default();
+        let mut l = layers();
+        assert_eq!(
+            selector.select(Auto, Some(10_000_000), &l, Bounds::default(), t0),
+            HIGH
+        );
+        l[0].active = false;
+        assert_eq!(
+            selector.select(
+                Auto,
+                Some(10_000_000),
+                &l,
+                Bounds::default(),
+                t0 + Duration::from_millis(250)
+            ),
+            MID
+        );
+    }
+
+    #[test]
+    fn the_waiting_better_layer_is_the_probe_target() {
+        let t0 = Instant::now();
+        let mut selector = LayerSelector::default();
+        let l = layers();
+        selector.select(Auto, Some(400_000), &l, Bounds::default(), t0);
+        assert_eq!(selector.probe_target(&l), None);
+        selector.select(
+            Auto,
+            Some(5_000_000),
+            &l,
+            Bounds::default(),
+            t0 + Duration::from_millis(100),
+        );
+        assert_eq!(selector.probe_target(&l), Some(2_500_000));
+    }
+}
