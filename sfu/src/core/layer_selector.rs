@@ -208,12 +208,8 @@ mod tests {
     #[test]
     fn table_of_selections() {
         let none = Bounds::default();
-        let cases: Vec<(
-            &str,
-            Bounds,
-            Vec<(u64, Option<u64>, LayerChoice)>,
-            Vec<Option<Selection>>,
-        )> = vec![
+        type Steps = Vec<(u64, Option<u64>, LayerChoice)>;
+        let cases: Vec<(&str, Bounds, Steps, Vec<Option<Selection>>)> = vec![
             (
                 "no estimate yet: best layer",
                 none,

@@ -391,7 +391,7 @@ impl Worker {
             name,
             peer.rtc,
             peer.local_ufrag,
-            Role::Viewer(ViewerState {
+            Role::Viewer(Box::new(ViewerState {
                 choice,
                 connected: false,
                 replaying: false,
@@ -403,7 +403,7 @@ impl Worker {
                 switches: 0,
                 audio,
                 video,
-            }),
+            })),
             now,
         );
         self.metrics.viewers.fetch_add(1, Relaxed);

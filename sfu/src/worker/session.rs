@@ -75,7 +75,8 @@ pub struct ViewerState {
 #[derive(Debug)]
 pub enum Role {
     Publisher(PublisherState),
-    Viewer(ViewerState),
+    /// Boxed: a viewer's state is several times a publisher's.
+    Viewer(Box<ViewerState>),
 }
 
 pub struct Session {
