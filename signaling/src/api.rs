@@ -155,6 +155,8 @@ pub struct ViewerView {
     pub paused_low_bandwidth: bool,
     pub switches: u32,
     pub connected: bool,
+    /// Where its media goes (ip:port), for operators tracing a viewer.
+    pub remote: Option<String>,
 }
 
 pub fn viewer_view(v: relaycast_sfu::ViewerStatus) -> ViewerView {
@@ -174,6 +176,7 @@ pub fn viewer_view(v: relaycast_sfu::ViewerStatus) -> ViewerView {
         paused_low_bandwidth: v.paused_low_bandwidth,
         switches: v.switches,
         connected: v.connected,
+        remote: v.remote.map(|a| a.to_string()),
     }
 }
 

@@ -239,7 +239,7 @@ impl PublisherOffer {
             )?;
         }
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
-        let api = loopback_api(media, registry);
+        let api = loopback_api(media, registry, None);
         let pc = Arc::new(api.new_peer_connection(RTCConfiguration::default()).await?);
 
         let connected_at = Arc::new(Mutex::new(None));

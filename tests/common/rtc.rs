@@ -16,11 +16,18 @@ use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
 
-/// A webrtc-rs API that only gathers a UDP/IPv4 host candidate on loopback.
-pub fn loopback_api(media: MediaEngine, registry: Registry) -> API {
+/// A webrtc-rs API that only gathers a UDP/IPv4 host candidate on loopback
+/// (on `address` only, when given).
+pub fn loopback_api(
+    media: MediaEngine,
+    registry: Registry,
+    address: Option<std::net::IpAddr>,
+) -> API {
     let mut settings = SettingEngine::default();
     settings.set_include_loopback_candidate(true);
-    settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    settings.set_ip_filter(Box::new(move |ip| {
+        ip.is_loopback() && address.is_none_or(|a| a == ip)
+    }));
     settings.set_network_types(vec![NetworkType::Udp4]);
     settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     APIBuilder::new()

@@ -96,6 +96,16 @@ pub struct JoinLatency {
 impl Viewer {
     /// WHEP: recvonly audio + video, full offer after gathering, POST, answer.
     pub async fn join(server: &TestServer, layer: Layer) -> anyhow::Result<Viewer> {
+        Self::join_from(server, layer, None).await
+    }
+
+    /// As [`Viewer::join`], with its ICE candidate on one loopback address
+    /// (e.g. 127.0.0.3, which a test can shape with `tc`).
+    pub async fn join_from(
+        server: &TestServer,
+        layer: Layer,
+        address: Option<std::net::IpAddr>,
+    ) -> anyhow::Result<Viewer> {
         // VP8 without RTX: webrtc-rs 0.14 reads RTX repair streams and
         // discards them, so with RTX negotiated a lost packet could never
         // be recovered. Without it the server retransmits on the media SSRC,
@@ -128,7 +138,7 @@ impl Viewer {
             )?;
         }
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
-        let api = loopback_api(media, registry);
+        let api = loopback_api(media, registry, address);
         let pc = Arc::new(api.new_peer_connection(RTCConfiguration::default()).await?);
         let report = Arc::new(Mutex::new(ViewerReport::default()));
 

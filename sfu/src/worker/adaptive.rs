@@ -92,25 +92,28 @@ impl Worker {
             return;
         };
         let measures = broadcast.measures(now);
+        let mut eligible: Vec<u64> = measures
+            .iter()
+            .filter(|m| m.active && self.bounds.max_bps.is_none_or(|max| m.bps <= max))
+            .map(|m| m.bps)
+            .collect();
+        eligible.sort_unstable();
         let current = state
             .video
             .as_ref()
             .and_then(|v| v.forwarder.target())
             .and_then(|t| measures.iter().find(|m| m.index == t.layer))
             .map_or(0, |m| m.bps);
-        // Probe toward the best layer the viewer may get, so the estimate
-        // can show it fits; sustain at least the current one.
-        let best = measures
+        // Sustain (with padding if media falls short) the next layer up, so
+        // the estimate can grow to show that it fits; probe toward the best
+        // layer the viewer may get. At the top, sustain the top.
+        let best = eligible.last().copied().unwrap_or(0);
+        let next = eligible
             .iter()
-            .filter(|m| m.active && self.bounds.max_bps.is_none_or(|max| m.bps <= max))
-            .map(|m| m.bps)
-            .max()
-            .unwrap_or(0);
-        let desired = state
-            .selector
-            .probe_target(&measures)
-            .unwrap_or(best)
-            .max(current);
+            .copied()
+            .find(|bps| *bps > current)
+            .unwrap_or(current);
+        let (current, desired) = (next, best.max(next));
         if (current, desired) == state.bwe_setting || desired == 0 {
             return;
         }

@@ -106,6 +106,8 @@ pub struct ViewerStatus {
     pub paused_low_bandwidth: bool,
     pub switches: u32,
     pub connected: bool,
+    /// The address its media goes to (learned from its STUN checks).
+    pub remote: Option<SocketAddr>,
 }
 
 pub(crate) fn spawn(
@@ -560,8 +562,15 @@ impl Worker {
                 Event::Connected => self.on_connected(id, now),
                 Event::KeyframeRequest(req) => self.on_viewer_keyframe_request(id, req.mid, now),
                 Event::EgressBitrateEstimate(kind) => self.on_estimate(id, kind, now),
-                Event::IceConnectionStateChange(IceConnectionState::Disconnected)
-                | Event::Closed => {
+                // Not the end by itself: some peers (webrtc-rs among them)
+                // keep a connection alive with media and RTCP rather than
+                // STUN checks, and str0m reconnects on the next check. A
+                // peer that sends nothing at all is ended by housekeeping.
+                Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                    tracing::debug!(session = %id, "ICE consent checks stopped");
+                }
+                Event::Closed => {
+                    tracing::info!(session = %id, "session ended: the peer closed it");
                     self.end_session(id, now);
                 }
                 _ => {}
@@ -619,7 +628,8 @@ impl Worker {
             .viewers
             .iter()
             .filter_map(|id| {
-                let Role::Viewer(v) = &self.sessions.get(id)?.role else {
+                let session = self.sessions.get(id)?;
+                let Role::Viewer(v) = &session.role else {
                     return None;
                 };
                 let layer = v
@@ -636,6 +646,7 @@ impl Worker {
                     paused_low_bandwidth: v.paused_low_bandwidth,
                     switches: v.switches,
                     connected: v.connected,
+                    remote: session.addrs.last().copied(),
                 })
             })
             .collect()
