@@ -19,6 +19,9 @@ use crate::core::SourceKey;
 use crate::ids::SessionId;
 
 pub const ESTIMATE_WARMUP: Duration = Duration::from_secs(1);
+/// How often to ask for a probe again while the estimate is short of the
+/// best layer.
+pub const REPROBE_INTERVAL: Duration = Duration::from_millis(1000);
 
 /// The video source a viewer should receive now, by its choice, its
 /// estimate and the bounds; records a pause for low bandwidth.
@@ -114,13 +117,26 @@ impl Worker {
             .find(|bps| *bps > current)
             .unwrap_or(current);
         let (current, desired) = (next, best.max(next));
+        // Probing overshoots what it asks for a little; ask for the layer
+        // plus its headroom so the selector's fit test can pass.
+        let mut desired = (desired as f64 / crate::core::layer_selector::HEADROOM) as u64;
+        // While the estimate is short of that, ask again every
+        // REPROBE_INTERVAL: str0m probes when the desired rate rises, and
+        // after a congestion episode its estimate otherwise climbs slowly.
+        let short = state.estimate_bps.is_some_and(|e| e < desired);
+        let reprobe = short
+            && state
+                .last_probe
+                .is_none_or(|t| now.saturating_duration_since(t) >= REPROBE_INTERVAL);
+        if reprobe {
+            state.probe_bump = (state.probe_bump + 1) % 16;
+            state.last_probe = Some(now);
+        }
+        desired += desired * u64::from(state.probe_bump) * 2 / 100;
         if (current, desired) == state.bwe_setting || desired == 0 {
             return;
         }
         state.bwe_setting = (current, desired);
-        // Probing overshoots what it asks for a little; ask for the layer
-        // plus its headroom so the selector's fit test can pass.
-        let desired = (desired as f64 / crate::core::layer_selector::HEADROOM) as u64;
         session
             .rtc
             .bwe()

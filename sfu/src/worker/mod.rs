@@ -402,6 +402,8 @@ impl Worker {
                 connected_at: None,
                 paused_low_bandwidth: false,
                 bwe_setting: (0, 0),
+                probe_bump: 0,
+                last_probe: None,
                 switches: 0,
                 audio,
                 video,

@@ -66,6 +66,9 @@ pub struct ViewerState {
     pub paused_low_bandwidth: bool,
     /// The (minimum, desired) last given to the estimator.
     pub bwe_setting: (u64, u64),
+    /// A small rise of the desired rate that makes str0m probe again.
+    pub probe_bump: u32,
+    pub last_probe: Option<Instant>,
     /// Layer switches so far, for the viewer API.
     pub switches: u32,
     pub audio: Option<DownTrack>,
