@@ -90,7 +90,53 @@ pub struct Metrics {
     pub publishers: AtomicU64,
     /// Live viewer sessions.
     pub viewers: AtomicU64,
+    /// Time from a viewer's layer-switch decision to the first packet of
+    /// the new layer (its keyframe) sent to it.
+    pub layer_switch: Histogram,
     drops: [AtomicU64; DropReason::ALL.len()],
+}
+
+/// Upper bounds (seconds) of the switch-latency buckets.
+pub const SWITCH_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];
+
+/// A Prometheus histogram of durations, written by the media worker alone.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; SWITCH_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn record(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        for (bucket, bound) in self.buckets.iter().zip(SWITCH_BUCKETS) {
+            if secs <= bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bucket, bound) in self.buckets.iter().zip(SWITCH_BUCKETS) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Relaxed)
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {:.6}",
+            self.sum_micros.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+    }
 }
 
 impl Metrics {
@@ -162,6 +208,11 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
+        self.layer_switch.render(
+            "relaycast_layer_switch_seconds",
+            "time from a viewer's layer-switch decision to the first packet of the new layer",
+            out,
+        );
         let _ = writeln!(out, "# HELP relaycast_drops_total packets or datagrams not forwarded, by reason\n# TYPE relaycast_drops_total counter");
         for reason in DropReason::ALL {
             let _ = writeln!(

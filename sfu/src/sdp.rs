@@ -104,7 +104,11 @@ fn negotiate(
         SdpOffer::from_sdp_string(offer_text).map_err(|e| MediaError::BadSdp(e.to_string()))?;
     let mut config = rtc_config(offer_text);
     if bwe {
-        config = config.enable_bwe(Some(VIEWER_INITIAL_ESTIMATE));
+        // Viewers: estimate bandwidth, and report RTT and loss every 2 s for
+        // the viewer API.
+        config = config
+            .enable_bwe(Some(VIEWER_INITIAL_ESTIMATE))
+            .set_stats_interval(Some(std::time::Duration::from_secs(2)));
     }
     let mut rtc = config.build(now);
     let host = Candidate::host(candidate, "udp").map_err(|e| MediaError::BadSdp(e.to_string()))?;

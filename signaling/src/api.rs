@@ -155,6 +155,9 @@ pub struct ViewerView {
     pub paused_low_bandwidth: bool,
     pub switches: u32,
     pub connected: bool,
+    pub rtt_ms: Option<u64>,
+    /// Percent of packets lost, from the viewer's receiver reports.
+    pub loss_percent: Option<f32>,
     /// Where its media goes (ip:port), for operators tracing a viewer.
     pub remote: Option<String>,
 }
@@ -176,6 +179,8 @@ pub fn viewer_view(v: relaycast_sfu::ViewerStatus) -> ViewerView {
         paused_low_bandwidth: v.paused_low_bandwidth,
         switches: v.switches,
         connected: v.connected,
+        rtt_ms: v.rtt.map(|d| d.as_millis() as u64),
+        loss_percent: v.loss.map(|l| l * 100.0),
         remote: v.remote.map(|a| a.to_string()),
     }
 }

@@ -70,20 +70,31 @@ for (const codec of ['VP8', 'H264']) {
       await framesGrow(b.page, 'viewer b');
 
       // The quality menu: low, then high, each changes the decoded width.
+      let switchedAt = Date.now();
       await a.page.selectOption('#layer', 'low');
       const low = await waitFor('low layer decoded', async () => {
         const s = await inboundVideo(a.page);
         return s.frameWidth > 0 && s.frameWidth <= 400 && s.frameWidth;
-      }, 15_000);
+      }, 15_000, 20);
+      const toLow = Date.now() - switchedAt;
+      switchedAt = Date.now();
       await a.page.selectOption('#layer', 'high');
       const high = await waitFor('high layer decoded', async () => {
         const s = await inboundVideo(a.page);
         return s.frameWidth > low && s.frameWidth;
-      }, 15_000).catch(async (e) => {
+      }, 15_000, 20).catch(async (e) => {
         const api = await (await fetch(`${server.base}/api/broadcasts/live`)).json();
         throw new Error(`${e.message}; viewer ${JSON.stringify(await inboundVideo(a.page))}; layers ${JSON.stringify(api.layers)}; select ${await a.page.inputValue('#layer')}`);
       });
-      console.log(`${codec}: quality menu switched decoded width ${low} → ${high}`);
+      const toHigh = Date.now() - switchedAt;
+      console.log(`${codec}: quality menu switched decoded width ${low} → ${high}; menu to decoded size: ${toLow} ms down, ${toHigh} ms up`);
+      // The server exports the switch latency and per-viewer link figures.
+      const metrics = await (await fetch(`${server.base}/metrics`)).text();
+      const switches = Number(/relaycast_layer_switch_seconds_count (\d+)/.exec(metrics)?.[1]);
+      assert.ok(switches >= 2, `switch latency histogram counts the switches (${switches})`);
+      const viewerApi = await (await fetch(`${server.base}/api/broadcasts/live/viewers`)).json();
+      assert.equal(viewerApi.length, 2);
+      assert.ok(viewerApi.some((v) => v.rtt_ms !== null && v.estimate_kbps > 0), JSON.stringify(viewerApi));
       assert.ok(high > low);
       await framesGrow(a.page, 'viewer a after switching');
       await framesGrow(b.page, 'viewer b, untouched by a\'s switch');

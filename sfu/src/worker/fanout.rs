@@ -278,6 +278,13 @@ impl Worker {
                 return Some(reason);
             }
         };
+        if translated.switched && is_video {
+            if let Some(decided) = state.switch_decided.take() {
+                self.metrics
+                    .layer_switch
+                    .record(now.saturating_duration_since(decided));
+            }
+        }
         let mid = track.mid;
         let mut io = Io {
             socket: &self.socket,
@@ -377,6 +384,7 @@ impl Worker {
             return;
         }
         state.switches += 1;
+        state.switch_decided = Some(now);
         // The cached GOP is served to a viewer with no picture yet, and to
         // one moving to a new publisher session (nothing of it was seen).
         // Within a session it is not: replaying would rewind the picture.

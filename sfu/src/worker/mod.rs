@@ -106,6 +106,9 @@ pub struct ViewerStatus {
     pub paused_low_bandwidth: bool,
     pub switches: u32,
     pub connected: bool,
+    pub rtt: Option<Duration>,
+    /// Fraction of packets lost, 0–1, from its receiver reports.
+    pub loss: Option<f32>,
     /// The address its media goes to (learned from its STUN checks).
     pub remote: Option<SocketAddr>,
 }
@@ -405,6 +408,9 @@ impl Worker {
                 probe_bump: 0,
                 last_probe: None,
                 switches: 0,
+                switch_decided: None,
+                rtt: None,
+                loss: None,
                 audio,
                 video,
             })),
@@ -564,6 +570,15 @@ impl Worker {
                 Event::Connected => self.on_connected(id, now),
                 Event::KeyframeRequest(req) => self.on_viewer_keyframe_request(id, req.mid, now),
                 Event::EgressBitrateEstimate(kind) => self.on_estimate(id, kind, now),
+                Event::MediaEgressStats(stats) => {
+                    if let Some(Role::Viewer(v)) = self.sessions.get_mut(&id).map(|s| &mut s.role) {
+                        // Video's report speaks for the viewer's link.
+                        if v.video.as_ref().is_some_and(|t| t.mid == stats.mid) {
+                            v.rtt = stats.rtt.or(v.rtt);
+                            v.loss = stats.loss.or(v.loss);
+                        }
+                    }
+                }
                 // Not the end by itself: some peers (webrtc-rs among them)
                 // keep a connection alive with media and RTCP rather than
                 // STUN checks, and str0m reconnects on the next check. A
@@ -648,6 +663,8 @@ impl Worker {
                     paused_low_bandwidth: v.paused_low_bandwidth,
                     switches: v.switches,
                     connected: v.connected,
+                    rtt: v.rtt,
+                    loss: v.loss,
                     remote: session.addrs.last().copied(),
                 })
             })

@@ -71,6 +71,11 @@ pub struct ViewerState {
     pub last_probe: Option<Instant>,
     /// Layer switches so far, for the viewer API.
     pub switches: u32,
+    /// When the latest switch was decided; cleared by its first packet.
+    pub switch_decided: Option<Instant>,
+    /// Round-trip time and fraction lost, from the viewer's receiver reports.
+    pub rtt: Option<std::time::Duration>,
+    pub loss: Option<f32>,
     pub audio: Option<DownTrack>,
     pub video: Option<DownTrack>,
 }
