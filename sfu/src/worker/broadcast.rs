@@ -17,6 +17,10 @@ use crate::ids::{BroadcastName, SessionId};
 
 /// A layer counts as active while it sent within this long.
 pub const LAYER_ACTIVE_WITHIN: Duration = Duration::from_secs(1);
+/// …and as stopped sooner, once silent this long while a sibling layer
+/// sent within [`LAYER_SIBLING_RECENT`].
+pub const LAYER_STOPPED_AFTER: Duration = Duration::from_millis(400);
+pub const LAYER_SIBLING_RECENT: Duration = Duration::from_millis(150);
 
 /// How long after a publisher's first video packet viewers may wait for
 /// every announced layer to show its frame size before one is chosen.
@@ -124,6 +128,16 @@ impl Broadcast {
     }
 
     pub fn measures(&self, now: Instant) -> Vec<LayerMeasure> {
+        // A layer that went silent while a sibling still sends has stopped
+        // (an encoder dropping it under load, a browser disabling it): its
+        // viewers should move within a second. All layers silent together
+        // is a static screen or a stall, not a stopped layer.
+        let sibling_sending = |i: usize| {
+            self.layers
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != i && other.meter.active(now, LAYER_SIBLING_RECENT))
+        };
         self.layers
             .iter()
             .enumerate()
@@ -131,7 +145,8 @@ impl Broadcast {
                 index: i as u8,
                 dimensions: l.dimensions,
                 bps: l.meter.bps(),
-                active: l.meter.active(now, LAYER_ACTIVE_WITHIN),
+                active: l.meter.active(now, LAYER_ACTIVE_WITHIN)
+                    && (l.meter.active(now, LAYER_STOPPED_AFTER) || !sibling_sending(i)),
             })
             .collect()
     }

@@ -1,0 +1,53 @@
+// A publisher's layer stops (as when Chromium's encoder drops one under CPU
+// load): its viewers move to the next layer within a second, and back when
+// the layer returns.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, STREAM_KEY, waitFor, inboundVideo } from './harness.js';
+
+async function setTopLayerActive(page, active) {
+  await page.evaluate(async (on) => {
+    const sender = window.relaycastPublisher.getSenders().find((s) => s.track?.kind === 'video');
+    const params = sender.getParameters();
+    // Encodings are smallest first (q, h, f): the last is the top layer.
+    params.encodings[params.encodings.length - 1].active = on;
+    await sender.setParameters(params);
+  }, active);
+}
+
+test('viewers leave a stopped layer within 1 s and return when it comes back', async () => {
+  const server = await startServer();
+  let browser;
+  try {
+    browser = await launchBrowser();
+    const publisher = await browser.newPage();
+    await publisher.goto(`${server.base}/publish/live`);
+    await publisher.fill('#key', STREAM_KEY);
+    await publisher.click('#start');
+    await waitFor('three layers', async () => {
+      const b = await (await fetch(`${server.base}/api/broadcasts/live`)).json();
+      return b.live && b.layers.length >= 3;
+    }, 25_000, 250);
+    const viewer = await browser.newPage();
+    await viewer.goto(`${server.base}/watch/live`);
+    await waitFor('viewer on the top layer', async () => (await inboundVideo(viewer))?.frameWidth >= 1280, 20_000);
+
+    await setTopLayerActive(publisher, false);
+    const stopped = Date.now();
+    await waitFor('viewer on the next layer', async () => {
+      const s = await inboundVideo(viewer);
+      return s.frameWidth > 0 && s.frameWidth < 1280;
+    }, 10_000, 20);
+    const moved = Date.now() - stopped;
+    console.log(`top layer stopped: the viewer decodes the next layer after ${moved} ms`);
+    assert.ok(moved <= 1000, `moved within 1 s (took ${moved} ms)`);
+
+    await setTopLayerActive(publisher, true);
+    const resumed = Date.now();
+    await waitFor('viewer back on the top layer', async () => (await inboundVideo(viewer)).frameWidth >= 1280, 15_000, 50);
+    console.log(`top layer back: the viewer decodes it again after ${Date.now() - resumed} ms`);
+  } finally {
+    await browser?.close().catch(() => {});
+    await server.stop();
+  }
+});
