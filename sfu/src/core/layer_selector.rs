@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::layers::{LayerChoice, LayerMeasure};
+use super::layers::{self, LayerChoice, LayerMeasure};
 
 /// To climb, a layer must fit in this share of the estimate.
 pub const HEADROOM: f64 = 0.85;
@@ -57,14 +57,7 @@ impl LayerSelector {
         bounds: Bounds,
         now: Instant,
     ) -> Option<Selection> {
-        let mut ranked: Vec<&LayerMeasure> = layers.iter().filter(|l| l.active).collect();
-        ranked.sort_by_key(|l| {
-            (
-                l.dimensions.map_or(0, |(w, h)| u32::from(w) * u32::from(h)),
-                l.bps,
-                l.index,
-            )
-        });
+        let ranked = layers::rank(layers);
         let lowest = *ranked.first()?;
         // Layers within the maximum; the lowest always stays available.
         let eligible: Vec<&LayerMeasure> = match bounds.max_bps {
@@ -78,14 +71,10 @@ impl LayerSelector {
         };
 
         if choice != LayerChoice::Auto {
-            let pick = match choice {
-                LayerChoice::High | LayerChoice::Auto => eligible[eligible.len() - 1],
-                LayerChoice::Low => eligible[0],
-                LayerChoice::Medium => eligible[(eligible.len() - 1) / 2],
-            };
+            let pick = layers::pick(choice, &eligible)?;
             self.upgrade = None;
-            self.current = Some(pick.index);
-            return Some(Selection::Layer(pick.index));
+            self.current = Some(pick);
+            return Some(Selection::Layer(pick));
         }
 
         let Some(estimate) = estimate_bps else {

@@ -51,16 +51,27 @@ impl LayerMeasure {
     }
 }
 
-/// The layer index for `choice` among the active layers, if any.
-pub fn choose(choice: LayerChoice, layers: &[LayerMeasure]) -> Option<u8> {
+/// The active layers, worst first.
+pub fn rank(layers: &[LayerMeasure]) -> Vec<&LayerMeasure> {
     let mut active: Vec<&LayerMeasure> = layers.iter().filter(|l| l.active).collect();
     active.sort_by_key(|l| (l.quality(), l.index));
+    active
+}
+
+/// The layer index for a manual `choice` among ranked layers (worst first);
+/// `Auto` means the best here (the LayerSelector adapts it).
+pub fn pick(choice: LayerChoice, ranked: &[&LayerMeasure]) -> Option<u8> {
     let pick = match choice {
-        LayerChoice::Auto | LayerChoice::High => active.last(),
-        LayerChoice::Low => active.first(),
-        LayerChoice::Medium => active.get(active.len().saturating_sub(1) / 2),
+        LayerChoice::Auto | LayerChoice::High => ranked.last(),
+        LayerChoice::Low => ranked.first(),
+        LayerChoice::Medium => ranked.get(ranked.len().saturating_sub(1) / 2),
     };
     pick.map(|l| l.index)
+}
+
+/// The layer index for `choice` among the active layers, if any.
+pub fn choose(choice: LayerChoice, layers: &[LayerMeasure]) -> Option<u8> {
+    pick(choice, &rank(layers))
 }
 
 #[cfg(test)]
