@@ -245,8 +245,20 @@ async fn whip_publish_answers_201_with_location_etag_link_and_cors() {
         app.clone().oneshot(delete()).await.unwrap().status(),
         StatusCode::OK
     );
-    let (status, _) = json_error(app.clone().oneshot(delete()).await.unwrap()).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a session ends once");
+    assert_eq!(
+        app.clone().oneshot(delete()).await.unwrap().status(),
+        StatusCode::OK,
+        "DELETE is idempotent for a session that just ended (OBS may close first)"
+    );
+    let unknown = Request::delete("/whip/live/123abc")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = json_error(app.clone().oneshot(unknown).await.unwrap()).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a session that never existed"
+    );
 }
 
 #[tokio::test]

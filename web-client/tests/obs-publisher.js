@@ -213,6 +213,7 @@ export class Encoder {
 
 // ---------------------------------------------------------------- publisher
 
+
 export class ObsPublisher {
   /**
    * @param {object} o
@@ -281,7 +282,13 @@ export class ObsPublisher {
     head.addToChain(new ndc.PacingHandler(this.layers[0].kbps * 10000, 5));
     videoTrack.setMediaHandler(head);
 
-    for (const t of [audioTrack, videoTrack]) t.onMessage((m) => this.onRtcp(m));
+    for (const t of [audioTrack, videoTrack]) {
+      t.onMessage((m) => this.onRtcp(m));
+      // node-datachannel releases a track's (and a PeerConnection's) hold on
+      // the event loop only from these callbacks, once closed.
+      t.onClosed(() => {});
+    }
+    pc.onStateChange(() => {});
 
     pc.setLocalDescription();
     let offer = pc.localDescription().sdp;
@@ -327,8 +334,8 @@ export class ObsPublisher {
     const location = res.headers.get('location');
     const result = { status: res.status, location, offer: s.offer, answer };
     if (res.status !== 201 || !location) {
-      s.pc.close();
       this.session = null;
+      await this.closeSession(s);
       const err = new Error(`WHIP POST answered ${res.status} (Location: ${location})\n${answer}`);
       err.result = result;
       throw err;
@@ -412,6 +419,7 @@ export class ObsPublisher {
     s.closed = true;
     clearInterval(s.audioTimer);
     await s.encoder?.stop();
+    for (const t of [s.audioTrack, s.videoTrack]) { try { t.close(); } catch { /* already closed */ } }
     try { s.pc.close(); } catch { /* already closed */ }
   }
 

@@ -113,9 +113,11 @@ test('OBS 3-layer offer is answered with all layers accepted', { timeout: 90_000
         await waitFor('video frames sent', () => pub.stats.framesSent > 30, 10_000);
         assert.equal(pub.session.pc.state(), 'connected');
       } finally {
-        // OBS closes the PeerConnection, then DELETEs; its DELETE may race the
-        // server noticing the closed DTLS session (OBS only logs a warning).
-        console.log(`${layers}-layer DELETE after closing the PeerConnection:`, await pub.stop());
+        // OBS closes the PeerConnection, then DELETEs; the server may have
+        // ended the session on the DTLS close already, and still says 200.
+        const status = await pub.stop();
+        console.log(`${layers}-layer DELETE after closing the PeerConnection:`, status);
+        assert.equal(status, 200, 'DELETE on stop succeeds');
       }
     }
   } finally {
@@ -165,11 +167,11 @@ test('after the publisher reconnects with the same SSRCs, the viewer keeps decod
     const atPost = await inboundVideo(page);
     console.log('viewer at the new POST', atPost);
 
-    const after = await waitFor('+30 frames after the reconnect', async () => {
+    const resumed = await waitFor('+30 frames after the reconnect', async () => {
       const s = await inboundVideo(page);
       return s && s.framesDecoded >= atPost.framesDecoded + 30 && s;
     }, Math.max(0, blip.postedAt + 6000 - Date.now()), 50);
-    console.log(`viewer +${after.framesDecoded - atPost.framesDecoded} frames ${Date.now() - blip.postedAt} ms after the new POST`, after);
+    console.log(`viewer +${resumed.framesDecoded - atPost.framesDecoded} frames ${Date.now() - blip.postedAt} ms after the new POST`, resumed);
     const marks = await page.evaluate(() => [window.obsTestMark, window.relaycastViewer?.obsTestMark]);
     assert.deepEqual(marks, ['same page', 'same pc'], 'no reload, same viewer PeerConnection');
     assert.deepEqual(pub.stats.firstFrameOfSessionWasKeyframe, [true, true], 'each publisher session starts on a keyframe');

@@ -16,7 +16,7 @@ mod send_queue;
 mod session;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
@@ -44,6 +44,8 @@ const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// How many more datagrams to read without yielding once the socket is ready.
 const RECV_BATCH: usize = 64;
+/// How many ended sessions a late DELETE may still name.
+const RECENTLY_ENDED: usize = 1024;
 
 pub(crate) enum Command {
     Publish {
@@ -142,6 +144,7 @@ pub(crate) fn spawn(
                     events: Vec::new(),
                     send_queue: send_queue::SendQueue::default(),
                     replays: Vec::new(),
+                    recently_ended: VecDeque::new(),
                 }
                 .run(commands)
                 .await
@@ -165,6 +168,9 @@ pub(crate) struct Worker {
     send_queue: send_queue::SendQueue,
     /// GOPs being served to joining viewers, paced.
     replays: Vec<replay::Replay>,
+    /// The last [`RECENTLY_ENDED`] sessions ended, so a DELETE that races
+    /// the peer's own close still succeeds.
+    recently_ended: VecDeque<(SessionId, BroadcastName)>,
 }
 
 enum Wake {
@@ -276,6 +282,10 @@ impl Worker {
                         self.end_session(id, now);
                         Ok(())
                     }
+                    // OBS closes its PeerConnection, then sends DELETE: the
+                    // close may end the session first. Ending it is what the
+                    // client asked for, so that is a success.
+                    None if self.recently_ended.contains(&(id, broadcast.clone())) => Ok(()),
                     _ => Err(MediaError::NoSuchSession),
                 };
                 let _ = reply.send(result);
@@ -449,6 +459,11 @@ impl Worker {
         let Some(mut session) = self.sessions.remove(&id) else {
             return;
         };
+        if self.recently_ended.len() >= RECENTLY_ENDED {
+            self.recently_ended.pop_front();
+        }
+        self.recently_ended
+            .push_back((id, session.broadcast.clone()));
         self.demux.remove_session(&session.ufrag, &session.addrs);
         // Let str0m say goodbye (RTCP BYE, DTLS close_notify) if it can.
         let _ = catch_unwind(AssertUnwindSafe(|| {
