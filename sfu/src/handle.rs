@@ -206,6 +206,23 @@ impl SfuHandle {
             .await
     }
 
+    /// Marks a publisher as obeying layer pause requests (its control
+    /// channel is attached).
+    pub async fn attach_publisher(&self, id: SessionId) -> Result<(), MediaError> {
+        self.call(|reply| Command::AttachPublisher { id, reply })
+            .await?
+    }
+
+    /// Per layer of a publisher: its rid and whether it should be sent.
+    /// `None` once the session is no longer the broadcast's publisher.
+    pub async fn publisher_layers(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<Vec<worker::PublisherLayer>>, MediaError> {
+        self.call(|reply| Command::PublisherLayers { id, reply })
+            .await
+    }
+
     /// Ends every session and joins the worker thread.
     pub async fn shutdown(&self) {
         let _ = self.inner.commands.send(Command::Shutdown).await;

@@ -20,7 +20,7 @@ pub fn require_bearer(headers: &HeaderMap, expected: &str) -> Result<(), ApiErro
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -12,6 +12,7 @@ mod cors;
 mod error;
 mod store;
 mod whip_whep;
+mod ws;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
             "/whep/{stream}/{session}/layer",
             post(whip_whep::whep_layer),
         )
+        .route("/ws", get(ws::upgrade))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))

@@ -47,6 +47,7 @@ export async function publish(url, token, stream, { simulcast = true, codec = 'a
   await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
   return {
     pc,
+    resource,
     stop: async () => {
       pc.close();
       await fetch(resource, { method: 'DELETE', headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
@@ -73,4 +74,38 @@ export function layerMeter(pc) {
     last = now;
     return layers.sort((a, b) => b.width - a.width);
   };
+}
+
+// The publisher's control channel: the server says which simulcast layers
+// anyone watches; the others are paused (setParameters active=false) so they
+// cost no CPU or upload, and resumed the moment a viewer needs them.
+export function followLayerControl(pc, resource, stream, token, onChange = () => {}) {
+  const session = new URL(resource).pathname.split('/').pop();
+  const url = new URL('/ws', location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(url);
+  ws.onopen = () => ws.send(JSON.stringify({ type: 'publisher.attach', stream, session, token }));
+  // Only what the server changed is applied: an encoding the application
+  // (or the user) turned off stays off until the server asks for it.
+  const told = new Map();
+  ws.onmessage = async (event) => {
+    const msg = JSON.parse(event.data);
+    if (msg.type !== 'layers') return;
+    const sender = pc.getSenders().find((s) => s.track?.kind === 'video');
+    if (!sender) return;
+    const params = sender.getParameters();
+    let changed = false;
+    for (const enc of params.encodings) {
+      const layer = msg.layers.find((l) => l.rid === enc.rid);
+      if (!layer || told.get(enc.rid) === layer.active) continue;
+      told.set(enc.rid, layer.active);
+      if (enc.active !== layer.active) {
+        enc.active = layer.active;
+        changed = true;
+      }
+    }
+    if (changed) await sender.setParameters(params);
+    onChange(msg.layers);
+  };
+  return ws;
 }

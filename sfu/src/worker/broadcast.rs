@@ -40,12 +40,27 @@ pub struct LayerIn {
     pub throttle: KeyframeThrottle,
     /// RTP timestamp of the previous packet: a new value starts a frame.
     pub last_ts: Option<u32>,
+    /// The publisher's name for the layer, when it has one.
+    pub rid: Option<str0m::media::Rid>,
+    /// When a viewer last received or targeted this layer.
+    pub last_wanted: Instant,
 }
 
+/// A layer no viewer received or targeted for this long is paused at a
+/// publisher that obeys pause requests.
+pub const LAYER_UNUSED_PAUSE: Duration = Duration::from_secs(10);
+
 impl LayerIn {
-    pub fn new(ssrc: Ssrc) -> Self {
+    /// Whether the publisher should stop encoding this layer now.
+    pub fn paused(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_wanted) >= LAYER_UNUSED_PAUSE
+    }
+
+    pub fn new(ssrc: Ssrc, rid: Option<str0m::media::Rid>, now: Instant) -> Self {
         LayerIn {
             ssrc,
+            rid,
+            last_wanted: now,
             gop: GopCache::default(),
             meter: BitrateMeter::default(),
             dimensions: None,
@@ -72,6 +87,9 @@ pub struct Broadcast {
     pub last_media: Option<Instant>,
     /// Layers the publisher's offer announced (1 without simulcast).
     pub expected_layers: usize,
+    /// The publisher obeys layer pause requests (a browser on /ws): its
+    /// paused layers stay selectable, and selecting one resumes it.
+    pub controllable: bool,
     /// When this epoch's first video packet arrived.
     pub first_video: Option<Instant>,
 }
@@ -90,6 +108,7 @@ impl Broadcast {
             live_since: None,
             last_media: None,
             expected_layers: 1,
+            controllable: false,
             first_video: None,
         }
     }
@@ -98,6 +117,7 @@ impl Broadcast {
     pub fn start_epoch(&mut self, publisher: SessionId, expected_layers: usize) {
         self.publisher = Some(publisher);
         self.expected_layers = expected_layers.clamp(1, MAX_LAYERS);
+        self.controllable = false;
         self.first_video = None;
         self.epoch = self.epoch.wrapping_add(1);
         self.layers.clear();
@@ -145,8 +165,9 @@ impl Broadcast {
                 index: i as u8,
                 dimensions: l.dimensions,
                 bps: l.meter.bps(),
-                active: l.meter.active(now, LAYER_ACTIVE_WITHIN)
-                    && (l.meter.active(now, LAYER_STOPPED_AFTER) || !sibling_sending(i)),
+                active: (l.meter.active(now, LAYER_ACTIVE_WITHIN)
+                    && (l.meter.active(now, LAYER_STOPPED_AFTER) || !sibling_sending(i)))
+                    || (self.controllable && l.paused(now)),
             })
             .collect()
     }

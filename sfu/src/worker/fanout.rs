@@ -90,6 +90,10 @@ impl Worker {
         let Role::Publisher(state) = &mut session.role else {
             return;
         };
+        let layer_rid = match track {
+            TrackRef::Video { layer } => state.layer_keys.get(usize::from(layer)).and_then(|k| k.0),
+            TrackRef::Audio => None,
+        };
         let pt = pkt.header.payload_type;
         let spec = match state.codecs.get(&pt) {
             Some(spec) => *spec,
@@ -161,7 +165,9 @@ impl Worker {
                     broadcast.first_video = Some(now);
                 }
                 while broadcast.layers.len() <= usize::from(layer) {
-                    broadcast.layers.push(LayerIn::new(pkt.header.ssrc));
+                    broadcast
+                        .layers
+                        .push(LayerIn::new(pkt.header.ssrc, layer_rid, now));
                     layers_changed = true;
                 }
                 let l = &mut broadcast.layers[usize::from(layer)];
@@ -395,7 +401,11 @@ impl Worker {
             return;
         };
         let layer = &broadcast.layers[usize::from(target.layer)];
-        if serve_cached && !layer.gop.is_empty() {
+        // A paused or stopped layer's cache is stale: wait for it to resume.
+        let fresh = layer
+            .meter
+            .active(now, super::broadcast::LAYER_STOPPED_AFTER);
+        if serve_cached && fresh && !layer.gop.is_empty() {
             let cached: Vec<SourcePacket> = layer.gop.packets().to_vec();
             self.metrics
                 .gop_cache_packets

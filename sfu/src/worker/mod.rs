@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::core::layer_selector::Bounds;
 use crate::core::layers::LayerChoice;
+use crate::core::layers::{self, LayerMeasure};
 use crate::core::Forwarder;
 use crate::error::MediaError;
 use crate::ids::{BroadcastName, SessionId};
@@ -83,6 +84,15 @@ pub(crate) enum Command {
         broadcast: BroadcastName,
         reply: oneshot::Sender<Vec<ViewerStatus>>,
     },
+    /// A publisher's control channel attached: it obeys pause requests.
+    AttachPublisher {
+        id: SessionId,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    PublisherLayers {
+        id: SessionId,
+        reply: oneshot::Sender<Option<Vec<PublisherLayer>>>,
+    },
     Shutdown,
 }
 
@@ -95,6 +105,13 @@ pub struct BroadcastStatus {
     pub live_since: Option<SystemTime>,
     /// (width, height, bits per second) per active layer, best first.
     pub layers: Vec<(Option<(u16, u16)>, u64)>,
+}
+
+/// One of a publisher's layers, and whether it should be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherLayer {
+    pub rid: Option<String>,
+    pub send: bool,
 }
 
 /// A viewer as the API shows it.
@@ -306,6 +323,21 @@ impl Worker {
             }
             Command::Viewers { broadcast, reply } => {
                 let _ = reply.send(self.viewer_statuses(&broadcast, now));
+            }
+            Command::AttachPublisher { id, reply } => {
+                let name = self.sessions.get(&id).map(|s| s.broadcast.clone());
+                let broadcast = name.and_then(|n| self.broadcasts.get_mut(&n));
+                let result = match broadcast {
+                    Some(b) if b.publisher == Some(id) => {
+                        b.controllable = true;
+                        Ok(())
+                    }
+                    _ => Err(MediaError::NoSuchSession),
+                };
+                let _ = reply.send(result);
+            }
+            Command::PublisherLayers { id, reply } => {
+                let _ = reply.send(self.publisher_layers(id, now));
             }
             Command::Shutdown => {}
         }
@@ -649,6 +681,67 @@ impl Worker {
             self.retarget_viewer(id, now);
             self.update_bwe(id, now);
         }
+        self.mark_wanted_layers(now);
+    }
+
+    /// Records, per layer, that some viewer receives or targets it now; the
+    /// layers nobody wanted for a while are paused at obedient publishers.
+    fn mark_wanted_layers(&mut self, now: Instant) {
+        for broadcast in self.broadcasts.values_mut() {
+            let epoch = broadcast.epoch;
+            // Worst first, paused layers included: the layer ranked just
+            // below a wanted one stays warm, so a viewer whose layer stops
+            // falls back at once instead of waiting for a resume.
+            let measures: Vec<LayerMeasure> = broadcast
+                .measures(now)
+                .into_iter()
+                .map(|m| LayerMeasure { active: true, ..m })
+                .collect();
+            let ranked: Vec<u8> = layers::rank(&measures).iter().map(|m| m.index).collect();
+            let mut wanted: Vec<u8> = Vec::new();
+            for viewer in &broadcast.viewers {
+                let Some(Role::Viewer(v)) = self.sessions.get(viewer).map(|s| &s.role) else {
+                    continue;
+                };
+                let Some(video) = v.video.as_ref() else {
+                    continue;
+                };
+                for source in [video.forwarder.current(), video.forwarder.target()]
+                    .into_iter()
+                    .flatten()
+                {
+                    if source.epoch == epoch {
+                        wanted.push(source.layer);
+                        let below = ranked
+                            .iter()
+                            .position(|l| *l == source.layer)
+                            .and_then(|p| p.checked_sub(1));
+                        wanted.extend(below.map(|p| ranked[p]));
+                    }
+                }
+            }
+            for layer in wanted {
+                if let Some(l) = broadcast.layers.get_mut(usize::from(layer)) {
+                    l.last_wanted = now;
+                }
+            }
+        }
+    }
+
+    /// Which of a publisher's layers it should send.
+    fn publisher_layers(&self, id: SessionId, now: Instant) -> Option<Vec<PublisherLayer>> {
+        let session = self.sessions.get(&id)?;
+        let broadcast = self.broadcasts.get(&session.broadcast)?;
+        (broadcast.publisher == Some(id)).then(|| {
+            broadcast
+                .layers
+                .iter()
+                .map(|l| PublisherLayer {
+                    rid: l.rid.map(|r| r.to_string()),
+                    send: !l.paused(now),
+                })
+                .collect()
+        })
     }
 
     fn viewer_statuses(&self, name: &BroadcastName, now: Instant) -> Vec<ViewerStatus> {
