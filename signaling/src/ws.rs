@@ -34,6 +34,14 @@ pub enum ClientMessage {
         session: String,
         token: String,
     },
+    /// A viewer's quality choice for its WHEP session: high, medium, low or
+    /// auto; applied at the next keyframe, without renegotiation.
+    #[serde(rename = "viewer.layer")]
+    ViewerLayer {
+        stream: String,
+        session: String,
+        layer: String,
+    },
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -44,6 +52,9 @@ pub enum ServerMessage {
     /// Which layers (by rid) the publisher should send.
     #[serde(rename = "layers")]
     Layers { layers: Vec<LayerState> },
+    /// A `viewer.layer` was applied.
+    #[serde(rename = "layer.ok")]
+    LayerOk { layer: String },
     #[serde(rename = "error")]
     Error { code: &'static str, message: String },
 }
@@ -100,6 +111,12 @@ async fn connection(mut socket: WebSocket, state: AppState) {
                 };
                 let reply = match serde_json::from_str::<ClientMessage>(&text) {
                     Err(e) => Some(error("bad_message", e.to_string())),
+                    Ok(ClientMessage::ViewerLayer { stream, session, layer }) => {
+                        Some(match set_layer(&state, &stream, &session, &layer).await {
+                            Ok(()) => ServerMessage::LayerOk { layer },
+                            Err(e) => e,
+                        })
+                    }
                     Ok(ClientMessage::PublisherAttach { stream, session, token }) => {
                         match attach(&state, &stream, &session, &token).await {
                             Ok(id) => { attached = Some(id); last_sent = None; None }
@@ -126,6 +143,31 @@ async fn connection(mut socket: WebSocket, state: AppState) {
             }
         }
     }
+}
+
+async fn set_layer(
+    state: &AppState,
+    stream: &str,
+    session: &str,
+    layer: &str,
+) -> Result<(), ServerMessage> {
+    let choice = layer
+        .parse::<relaycast_sfu::LayerChoice>()
+        .map_err(|e| error("bad_message", e))?;
+    let id = SessionId::parse(session).ok_or_else(|| error("not_found", "no such session"))?;
+    let exists = state
+        .media()
+        .exists(id, relaycast_sfu::BroadcastName::new(stream))
+        .await
+        .unwrap_or(false);
+    if !exists {
+        return Err(error("not_found", "no such viewer session"));
+    }
+    state
+        .media()
+        .set_layer(id, choice)
+        .await
+        .map_err(|_| error("not_found", "no such viewer session"))
 }
 
 async fn attach(
@@ -164,6 +206,11 @@ mod tests {
                 token: "k".into()
             }
         );
+        let layer = r#"{"type":"viewer.layer","stream":"live","session":"ab","layer":"low"}"#;
+        assert!(matches!(
+            serde_json::from_str::<ClientMessage>(layer).unwrap(),
+            ClientMessage::ViewerLayer { .. }
+        ));
         for bad in [
             r#"{"type":"nope"}"#,
             r#"{"type":"publisher.attach"}"#,

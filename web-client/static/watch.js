@@ -61,13 +61,28 @@ function scheduleReconnect() {
   backoff = Math.min(backoff * 2, 15000);
 }
 
-// The server switches layers at the next keyframe, without renegotiation.
+// The realtime channel: the quality choice goes over /ws; the server
+// switches at the next keyframe, without renegotiation.
+let ws = null;
+function realtime() {
+  const url = new URL('/ws', location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  ws = new WebSocket(url);
+  ws.onclose = () => setTimeout(realtime, 2000);
+}
+
 async function chooseLayer(value) {
   choice = value;
   const url = new URL(location.href);
   url.searchParams.set('layer', value);
   history.replaceState(null, '', url);
   if (!session?.resource) return connect();
+  const sessionId = new URL(session.resource).pathname.split('/').pop();
+  if (ws?.readyState === WebSocket.OPEN) {
+    ws.send(JSON.stringify({ type: 'viewer.layer', stream, session: sessionId, layer: value }));
+    return;
+  }
+  // No realtime channel: the same request over HTTP.
   const res = await fetch(`${session.resource}/layer`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
@@ -155,6 +170,7 @@ $('layer').addEventListener('change', (e) => chooseLayer(e.target.value));
 video.addEventListener('playing', setState);
 video.addEventListener('waiting', setState);
 
+realtime();
 poll();
 setInterval(poll, 2000);
 setInterval(stats, 1000);

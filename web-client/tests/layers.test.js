@@ -51,3 +51,40 @@ test('viewers leave a stopped layer within 1 s and return when it comes back', a
     await server.stop();
   }
 });
+
+test('switch latency: quality menu to the new layer decoded, over 10 switches', async () => {
+  const server = await startServer();
+  let browser;
+  try {
+    browser = await launchBrowser();
+    const publisher = await browser.newPage();
+    await publisher.goto(`${server.base}/publish/live`);
+    await publisher.fill('#key', STREAM_KEY);
+    await publisher.click('#start');
+    await waitFor('three layers', async () => {
+      const b = await (await fetch(`${server.base}/api/broadcasts/live`)).json();
+      return b.live && b.layers.length >= 3;
+    }, 25_000, 250);
+    const viewer = await browser.newPage();
+    await viewer.goto(`${server.base}/watch/live`);
+    await waitFor('viewer on the top layer', async () => (await inboundVideo(viewer))?.frameWidth >= 1280, 20_000);
+    const samples = [];
+    for (let i = 0; i < 10; i++) {
+      const low = i % 2 === 0;
+      const started = Date.now();
+      await viewer.selectOption('#layer', low ? 'low' : 'high');
+      await waitFor(`decoded ${low ? 'low' : 'high'}`, async () => {
+        const w = (await inboundVideo(viewer)).frameWidth;
+        return low ? w > 0 && w <= 400 : w >= 1280;
+      }, 10_000, 10);
+      samples.push(Date.now() - started);
+    }
+    samples.sort((a, b) => a - b);
+    const p = (q) => samples[Math.min(samples.length - 1, Math.ceil(q * samples.length) - 1)];
+    console.log(`switch latency, menu → new layer decoded: p50 ${p(0.5)} ms, p99 ${p(0.99)} ms (all: ${samples.join(', ')})`);
+    assert.ok(p(0.5) < 1500, 'a switch takes well under a keyframe interval');
+  } finally {
+    await browser?.close().catch(() => {});
+    await server.stop();
+  }
+});
