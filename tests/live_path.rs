@@ -3,6 +3,9 @@
 //! (webrtc-rs, recvonly). webrtc-rs is an independent WebRTC stack, so these
 //! tests check the server against the wire protocol, not against itself.
 //!
+//! Viewers ask for `high` (or `low`): `auto` follows each viewer's bandwidth
+//! estimate, which `constrained_viewer.rs` and the browser tests cover.
+//!
 //! The tests read as specifications; the harness (server fixture, publisher,
 //! viewer, VP8 bit-twiddling) lives in `tests/common/`.
 //!
@@ -33,10 +36,10 @@ async fn viewers_receive_keyframe_first_contiguous_video_and_audio() {
     run(Duration::from_secs(30), async {
         let server = TestServer::start().await?;
         // One viewer is waiting before the broadcast starts, two join it live.
-        let early = Viewer::join(&server, Layer::Auto).await?;
+        let early = Viewer::join(&server, Layer::High).await?;
         let publisher = Publisher::start(&server, PublisherOptions::generation(1)).await?;
-        let late_a = Viewer::join(&server, Layer::Auto).await?;
-        let late_b = Viewer::join(&server, Layer::Auto).await?;
+        let late_a = Viewer::join(&server, Layer::High).await?;
+        let late_b = Viewer::join(&server, Layer::High).await?;
 
         sleep(Duration::from_secs(3)).await;
 
@@ -50,7 +53,7 @@ async fn viewers_receive_keyframe_first_contiguous_video_and_audio() {
             checks.check(!rx.audio.is_empty(), || format!("{who}: no audio packets"));
             checks.check(rx.last_keyframe_width() == Some(1280), || {
                 format!(
-                    "{who}: an auto viewer on loopback should end up on the 1280-wide layer \
+                    "{who}: a `high` viewer should be on the 1280-wide layer \
                      (keyframe widths seen: {:?})",
                     rx.keyframe_widths()
                 )
@@ -133,7 +136,7 @@ async fn mid_gop_join_gets_first_keyframe_within_100ms() {
         let join_at = publisher.keyframe_time_at_or_after(Duration::from_millis(1000))
             + Duration::from_millis(500);
         sleep_until(join_at).await;
-        let viewer = Viewer::join(&server, Layer::Auto).await?;
+        let viewer = Viewer::join(&server, Layer::High).await?;
         let join = viewer.wait_first_keyframe(Duration::from_secs(5)).await?;
         let rx = viewer.report();
         eprintln!(
@@ -167,7 +170,7 @@ async fn mid_gop_join_gets_first_keyframe_within_100ms() {
         let mut joins = Vec::new();
         for i in 0..20 {
             sleep(Duration::from_millis(rand::random_range(0..200))).await;
-            let viewer = Viewer::join(&server, Layer::Auto).await?;
+            let viewer = Viewer::join(&server, Layer::High).await?;
             let join = viewer
                 .wait_first_keyframe(Duration::from_secs(5))
                 .await
@@ -240,7 +243,7 @@ async fn publisher_reconnect_with_new_ssrcs_keeps_viewers_playing() {
     .await;
 }
 
-/// Viewers (auto and low) watch publisher `first` for 2 s; it DELETEs its
+/// Viewers (high and low) watch publisher `first` for 2 s; it DELETEs its
 /// WHIP session and closes; publisher `second` connects and sends for 2.5 s.
 /// The viewers' PeerConnections are never renegotiated.
 async fn reconnect_scenario(
@@ -248,7 +251,7 @@ async fn reconnect_scenario(
     second: PublisherOptions,
 ) -> anyhow::Result<()> {
     let server = TestServer::start().await?;
-    let auto = Viewer::join(&server, Layer::Auto).await?;
+    let high = Viewer::join(&server, Layer::High).await?;
     let low = Viewer::join(&server, Layer::Low).await?;
 
     let publisher = Publisher::start(&server, first).await?;
@@ -260,7 +263,7 @@ async fn reconnect_scenario(
     sleep(Duration::from_millis(2500)).await;
 
     let mut checks = Checks::default();
-    for (name, viewer, width) in [("auto", &auto, 1280), ("low", &low, 320)] {
+    for (name, viewer, width) in [("high", &high, 1280), ("low", &low, 320)] {
         let who = format!("{name} viewer");
         let rx = viewer.report();
         eprintln!("{who}: {}", rx.summary());
@@ -325,7 +328,7 @@ async fn reconnect_scenario(
     }
     eprintln!("second publisher: {}", publisher.stats_line());
 
-    auto.leave().await;
+    high.leave().await;
     low.leave().await;
     publisher.stop_and_delete().await?;
     server.stop().await;

@@ -26,7 +26,7 @@ async fn a_second_publisher_while_live_gets_409() {
     run(Duration::from_secs(30), async {
         let server = TestServer::start().await?;
         let publisher = Publisher::start(&server, PublisherOptions::generation(1)).await?;
-        let viewer = Viewer::join(&server, Layer::Auto).await?;
+        let viewer = Viewer::join(&server, Layer::High).await?;
         sleep(Duration::from_millis(1500)).await;
 
         // A complete, valid offer with the right token: only "already live"
@@ -123,7 +123,7 @@ async fn a_publisher_that_went_silent_is_replaced_without_delete() {
     eprintln!("pinned SSRCs for both publishers: {ssrcs:?}");
     run(Duration::from_secs(30), async {
         let server = TestServer::start().await?;
-        let viewer = Viewer::join(&server, Layer::Auto).await?;
+        let viewer = Viewer::join(&server, Layer::High).await?;
         let first =
             Publisher::start(&server, PublisherOptions::generation(1).with_ssrcs(ssrcs)).await?;
         sleep(Duration::from_secs(2)).await;
