@@ -1,0 +1,174 @@
+//! Samples taken outside the media path: the server's Prometheus `/metrics`,
+//! this process's CPU time (`/proc/self/stat`) and the kernel's UDP receive
+//! buffer drops (`/proc/net/snmp`).
+//!
+//! Invariants: a [`Sample`] is a plain value taken at one instant; figures
+//! over a window are differences of two samples ([`Window`]). Missing
+//! procfs or metrics degrade to `None`, never to an error of the run.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::http::{self, ServerUrl};
+
+/// Linux reports process times in USER_HZ ticks, 100 per second.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+pub const FORWARDED: &str = "relaycast_rtp_packets_forwarded_total";
+pub const PACKETS_IN: &str = "relaycast_rtp_packets_in_total";
+pub const DATAGRAMS_OUT: &str = "relaycast_datagrams_out_total";
+pub const WORKER_CPU: &str = "relaycast_media_worker_cpu_seconds_total";
+pub const GOP_PACKETS: &str = "relaycast_gop_cache_packets_total";
+pub const KEYFRAME_REQUESTS: &str = "relaycast_keyframe_requests_total";
+const DROPS: &str = "relaycast_drops_total{reason=\"";
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub at: Instant,
+    /// Every unlabelled or labelled series of `/metrics` (name with labels).
+    pub server: Option<BTreeMap<String, f64>>,
+    /// CPU seconds (user + system) of this process.
+    pub own_cpu: Option<f64>,
+    /// `Udp: RcvbufErrors`, system-wide.
+    pub udp_rcvbuf_errors: Option<u64>,
+}
+
+pub fn sample(server: &ServerUrl) -> Sample {
+    Sample {
+        at: Instant::now(),
+        server: scrape(server).ok(),
+        own_cpu: own_cpu_seconds(),
+        udp_rcvbuf_errors: udp_rcvbuf_errors(),
+    }
+}
+
+/// `GET /metrics`, parsed into series → value.
+pub fn scrape(server: &ServerUrl) -> Result<BTreeMap<String, f64>, String> {
+    let response = http::request(server, "GET", "/metrics", &[], "")?;
+    if response.status != 200 {
+        return Err(format!("GET /metrics: {}", response.status));
+    }
+    Ok(parse_metrics(&response.body))
+}
+
+fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.trim().to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+pub fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the parenthesised command: state is field 0, utime 11, stime 12.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / TICKS_PER_SECOND)
+}
+
+fn udp_rcvbuf_errors() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let column = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(column)?.parse().ok()
+}
+
+/// Differences between two samples.
+pub struct Window<'a> {
+    pub from: &'a Sample,
+    pub to: &'a Sample,
+}
+
+impl Window<'_> {
+    pub fn seconds(&self) -> f64 {
+        self.to
+            .at
+            .saturating_duration_since(self.from.at)
+            .as_secs_f64()
+    }
+
+    pub fn server_delta(&self, series: &str) -> Option<f64> {
+        let (a, b) = (self.from.server.as_ref()?, self.to.server.as_ref()?);
+        Some(b.get(series)? - a.get(series)?)
+    }
+
+    /// Drops by reason over the window, only the non-zero ones.
+    pub fn drops(&self) -> BTreeMap<String, f64> {
+        let (Some(a), Some(b)) = (self.from.server.as_ref(), self.to.server.as_ref()) else {
+            return BTreeMap::new();
+        };
+        b.iter()
+            .filter_map(|(series, v)| {
+                let reason = series.strip_prefix(DROPS)?.strip_suffix("\"}")?;
+                let delta = v - a.get(series).copied().unwrap_or(0.0);
+                (delta > 0.0).then(|| (reason.to_owned(), delta))
+            })
+            .collect()
+    }
+
+    /// Server media-worker CPU µs per forwarded packet.
+    pub fn server_us_per_packet(&self) -> Option<f64> {
+        let forwarded = self.server_delta(FORWARDED)?;
+        let cpu = self.server_delta(WORKER_CPU)?;
+        (forwarded > 0.0).then(|| cpu * 1e6 / forwarded)
+    }
+
+    /// This process's CPU use as a fraction of one core.
+    pub fn own_cpu_cores(&self) -> Option<f64> {
+        let s = self.seconds();
+        (s > 0.0).then_some((self.to.own_cpu? - self.from.own_cpu?) / s)
+    }
+
+    pub fn udp_rcvbuf_errors(&self) -> Option<u64> {
+        Some(
+            self.to
+                .udp_rcvbuf_errors?
+                .saturating_sub(self.from.udp_rcvbuf_errors?),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_of(text: &str, at: Instant) -> Sample {
+        Sample {
+            at,
+            server: Some(parse_metrics(text)),
+            own_cpu: Some(0.0),
+            udp_rcvbuf_errors: Some(0),
+        }
+    }
+
+    #[test]
+    fn cost_per_packet_is_worker_cpu_over_forwarded_packets() {
+        let t = Instant::now();
+        let a = sample_of("# HELP x\nrelaycast_rtp_packets_forwarded_total 1000\nrelaycast_media_worker_cpu_seconds_total 1.000\n", t);
+        let b = sample_of("relaycast_rtp_packets_forwarded_total 501000\nrelaycast_media_worker_cpu_seconds_total 3.000\n", t);
+        let w = Window { from: &a, to: &b };
+        assert_eq!(w.server_us_per_packet(), Some(4.0));
+    }
+
+    #[test]
+    fn drops_are_read_by_reason_and_only_when_they_grew() {
+        let t = Instant::now();
+        let a = sample_of("relaycast_drops_total{reason=\"duplicate\"} 5\nrelaycast_drops_total{reason=\"deferred\"} 1\n", t);
+        let b = sample_of("relaycast_drops_total{reason=\"duplicate\"} 5\nrelaycast_drops_total{reason=\"deferred\"} 4\n", t);
+        let drops = Window { from: &a, to: &b }.drops();
+        assert_eq!(
+            drops.into_iter().collect::<Vec<_>>(),
+            vec![("deferred".to_owned(), 3.0)]
+        );
+    }
+
+    #[test]
+    fn this_process_has_a_cpu_time() {
+        assert!(own_cpu_seconds().is_some_and(|s| s >= 0.0));
+    }
+}

@@ -1,0 +1,266 @@
+//! [`Report`]: the result of one run, rendered for people ([`Report::human`],
+//! [`Report::summary_line`]) and machines ([`Report::to_json`]), and the
+//! pass/fail verdict.
+//!
+//! Invariants: a run passes only when every join succeeded and unrecovered
+//! loss is at most [`MAX_LOSS`]; the summary line is one line and states the
+//! verdict first.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::stats::{percentiles, Histograms};
+use crate::swarm::ViewerOutcome;
+
+/// Unrecovered loss above this fails the run.
+pub const MAX_LOSS: f64 = 0.01;
+/// Above this share of its cores, the tool is the bottleneck.
+pub const TOOL_CPU_WARNING: f64 = 0.9;
+
+/// Server-side figures over the measurement window.
+#[derive(Debug, Default, Clone)]
+pub struct ServerFigures {
+    pub forwarded_per_s: Option<f64>,
+    pub packets_in_per_s: Option<f64>,
+    /// UDP datagrams the server actually sent (after SRTP and pacing).
+    pub datagrams_out_per_s: Option<f64>,
+    /// Media-worker CPU as a fraction of one core.
+    pub worker_cpu: Option<f64>,
+    pub us_per_packet: Option<f64>,
+    pub gop_cache_packets: Option<f64>,
+    pub keyframe_requests: Option<f64>,
+    pub drops: BTreeMap<String, f64>,
+}
+
+pub struct Report {
+    pub viewers: usize,
+    pub layer: String,
+    pub duration_s: f64,
+    pub threads: usize,
+    pub outcomes: Vec<ViewerOutcome>,
+    pub histograms: Histograms,
+    /// Measurement window, and whether it began after every join settled.
+    pub window_s: f64,
+    /// RTP packets the viewers received per second in the window; far below
+    /// `forwarded_per_s`, the server queues (pacing) more than it sends.
+    pub received_per_s: f64,
+    pub steady: bool,
+    pub server: ServerFigures,
+    /// This process's CPU, in cores, and the cores it may use.
+    pub tool_cpu: Option<f64>,
+    pub tool_cores: usize,
+    pub udp_rcvbuf_errors: Option<u64>,
+    pub publisher_keyframe_requests: Option<u64>,
+}
+
+impl Report {
+    pub fn failed_joins(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.failure.is_some()).count()
+    }
+
+    /// (received, recovered, lost) over every viewer.
+    pub fn packets(&self) -> (u64, u64, u64) {
+        self.outcomes.iter().fold((0, 0, 0), |(r, c, l), o| {
+            (r + o.received, c + o.recovered, l + o.lost)
+        })
+    }
+
+    pub fn loss(&self) -> f64 {
+        let (received, _, lost) = self.packets();
+        lost as f64 / (received + lost).max(1) as f64
+    }
+
+    pub fn tool_saturated(&self) -> bool {
+        self.tool_cpu
+            .is_some_and(|c| c > TOOL_CPU_WARNING * self.tool_cores as f64)
+    }
+
+    pub fn passed(&self) -> bool {
+        self.failed_joins() == 0 && self.loss() <= MAX_LOSS
+    }
+
+    /// Failure reasons with their counts, most frequent first.
+    fn failure_reasons(&self) -> Vec<(String, usize)> {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for reason in self.outcomes.iter().filter_map(|o| o.failure.as_ref()) {
+            *counts.entry(reason.clone()).or_default() += 1;
+        }
+        let mut reasons: Vec<_> = counts.into_iter().collect();
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+        reasons.truncate(5);
+        reasons
+    }
+
+    pub fn to_json(&self) -> Value {
+        let (received, recovered, lost) = self.packets();
+        json!({
+            "pass": self.passed(),
+            "viewers": self.viewers,
+            "layer": self.layer,
+            "duration_s": self.duration_s,
+            "viewer_threads": self.threads,
+            "joins": {
+                "failed": self.failed_joins(),
+                "failure_reasons": self.failure_reasons().into_iter()
+                    .map(|(r, n)| json!({"reason": r, "count": n})).collect::<Vec<_>>(),
+            },
+            "packets": {
+                "received": received,
+                "recovered": recovered,
+                "lost": lost,
+                "loss": self.loss(),
+            },
+            "latency_us": percentiles(&self.histograms.latency_us),
+            "latency_all_us": percentiles(&self.histograms.latency_all_us),
+            "ttff_ms": percentiles(&self.histograms.ttff_ms),
+            "connect_ms": percentiles(&self.histograms.connect_ms),
+            "window": { "seconds": self.window_s, "steady": self.steady, "received_per_s": self.received_per_s },
+            "server": {
+                "forwarded_per_s": self.server.forwarded_per_s,
+                "packets_in_per_s": self.server.packets_in_per_s,
+                "datagrams_out_per_s": self.server.datagrams_out_per_s,
+                "worker_cpu_cores": self.server.worker_cpu,
+                "us_per_forwarded_packet": self.server.us_per_packet,
+                "gop_cache_packets": self.server.gop_cache_packets,
+                "keyframe_requests": self.server.keyframe_requests,
+                "drops": self.server.drops,
+            },
+            "tool": {
+                "cpu_cores": self.tool_cpu,
+                "cores": self.tool_cores,
+                "saturated": self.tool_saturated(),
+                "udp_rcvbuf_errors": self.udp_rcvbuf_errors,
+                "publisher_keyframe_requests": self.publisher_keyframe_requests,
+            },
+        })
+    }
+
+    pub fn human(&self) -> String {
+        let (received, recovered, lost) = self.packets();
+        let mut out = String::new();
+        let mut line = |s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        line(format!(
+            "relaycast-loadtest: {} viewers ({}), {:.0} s, {} viewer thread(s)",
+            self.viewers, self.layer, self.duration_s, self.threads
+        ));
+        line(format!(
+            "  joins     {} ok, {} failed",
+            self.viewers - self.failed_joins(),
+            self.failed_joins()
+        ));
+        for (reason, n) in self.failure_reasons() {
+            line(format!("            {n} × {reason}"));
+        }
+        line(format!(
+            "  packets   {received} received, {recovered} repaired, {lost} lost ({:.3}% unrecovered)",
+            self.loss() * 100.0
+        ));
+        line(format!(
+            "  latency   {} (steady window)",
+            quantiles(&self.histograms.latency_us, 1000.0, "ms")
+        ));
+        line(format!(
+            "            {} (whole run, joins included)",
+            quantiles(&self.histograms.latency_all_us, 1000.0, "ms")
+        ));
+        line(format!(
+            "  ttff      {}",
+            quantiles(&self.histograms.ttff_ms, 1.0, "ms")
+        ));
+        line(format!(
+            "  connect   {}",
+            quantiles(&self.histograms.connect_ms, 1.0, "ms")
+        ));
+        line(format!(
+            "  window    {:.1} s{}",
+            self.window_s,
+            if self.steady {
+                " (after every join settled)"
+            } else {
+                " (includes joins: run longer for steady state)"
+            }
+        ));
+        let s = &self.server;
+        line(format!(
+            "  server    {} fwd/s, {} in/s, worker {} of a core, {} µs CPU per forwarded packet",
+            opt(s.forwarded_per_s, 0),
+            opt(s.packets_in_per_s, 0),
+            opt(s.worker_cpu.map(|c| c * 100.0), 1) + "%",
+            opt(s.us_per_packet, 2)
+        ));
+        line(format!(
+            "            {} datagrams out/s; viewers received {:.0} pkt/s; {} GOP-cache packets, {} keyframe requests",
+            opt(s.datagrams_out_per_s, 0),
+            self.received_per_s,
+            opt(s.gop_cache_packets, 0),
+            opt(s.keyframe_requests, 0)
+        ));
+        if !s.drops.is_empty() {
+            let drops: Vec<String> = s.drops.iter().map(|(r, n)| format!("{r} {n:.0}")).collect();
+            line(format!("            drops: {}", drops.join(", ")));
+        }
+        line(format!(
+            "  tool      {} of {} core(s), kernel UDP rcvbuf drops {}",
+            opt(self.tool_cpu.map(|c| c * 100.0), 0) + "%",
+            self.tool_cores,
+            self.udp_rcvbuf_errors
+                .map_or("n/a".into(), |n| n.to_string())
+        ));
+        if self.tool_saturated() {
+            line("  WARNING   the load tool used > 90% of its cores: it, not the server, may be the bottleneck".into());
+        }
+        out
+    }
+
+    pub fn summary_line(&self) -> String {
+        let lat = &self.histograms.latency_us;
+        let ttff = &self.histograms.ttff_ms;
+        format!(
+            "{} viewers={} failed={} loss={:.3}% latency_p50={} latency_p99={} ttff_p50={} ttff_p99={} server_us_per_pkt={} fwd_per_s={} tool_cpu={}{}",
+            if self.passed() { "PASS" } else { "FAIL" },
+            self.viewers,
+            self.failed_joins(),
+            self.loss() * 100.0,
+            q(lat, 0.5, 1000.0, "ms"),
+            q(lat, 0.99, 1000.0, "ms"),
+            q(ttff, 0.5, 1.0, "ms"),
+            q(ttff, 0.99, 1.0, "ms"),
+            opt(self.server.us_per_packet, 2),
+            opt(self.server.forwarded_per_s, 0),
+            opt(self.tool_cpu.map(|c| c * 100.0), 0) + "%",
+            if self.tool_saturated() { " TOOL-SATURATED" } else { "" }
+        )
+    }
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn q(h: &hdrhistogram::Histogram<u64>, quantile: f64, per_unit: f64, unit: &str) -> String {
+    if h.is_empty() {
+        return "n/a".into();
+    }
+    format!(
+        "{:.1}{unit}",
+        h.value_at_quantile(quantile) as f64 / per_unit
+    )
+}
+
+fn quantiles(h: &hdrhistogram::Histogram<u64>, per_unit: f64, unit: &str) -> String {
+    if h.is_empty() {
+        return "n/a".into();
+    }
+    format!(
+        "p50 {} p99 {} p99.9 {} max {:.1}{unit} ({} samples)",
+        q(h, 0.5, per_unit, unit),
+        q(h, 0.99, per_unit, unit),
+        q(h, 0.999, per_unit, unit),
+        h.max() as f64 / per_unit,
+        h.len()
+    )
+}
