@@ -4,17 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, launchBrowser, STREAM_KEY, waitFor, inboundVideo, screenshotDir, sleep } from './harness.js';
-
-async function startPublishing(browser, base, codec) {
-  const page = await browser.newPage();
-  await page.goto(`${base}/publish/live`);
-  await page.selectOption('#codec', codec);
-  await page.fill('#key', STREAM_KEY);
-  await page.click('#start');
-  await waitFor('publisher connected', () => page.evaluate(() => window.relaycastPublisher?.connectionState === 'connected'), 15_000);
-  return page;
-}
+import { startServer, launchBrowser, waitFor, inboundVideo, screenshotDir, sleep, startPublishing, waitForLayers } from './harness.js';
 
 /// The codec the publisher really sends, from its outbound stats.
 async function sentCodec(page) {
@@ -54,12 +44,7 @@ for (const codec of ['VP8', 'H264']) {
       browser = await launchBrowser();
       const publisher = await startPublishing(browser, server.base, codec);
       assert.equal((await waitFor('video sent', () => sentCodec(publisher), 10_000)).toLowerCase(), `video/${codec}`.toLowerCase());
-      // Let simulcast ramp up (Chromium adds layers as bandwidth feedback allows).
-      await waitFor('three layers measured', async () => {
-        const res = await fetch(`${server.base}/api/broadcasts/live`);
-        const b = await res.json();
-        return b.live && b.layers.length >= 3;
-      }, 20_000, 250);
+      await waitForLayers(server.base);
 
       const a = await openViewer(browser, server.base);
       const b = await openViewer(browser, server.base);
@@ -92,9 +77,11 @@ for (const codec of ['VP8', 'H264']) {
       const metrics = await (await fetch(`${server.base}/metrics`)).text();
       const switches = Number(/relaycast_layer_switch_seconds_count (\d+)/.exec(metrics)?.[1]);
       assert.ok(switches >= 2, `switch latency histogram counts the switches (${switches})`);
-      const viewerApi = await (await fetch(`${server.base}/api/broadcasts/live/viewers`)).json();
-      assert.equal(viewerApi.length, 2);
-      assert.ok(viewerApi.some((v) => v.rtt_ms !== null && v.estimate_kbps > 0), JSON.stringify(viewerApi));
+      // RTT comes with the viewers' receiver reports, every couple of seconds.
+      await waitFor('the viewer API reports RTT and an estimate', async () => {
+        const viewerApi = await (await fetch(`${server.base}/api/broadcasts/live/viewers`)).json();
+        return viewerApi.length === 2 && viewerApi.some((v) => v.rtt_ms !== null && v.estimate_kbps > 0);
+      }, 10_000, 250);
       assert.ok(high > low);
       await framesGrow(a.page, 'viewer a after switching');
       await framesGrow(b.page, 'viewer b, untouched by a\'s switch');

@@ -3,7 +3,7 @@
 // sending it; a viewer arriving gets it resumed and plays.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, STREAM_KEY, waitFor, inboundVideo } from './harness.js';
+import { startServer, launchBrowser, waitFor, inboundVideo, startPublishing, waitForLayers } from './harness.js';
 
 const activeEncodings = (page) => page.evaluate(() => {
   const sender = window.relaycastPublisher.getSenders().find((s) => s.track?.kind === 'video');
@@ -15,14 +15,8 @@ test('layers nobody watches are paused at the browser publisher and resumed for 
   let browser;
   try {
     browser = await launchBrowser();
-    const publisher = await browser.newPage();
-    await publisher.goto(`${server.base}/publish/live`);
-    await publisher.fill('#key', STREAM_KEY);
-    await publisher.click('#start');
-    await waitFor('three layers', async () => {
-      const b = await (await fetch(`${server.base}/api/broadcasts/live`)).json();
-      return b.live && b.layers.length >= 3;
-    }, 25_000, 250);
+    const publisher = await startPublishing(browser, server.base);
+    await waitForLayers(server.base);
     assert.deepEqual(await activeEncodings(publisher), [true, true, true]);
 
     const idleSince = Date.now();

@@ -106,3 +106,24 @@ export async function inboundVideo(page) {
     return out;
   });
 }
+
+/// Opens /publish/live, starts publishing (3-layer simulcast) with the given
+/// codec and waits until the publisher is connected.
+export async function startPublishing(browser, base, codec = 'auto') {
+  const page = await browser.newPage();
+  await page.goto(`${base}/publish/live`);
+  await page.selectOption('#codec', codec);
+  await page.fill('#key', STREAM_KEY);
+  await page.click('#start');
+  await waitFor('publisher connected', () => page.evaluate(() => window.relaycastPublisher?.connectionState === 'connected'), 15_000);
+  return page;
+}
+
+/// Waits until the broadcast is live with `n` measured layers (Chromium adds
+/// layers as bandwidth feedback allows).
+export async function waitForLayers(base, n = 3, ms = 25_000) {
+  await waitFor(`${n} layers measured`, async () => {
+    const b = await (await fetch(`${base}/api/broadcasts/live`)).json();
+    return b.live && b.layers.length >= n;
+  }, ms, 250);
+}

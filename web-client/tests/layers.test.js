@@ -3,7 +3,7 @@
 // the layer returns.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, STREAM_KEY, waitFor, inboundVideo } from './harness.js';
+import { startServer, launchBrowser, waitFor, inboundVideo, startPublishing, waitForLayers } from './harness.js';
 
 async function setTopLayerActive(page, active) {
   await page.evaluate(async (on) => {
@@ -20,14 +20,8 @@ test('viewers leave a stopped layer within 1 s and return when it comes back', a
   let browser;
   try {
     browser = await launchBrowser();
-    const publisher = await browser.newPage();
-    await publisher.goto(`${server.base}/publish/live`);
-    await publisher.fill('#key', STREAM_KEY);
-    await publisher.click('#start');
-    await waitFor('three layers', async () => {
-      const b = await (await fetch(`${server.base}/api/broadcasts/live`)).json();
-      return b.live && b.layers.length >= 3;
-    }, 25_000, 250);
+    const publisher = await startPublishing(browser, server.base);
+    await waitForLayers(server.base);
     const viewer = await browser.newPage();
     await viewer.goto(`${server.base}/watch/live`);
     await waitFor('viewer on the top layer', async () => (await inboundVideo(viewer))?.frameWidth >= 1280, 20_000);
@@ -57,14 +51,8 @@ test('switch latency: quality menu to the new layer decoded, over 10 switches', 
   let browser;
   try {
     browser = await launchBrowser();
-    const publisher = await browser.newPage();
-    await publisher.goto(`${server.base}/publish/live`);
-    await publisher.fill('#key', STREAM_KEY);
-    await publisher.click('#start');
-    await waitFor('three layers', async () => {
-      const b = await (await fetch(`${server.base}/api/broadcasts/live`)).json();
-      return b.live && b.layers.length >= 3;
-    }, 25_000, 250);
+    const publisher = await startPublishing(browser, server.base);
+    await waitForLayers(server.base);
     const viewer = await browser.newPage();
     await viewer.goto(`${server.base}/watch/live`);
     await waitFor('viewer on the top layer', async () => (await inboundVideo(viewer))?.frameWidth >= 1280, 20_000);

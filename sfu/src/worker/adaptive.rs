@@ -22,8 +22,6 @@ pub const ESTIMATE_WARMUP: Duration = Duration::from_secs(1);
 /// How often to ask for a probe again while the estimate is short of the
 /// best layer.
 pub const REPROBE_INTERVAL: Duration = Duration::from_millis(1000);
-/// The longest wait between probes of a link that stays at its capacity.
-pub const REPROBE_MAX_INTERVAL: Duration = Duration::from_secs(4);
 
 /// The video source a viewer should receive now, by its choice, its
 /// estimate and the bounds; records a pause for low bandwidth.
@@ -109,22 +107,16 @@ impl Worker {
             .and_then(|v| v.forwarder.target())
             .and_then(|t| measures.iter().find(|m| m.index == t.layer))
             .map_or(0, |m| m.bps);
-        // Probe toward the best layer the viewer may get. Sustain (padding
-        // where media falls short) the next layer up only once it fits with
-        // headroom, to confirm the climb: padding at a constrained link's
-        // capacity would itself cause the loss it is meant to avoid.
+        // Sustain (with padding if media falls short) the next layer up, so
+        // the estimate can grow to show that it fits; probe toward the best
+        // layer the viewer may get. At the top, sustain the top.
         let best = eligible.last().copied().unwrap_or(0);
         let next = eligible
             .iter()
             .copied()
             .find(|bps| *bps > current)
             .unwrap_or(current);
-        let headroom = crate::core::layer_selector::HEADROOM;
-        let next_fits = state
-            .estimate_bps
-            .is_some_and(|e| next as f64 <= e as f64 * headroom);
-        let sustain = if next_fits { next } else { current };
-        let (current, desired) = (sustain, best.max(sustain));
+        let (current, desired) = (next, best.max(next));
         // Probing overshoots what it asks for a little; ask for the layer
         // plus its headroom so the selector's fit test can pass.
         let mut desired = (desired as f64 / crate::core::layer_selector::HEADROOM) as u64;
@@ -132,24 +124,11 @@ impl Worker {
         // REPROBE_INTERVAL: str0m probes when the desired rate rises, and
         // after a congestion episode its estimate otherwise climbs slowly.
         let short = state.estimate_bps.is_some_and(|e| e < desired);
-        if !short {
-            state.probe_backoff = REPROBE_INTERVAL;
-        }
         let reprobe = short
             && state
                 .last_probe
-                .is_none_or(|t| now.saturating_duration_since(t) >= state.probe_backoff);
+                .is_none_or(|t| now.saturating_duration_since(t) >= REPROBE_INTERVAL);
         if reprobe {
-            // A probe that did not lift the estimate was probing a link at
-            // its capacity, where each probe costs some loss: back off.
-            let lifted =
-                state.estimate_bps.unwrap_or(0) > state.estimate_at_probe.saturating_mul(11) / 10;
-            state.probe_backoff = if lifted || state.last_probe.is_none() {
-                REPROBE_INTERVAL
-            } else {
-                (state.probe_backoff * 2).min(REPROBE_MAX_INTERVAL)
-            };
-            state.estimate_at_probe = state.estimate_bps.unwrap_or(0);
             state.probe_bump = (state.probe_bump + 1) % 16;
             state.last_probe = Some(now);
         }

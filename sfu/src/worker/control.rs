@@ -299,8 +299,6 @@ impl Worker {
                 bwe_setting: (0, 0),
                 probe_bump: 0,
                 last_probe: None,
-                probe_backoff: super::adaptive::REPROBE_INTERVAL,
-                estimate_at_probe: 0,
                 switches: 0,
                 switch_decided: None,
                 rtt: None,

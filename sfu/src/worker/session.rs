@@ -69,10 +69,6 @@ pub struct ViewerState {
     /// A small rise of the desired rate that makes str0m probe again.
     pub probe_bump: u32,
     pub last_probe: Option<Instant>,
-    /// The wait before the next probe, doubled while probes lift nothing.
-    pub probe_backoff: std::time::Duration,
-    /// The estimate when the last probe was asked for.
-    pub estimate_at_probe: u64,
     /// Layer switches so far, for the viewer API.
     pub switches: u32,
     /// When the latest switch was decided; cleared by its first packet.
