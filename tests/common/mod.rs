@@ -85,6 +85,63 @@ impl Checks {
         }
     }
 
+    /// The viewer kept playing when publisher generation 2 took over from
+    /// generation 1: it starts on a keyframe `width` wide, nothing of the old
+    /// publisher follows, the RTP clock steps forward by at most 10 s, and
+    /// video and audio keep flowing. `since` is when the takeover began.
+    pub fn continued_on_second_publisher(
+        &mut self,
+        who: &str,
+        rx: &ViewerReport,
+        width: u16,
+        since: tokio::time::Instant,
+    ) {
+        let switch = match rx.first_packet_of_generation(2) {
+            None => return self.fail(format!("{who}: no video from the second publisher")),
+            Some(0) => return self.fail(format!("{who}: no video from the first publisher")),
+            Some(switch) => switch,
+        };
+        let (before, after) = (&rx.video[switch - 1], &rx.video[switch]);
+        self.check(after.keyframe_start, || {
+            format!(
+                "{who}: first packet from the second publisher is not a keyframe start: {after:?}"
+            )
+        });
+        self.check(after.width == Some(width), || {
+            format!(
+                "{who}: first keyframe from the second publisher is {:?} wide, expected {width}; \
+                 frames after the switch as ((generation, layer 0=h/1=m/2=l), count): {:?}",
+                after.width,
+                rx.generation_layer_runs(switch)
+            )
+        });
+        self.check(
+            rx.frame_tags_from(switch).all(|t| t.generation == 2),
+            || format!("{who}: frames of the first publisher were forwarded after the second's"),
+        );
+        let ts_step = after.ts.wrapping_sub(before.ts) as i32;
+        self.check(ts_step > 0 && ts_step <= 10 * 90_000, || {
+            format!(
+                "{who}: RTP timestamp jumps by {ts_step} ticks across the switch (seq {} → {})",
+                before.seq, after.seq
+            )
+        });
+        let frames_after = rx.frame_tags_from(switch).count();
+        self.check(frames_after >= 30, || {
+            format!("{who}: only {frames_after} frames in the 2.5 s after the switch")
+        });
+        let audio_after = rx.audio.iter().filter(|a| a.generation == Some(2)).count();
+        self.check(audio_after > 0, || {
+            format!("{who}: no audio from the second publisher")
+        });
+        eprintln!(
+            "{who}: switch→first new keyframe {:?}, ts step {ts_step}, {frames_after} frames \
+             and {audio_after} audio packets after, audio seq gaps {}",
+            after.at.saturating_duration_since(since),
+            rx.audio_seq_gaps()
+        );
+    }
+
     pub fn no_video_gaps(&mut self, who: &str, rx: &ViewerReport) {
         let gaps = rx.video_gap_places();
         self.check(gaps.is_empty(), || {
