@@ -1,6 +1,10 @@
-//! The browser pages, compiled into the binary (no CDN, works offline).
-//! Pages are plain HTML and ES modules; the player and the publisher speak
-//! standard WHEP and WHIP, so they double as reference clients.
+//! The browser pages, compiled into the binary (no CDN, no fonts, works
+//! offline). Pages are plain HTML and ES modules served from `/static/`;
+//! the player and the publisher also speak standard WHEP and WHIP, so they
+//! double as reference clients.
+//!
+//! Invariant (tested below): every `/static/…` name a page or script
+//! references is in [`ASSETS`].
 
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -10,25 +14,33 @@ use axum::Router;
 const INDEX: &str = include_str!("../static/index.html");
 const WATCH: &str = include_str!("../static/watch.html");
 const PUBLISH: &str = include_str!("../static/publish.html");
+const MODERATE: &str = include_str!("../static/moderate.html");
 
-/// Scripts and styles, by file name under `/static/`.
-const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "whep.js",
-        "text/javascript",
-        include_str!("../static/whep.js"),
-    ),
-    (
-        "whip.js",
-        "text/javascript",
-        include_str!("../static/whip.js"),
-    ),
-    (
-        "watch.js",
-        "text/javascript",
-        include_str!("../static/watch.js"),
-    ),
-    ("style.css", "text/css", include_str!("../static/style.css")),
+macro_rules! assets {
+    ($($name:literal => $type:literal),* $(,)?) => {
+        &[$(($name, $type, include_str!(concat!("../static/", $name)))),*]
+    };
+}
+
+/// Scripts and styles, by file name under `/static/`: (name, type, body).
+const ASSETS: &[(&str, &str, &str)] = assets![
+    "style.css" => "text/css",
+    "whep.js" => "text/javascript",
+    "whip.js" => "text/javascript",
+    "api.js" => "text/javascript",
+    "realtime.js" => "text/javascript",
+    "wsview.js" => "text/javascript",
+    "player.js" => "text/javascript",
+    "watch.js" => "text/javascript",
+    "gate.js" => "text/javascript",
+    "alerts.js" => "text/javascript",
+    "chat.js" => "text/javascript",
+    "reactions.js" => "text/javascript",
+    "likes.js" => "text/javascript",
+    "comments.js" => "text/javascript",
+    "account.js" => "text/javascript",
+    "directory.js" => "text/javascript",
+    "moderate.js" => "text/javascript",
 ];
 
 fn asset(name: &str) -> Response {
@@ -46,6 +58,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/", get(|| async { Html(INDEX) }))
         .route("/watch/{stream}", get(|| async { Html(WATCH) }))
         .route("/publish/{stream}", get(|| async { Html(PUBLISH) }))
+        .route("/moderate", get(|| async { Html(MODERATE) }))
         .route(
             "/static/{name}",
             get(|axum::extract::Path(name): axum::extract::Path<String>| async move { asset(&name) }),
@@ -56,10 +69,11 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 mod tests {
     use super::*;
 
-    /// Every `/static/…` a page references is served.
+    /// Every `/static/…` a page or script references is served.
     #[test]
     fn every_asset_a_page_references_exists() {
-        for page in [INDEX, WATCH, PUBLISH, ASSETS[0].2, ASSETS[1].2, ASSETS[2].2] {
+        let pages = [INDEX, WATCH, PUBLISH, MODERATE];
+        for page in pages.into_iter().chain(ASSETS.iter().map(|a| a.2)) {
             for (at, _) in page.match_indices("/static/") {
                 let name: String = page[at + 8..]
                     .chars()

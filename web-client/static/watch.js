@@ -1,177 +1,94 @@
-// The player: WHEP session with automatic reconnection (exponential backoff),
-// a quality menu built from the broadcast's measured layers (switched on the
-// server without renegotiation), live status and a stats panel.
-import { watch } from '/static/whep.js';
+// The watch page: wires the player (player.js) to the realtime connection,
+// the viewer's identity, the disclaimer gate, alerts, chat, reactions,
+// likes and comments. Watching needs no identity; the first action that
+// does (chat, react, like, comment) or the page start creates a guest one.
+import { Viewer, api, streamFromPath, el } from '/static/api.js';
+import { Realtime } from '/static/realtime.js';
+import { createPlayer } from '/static/player.js';
+import { createGate } from '/static/gate.js';
+import { mountAlerts } from '/static/alerts.js';
+import { mountChat } from '/static/chat.js';
+import { mountReactions } from '/static/reactions.js';
+import { mountLikes } from '/static/likes.js';
+import { mountComments } from '/static/comments.js';
+import { mountAccount } from '/static/account.js';
 
 const $ = (id) => document.getElementById(id);
-const stream = decodeURIComponent(location.pathname.split('/').pop());
-const video = $('video');
-const overlay = $('overlay');
+const stream = streamFromPath();
 $('name').textContent = stream;
 document.title = `${stream} — relaycast`;
 
-let session = null;
-let choice = new URLSearchParams(location.search).get('layer') || 'auto';
-let broadcast = null; // last /api/broadcasts/{id} answer
-let mine = null; // last GET of our own WHEP resource: layer, estimate, pause
-let backoff = 1000;
-let everLive = false;
-let reconnectTimer = null;
+const viewer = new Viewer();
+const rt = new Realtime();
+window.relaycastRealtime = rt; // for tests and debugging
+const player = createPlayer({ rt, stream });
+const gate = createGate(stream);
 
-function show(text) {
-  overlay.textContent = text;
-  overlay.hidden = !text;
-}
-
-function setState() {
-  const live = broadcast?.live;
-  $('live').hidden = !live;
-  if (live) everLive = true;
-  const decoding = video.readyState >= 2 && !video.paused;
-  if (session?.pc.connectionState !== 'connected' && session) return;
-  if (!live) show(everLive ? 'The stream has ended.' : 'Waiting for the broadcaster…');
-  else if (mine?.paused_low_bandwidth) show('Video paused: low bandwidth (audio continues)');
-  else if (!decoding) show('Starting…');
-  else show('');
-}
-
-async function connect() {
-  clearTimeout(reconnectTimer);
-  if (session) await session.stop();
-  session = null;
-  try {
-    session = await watch(`/whep/${encodeURIComponent(stream)}?layer=${choice}`, video);
-    window.relaycastViewer = session.pc; // for tests and debugging
-    backoff = 1000;
-    session.pc.addEventListener('connectionstatechange', () => {
-      const state = session?.pc.connectionState;
-      if (state === 'failed' || state === 'disconnected' || state === 'closed') scheduleReconnect();
-      setState();
-    });
-  } catch (err) {
-    show(`${err.message} — retrying…`);
-    scheduleReconnect();
-  }
-}
-
-function scheduleReconnect() {
-  clearTimeout(reconnectTimer);
-  show(`Reconnecting in ${Math.round(backoff / 1000)} s…`);
-  reconnectTimer = setTimeout(connect, backoff);
-  backoff = Math.min(backoff * 2, 15000);
-}
-
-// The realtime channel: the quality choice goes over /ws; the server
-// switches at the next keyframe, without renegotiation.
-let ws = null;
-function realtime() {
-  const url = new URL('/ws', location.href);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  ws = new WebSocket(url);
-  ws.onclose = () => setTimeout(realtime, 2000);
-}
-
-async function chooseLayer(value) {
-  choice = value;
-  const url = new URL(location.href);
-  url.searchParams.set('layer', value);
-  history.replaceState(null, '', url);
-  if (!session?.resource) return connect();
-  const sessionId = new URL(session.resource).pathname.split('/').pop();
-  if (ws?.readyState === WebSocket.OPEN) {
-    ws.send(JSON.stringify({ type: 'viewer.layer', stream, session: sessionId, layer: value }));
-    return;
-  }
-  // No realtime channel: the same request over HTTP.
-  const res = await fetch(`${session.resource}/layer`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ layer: value }),
-  }).catch(() => null);
-  if (!res?.ok) await connect();
-}
-
-const names = ['high', 'medium', 'low'];
-function layerOptions(layers) {
-  // Layers come best first; with two, "medium" is the lower one.
-  const picks = layers.length >= 3 ? names : layers.length === 2 ? ['high', 'low'] : ['high'];
-  return picks.map((name, i) => {
-    const l = layers[Math.min(i === picks.length - 1 ? layers.length - 1 : i, layers.length - 1)];
-    const size = l.width ? `${l.width}×${l.height}` : `${l.bitrate_kbps} kbit/s`;
-    return { value: name, label: `${name[0].toUpperCase()}${name.slice(1)} — ${size}` };
-  });
-}
-
-function renderMenu() {
-  const select = $('layer');
-  const options = [{ value: 'auto', label: 'Auto' }, ...layerOptions(broadcast?.layers || [])];
-  const key = options.map((o) => o.label).join('|');
-  if (select.dataset.key !== key) {
-    select.replaceChildren(...options.map((o) => new Option(o.label, o.value)));
-    select.dataset.key = key;
-  }
-  select.value = options.some((o) => o.value === choice) ? choice : 'auto';
-}
-
-async function poll() {
-  try {
-    const res = await fetch(`/api/broadcasts/${encodeURIComponent(stream)}`);
-    broadcast = res.ok ? await res.json() : null;
-  } catch { /* keep the last answer */ }
-  $('viewers').textContent = broadcast?.live ? `${broadcast.viewers} watching` : '';
-  if (session?.resource) {
-    try {
-      const res = await fetch(session.resource);
-      mine = res.ok ? await res.json() : null;
-    } catch { /* keep the last answer */ }
-  }
-  renderMenu();
-  setState();
-}
-
-let last = null;
-async function stats() {
-  if (!session || $('stats').hidden) return;
-  const report = await session.pc.getStats();
-  let inbound = null;
-  let pair = null;
-  report.forEach((s) => {
-    if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s;
-    if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
-  });
-  if (!inbound) return;
-  const kbps = last ? ((inbound.bytesReceived - last.bytes) * 8) / (inbound.timestamp - last.t) : 0;
-  last = { bytes: inbound.bytesReceived, t: inbound.timestamp };
-  $('s-res').textContent = inbound.frameWidth ? `${inbound.frameWidth}×${inbound.frameHeight}` : '—';
-  $('s-bitrate').textContent = `${Math.round(kbps)} kbit/s`;
-  $('s-rtt').textContent = pair?.currentRoundTripTime != null ? `${Math.round(pair.currentRoundTripTime * 1000)} ms` : '—';
-  $('s-lost').textContent = String(inbound.packetsLost ?? 0);
-  $('s-jb').textContent = inbound.jitterBufferEmittedCount
-    ? `${Math.round((inbound.jitterBufferDelay / inbound.jitterBufferEmittedCount) * 1000)} ms` : '—';
-  $('s-frames').textContent = String(inbound.framesDecoded ?? 0);
-  $('s-layer').textContent = `${choice}${inbound.frameWidth ? ` (${inbound.frameWidth}×${inbound.frameHeight})` : ''}`;
-  $('s-estimate').textContent = mine?.estimate_kbps != null ? `${mine.estimate_kbps} kbit/s` : '—';
-}
-
-$('unmute').addEventListener('click', () => {
-  video.muted = !video.muted;
-  $('unmute').textContent = video.muted ? 'Unmute' : 'Mute';
-  $('unmute').setAttribute('aria-pressed', String(!video.muted));
-  video.play().catch(() => {});
+mountAccount(viewer);
+mountAlerts(rt, $('alerts'));
+mountChat(rt, {
+  list: $('chat-list'), form: $('chat-form'), input: $('chat-input'), error: $('chat-error'), mode: $('chat-mode'),
+  me: () => rt.identity || viewer.identity,
+  beforeSend: () => identify(),
 });
-$('fullscreen').addEventListener('click', () => video.parentElement.requestFullscreen?.());
-$('nerds').addEventListener('click', () => {
-  const panel = $('stats');
-  panel.hidden = !panel.hidden;
-  $('nerds').setAttribute('aria-expanded', String(!panel.hidden));
-  stats();
+mountReactions(rt, viewer, { bar: $('reactions'), floaters: $('floaters'), error: $('engage-error') });
+mountLikes(rt, viewer, stream, {
+  like: $('like'), dislike: $('dislike'), likes: $('likes'), dislikes: $('dislikes'), error: $('engage-error'),
 });
-$('layer').addEventListener('change', (e) => chooseLayer(e.target.value));
-video.addEventListener('playing', setState);
-video.addEventListener('waiting', setState);
+mountComments(rt, viewer, stream, {
+  form: $('comment-form'), input: $('comment-input'), count: $('comment-count'),
+  list: $('comment-list'), more: $('comment-more'), error: $('comment-error'),
+});
 
-realtime();
-poll();
-setInterval(poll, 2000);
-setInterval(stats, 1000);
-connect();
+/// Makes sure the websocket carries our identity (creating a guest one).
+async function identify() {
+  const token = await viewer.ensure();
+  if (rt.token !== token) rt.auth(token);
+}
+viewer.onChange((_, token) => rt.auth(token));
+rt.on('auth.failed', (err) => {
+  // A token the server no longer accepts (expired, new secret): start over as a guest.
+  if (err.code === 'unauthorized') viewer.logout().catch(() => {});
+});
+
+let meta = null;
+function showMeta(b) {
+  if (!b) return;
+  meta = { ...meta, ...b };
+  $('title').textContent = meta.title || stream;
+  $('name').textContent = meta.title || stream;
+  document.title = `${meta.title || stream} — relaycast`;
+  $('description').textContent = meta.description || '';
+  $('tags').replaceChildren(...(meta.tags || []).map((t) =>
+    el('li', {}, el('a', { href: `/?tag=${encodeURIComponent(t)}` }, `#${t}`))));
+  player.update(b);
+}
+
+/// Plays once the disclaimer (if any) is accepted; a disclaimer that
+/// appears or changes while playing stops playback until accepted.
+async function gateThenPlay() {
+  if (!gate.accepted(meta?.disclaimer) && player.started) await player.stop('');
+  await gate.require(meta?.disclaimer);
+  player.start();
+}
+
+rt.on('joined', (m) => showMeta(m.broadcast));
+rt.on('broadcast', (m) => {
+  showMeta(m.broadcast);
+  if (!gate.accepted(meta?.disclaimer)) gateThenPlay();
+});
+
+async function start() {
+  rt.connect();
+  identify().catch((err) => { $('chat-error').textContent = `No identity yet: ${err.message}`; });
+  try {
+    await rt.whenOpen(3000);
+    await rt.join(stream);
+  } catch {
+    // No realtime path (yet): the broadcast's description comes over REST
+    // and playback falls back to WHEP; the socket keeps retrying.
+    try { showMeta(await api(`/api/broadcasts/${encodeURIComponent(stream)}`)); } catch { /* the player shows its own state */ }
+  }
+  gateThenPlay();
+}
+start();

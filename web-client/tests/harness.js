@@ -29,16 +29,19 @@ async function freePort() {
   });
 }
 
-export async function startServer() {
+/// Starts a server with the stream `live` (key STREAM_KEY) and any
+/// `extraStreams` ({ name: key }).
+export async function startServer({ extraStreams = {} } = {}) {
   const httpPort = await freePort();
   const udpPort = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'relaycast-browser-'));
+  const keys = Object.entries({ live: STREAM_KEY, ...extraStreams }).flatMap(([name, key]) => ['--stream-key', `${name}=${key}`]);
   const proc = spawn(serverBinary, [
     '--http-addr', `127.0.0.1:${httpPort}`,
     '--udp-port', String(udpPort),
     '--public-ip', '127.0.0.1',
     '--data-dir', dataDir,
-    '--stream-key', `live=${STREAM_KEY}`,
+    ...keys,
   ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
@@ -53,15 +56,40 @@ export async function startServer() {
     if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`server did not start:\n${log}`);
     await sleep(100);
   }
+  let modToken = null;
   return {
     base,
+    dataDir,
     log: () => log,
+    /// A token made by `relaycast token create` against this server's data dir.
+    token: (role, name) => createToken(dataDir, role, name),
+    /// Headers for moderator-only endpoints (one moderator token per server).
+    modHeaders: async () => ({ Authorization: `Bearer ${modToken ||= await createToken(dataDir, 'moderator', 'test-mod')}` }),
     stop: async () => {
       proc.kill('SIGINT');
       await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(5000)]);
       if (proc.exitCode === null) proc.kill('SIGKILL');
     },
   };
+}
+
+/// Runs `relaycast token create --role <role> --name <name> --data-dir <dir>`
+/// and returns the token (its last line of output).
+export async function createToken(dataDir, role, name) {
+  const proc = spawn(serverBinary, ['token', 'create', '--role', role, '--name', name, '--data-dir', dataDir],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { err += d; });
+  const code = await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(15_000).then(() => 'timeout')]);
+  if (code !== 0) {
+    proc.kill('SIGKILL');
+    throw new Error(`relaycast token create failed (${code}): ${err}${out}`);
+  }
+  const token = out.trim().split('\n').pop().trim();
+  if (!token) throw new Error(`relaycast token create printed no token: ${err}`);
+  return token;
 }
 
 export async function launchBrowser() {

@@ -1,0 +1,92 @@
+// Comments under the player: newest first, older pages by cursor, posted
+// over REST (durable once answered), live `comment` / `comment.deleted`
+// pushes from other viewers. The author and moderators get a delete button.
+import { api, el, timeOfDay } from '/static/api.js';
+
+export function mountComments(rt, viewer, stream, { form, input, count, list, more, error }) {
+  const base = `/api/broadcasts/${encodeURIComponent(stream)}/comments`;
+  let cursor = null;
+
+  const canDelete = (c) => {
+    const me = viewer.identity;
+    return me && (me.id === c.user_id || me.role === 'moderator' || me.role === 'admin');
+  };
+
+  function item(c) {
+    const when = new Date(c.created_ms);
+    const li = el('li', { 'data-id': String(c.id), 'data-created': String(c.created_ms) },
+      el('div', { className: 'comment-head' },
+        el('strong', {}, c.user_name || c.user_id),
+        el('time', { dateTime: when.toISOString(), title: when.toLocaleString() },
+          `${when.toLocaleDateString()} ${timeOfDay(c.created_ms)}`)),
+      el('p', { className: 'comment-text' }, c.comment));
+    if (canDelete(c)) {
+      li.append(el('button', {
+        type: 'button',
+        className: 'link',
+        textContent: 'Delete',
+        'aria-label': 'Delete this comment',
+        onclick: async () => {
+          try {
+            await api(`${base}/${c.id}`, { method: 'DELETE', token: await viewer.ensure() });
+            li.remove();
+          } catch (err) { error.textContent = `Could not delete: ${err.message}`; }
+        },
+      }));
+    }
+    return li;
+  }
+
+  /// Inserts keeping newest first; ignores a comment already shown.
+  function insert(c) {
+    if (list.querySelector(`li[data-id="${CSS.escape(String(c.id))}"]`)) return;
+    const node = item(c);
+    const after = [...list.children].find((li) => Number(li.dataset.created) < c.created_ms
+      || (Number(li.dataset.created) === c.created_ms && Number(li.dataset.id) < c.id));
+    list.insertBefore(node, after || null);
+  }
+
+  async function load(older) {
+    error.textContent = '';
+    try {
+      const q = older && cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
+      const page = await api(`${base}${q}`);
+      const items = Array.isArray(page) ? page : page.comments || [];
+      if (!older) list.replaceChildren();
+      items.forEach(insert);
+      cursor = Array.isArray(page) ? null : page.next_cursor ?? null;
+      more.hidden = !cursor;
+    } catch (err) {
+      error.textContent = `Comments could not be loaded: ${err.message}`;
+    }
+  }
+
+  const updateCount = () => { count.textContent = `${2000 - input.value.length} characters left`; };
+  input.addEventListener('input', updateCount);
+  updateCount();
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const comment = input.value.trim();
+    if (!comment) return;
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    error.textContent = '';
+    try {
+      const made = await api(base, { method: 'POST', body: { comment }, token: await viewer.ensure() });
+      insert(made.comment || made);
+      input.value = '';
+      updateCount();
+    } catch (err) {
+      error.textContent = `Your comment was not posted: ${err.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  more.addEventListener('click', () => load(true));
+  rt.on('comment', (m) => insert(m.comment));
+  rt.on('comment.deleted', (m) => list.querySelector(`li[data-id="${CSS.escape(String(m.id))}"]`)?.remove());
+  // Identity decides which delete buttons show: redraw once it is known.
+  viewer.onChange(() => load(false));
+  load(false);
+}
