@@ -74,7 +74,8 @@ export function mountComments(rt, viewer, stream, { form, input, count, list, mo
     error.textContent = '';
     try {
       const made = await api(base, { method: 'POST', body: { comment }, token: await viewer.ensure() });
-      insert(made.comment || made);
+      // The answer is the comment, possibly wrapped as {comment: {...}}.
+      insert(typeof made.comment === 'object' && made.comment ? made.comment : made);
       input.value = '';
       updateCount();
     } catch (err) {

@@ -43,7 +43,7 @@ function card(b) {
   const meta = b.live
     ? `${b.viewers ?? 0} watching · live for ${b.live_since ? since(b.live_since) : '—'}`
     : 'offline';
-  const rating = b.likes != null ? ` · ${b.likes} likes` : '';
+  const rating = b.likes != null ? ` · ${b.likes} like${b.likes === 1 ? '' : 's'}` : '';
   return el('li', {},
     el('a', { className: 'title', href: `/watch/${encodeURIComponent(b.id)}` }, b.title || b.id),
     b.live ? el('span', { className: 'badge' }, 'LIVE') : el('span', { className: 'off' }, 'offline'),

@@ -28,7 +28,7 @@ function say(node, text, bad = false) {
 // ---- connection and identity
 rt.on('open', () => { $('conn').textContent = 'Connected'; });
 rt.on('close', () => { $('conn').textContent = 'Offline — reconnecting…'; });
-rt.on('identity', (who) => {
+rt.on('identity', ({ identity: who }) => {
   identity = who;
   const can = who.role === 'moderator' || who.role === 'admin';
   say($('who'), can
@@ -226,6 +226,7 @@ async function loadDetails() {
     $('edit-tags').value = (b.tags || []).join(', ');
     $('edit-disclaimer').value = b.disclaimer || '';
     $('edit-result').textContent = '';
+    $('edit-form').dataset.loaded = stream;
   } catch (err) {
     say($('edit-result'), `Details could not be loaded: ${err.message}`, true);
   }

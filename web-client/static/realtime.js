@@ -3,7 +3,8 @@
 // so a server restart is not met by every viewer at the same instant).
 //
 // - `on(type, fn)` listens to server messages by `type`; the pseudo types
-//   `open`, `close` and `identity` report the connection and who we are.
+//   `open` and `close` report the connection; `rt.identity` is who the
+//   server last said we are (its `identity` message).
 // - `request(msg, replyType)` sends and resolves with the first reply of that
 //   type, or rejects with a RealtimeError from the server's `error` message
 //   (matched by its `ref`, else to the oldest pending request: the server
@@ -65,10 +66,7 @@ export class Realtime {
       let msg;
       try { msg = JSON.parse(event.data); } catch { return; }
       if (typeof msg?.type !== 'string') return;
-      if (msg.type === 'identity') {
-        this.identity = msg.identity;
-        this.emit('identity', msg.identity);
-      }
+      if (msg.type === 'identity') this.identity = msg.identity;
       this.settle(msg);
       this.emit(msg.type, msg);
     };

@@ -46,9 +46,12 @@ async function identify() {
   if (rt.token !== token) rt.auth(token);
 }
 viewer.onChange((_, token) => rt.auth(token));
+let fresh = 0;
 rt.on('auth.failed', (err) => {
-  // A token the server no longer accepts (expired, new secret): start over as a guest.
-  if (err.code === 'unauthorized') viewer.logout().catch(() => {});
+  // A token the server no longer accepts (expired, new secret): start over
+  // as a guest, a couple of times at most (never a loop against a server
+  // that refuses everything).
+  if (err.code === 'unauthorized' && fresh++ < 2) viewer.logout().catch(() => {});
 });
 
 let meta = null;
