@@ -1,8 +1,8 @@
 // Alert overlays on top of the video: info and warning banners (dismissible)
 // and the emergency panel (not dismissible: it leaves when it expires).
 // Each shows who sent it and a countdown. An alert is acknowledged
-// (`alert.ack`) as soon as it is on screen, once per connection, so the
-// moderator's acknowledged count means "displayed".
+// (`alert.ack`) as soon as it is on screen (page visible), once per
+// connection, so the moderator's acknowledged count means "displayed".
 //
 // Expiry is measured on this device's clock from the alert's ttl, not from
 // the server's `expires_ms`, so a viewer whose clock is off still sees the
@@ -24,10 +24,13 @@ export function mountAlerts(rt, container) {
   const dismissed = new Set();
   let acked = new Set();
 
+  // "Displayed" means on a visible page: a background tab acknowledges
+  // when the viewer comes back to it.
   function ack(id) {
-    if (acked.has(id)) return;
+    if (acked.has(id) || document.visibilityState === 'hidden') return;
     if (rt.send({ type: 'alert.ack', id })) acked.add(id);
   }
+  document.addEventListener('visibilitychange', () => { for (const id of shown.keys()) ack(id); });
 
   function remove(id) {
     const entry = shown.get(id);

@@ -205,6 +205,11 @@ export function createPlayer({ rt, stream }) {
     if (started && session?.via === 'ws') connect();
   });
   rt.on('viewers', (m) => update({ viewers: m.count }));
+  // The server ended our session (e.g. a DELETE on its resource): no need
+  // to wait for ICE to notice.
+  rt.on('viewer.ended', (m) => {
+    if (started && session?.session === m.session) scheduleReconnect();
+  });
 
   poll();
   setInterval(poll, 2000);

@@ -75,7 +75,11 @@ async function gateThenPlay() {
   player.start();
 }
 
-rt.on('joined', (m) => showMeta(m.broadcast));
+rt.on('joined', (m) => {
+  showMeta(m.broadcast);
+  // Rejoined after a disconnect during which the disclaimer changed.
+  if (player.started && !gate.accepted(meta?.disclaimer)) gateThenPlay();
+});
 rt.on('broadcast', (m) => {
   showMeta(m.broadcast);
   if (!gate.accepted(meta?.disclaimer)) gateThenPlay();
