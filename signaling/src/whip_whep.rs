@@ -112,6 +112,22 @@ pub async fn whip_post(
     Ok(created(&state, "whip", &stream, info))
 }
 
+/// The broadcast and layer choice of a new viewer session: shared by WHEP
+/// and the websocket's `viewer.offer`, which then both call
+/// `SfuHandle::view` with the offer.
+pub(crate) fn viewer_target(
+    state: &AppState,
+    stream: &str,
+    layer: Option<&str>,
+) -> Result<(BroadcastName, LayerChoice), ApiError> {
+    let name = known_stream(state, stream)?;
+    let choice = match layer {
+        None => LayerChoice::Auto,
+        Some(s) => s.parse::<LayerChoice>().map_err(ApiError::BadRequest)?,
+    };
+    Ok((name, choice))
+}
+
 pub async fn whep_post(
     State(state): State<AppState>,
     Path(stream): Path<String>,
@@ -119,11 +135,7 @@ pub async fn whep_post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let name = known_stream(&state, &stream)?;
-    let choice = match query.layer.as_deref() {
-        None => LayerChoice::Auto,
-        Some(s) => s.parse::<LayerChoice>().map_err(ApiError::BadRequest)?,
-    };
+    let (name, choice) = viewer_target(&state, &stream, query.layer.as_deref())?;
     require_content_type(&headers, SDP)?;
     let offer = read_text(body).await?;
     let info = state.media().view(name, &offer, choice).await?;
