@@ -64,9 +64,13 @@ export function createPlayer({ rt, stream }) {
     const mineGen = ++generation;
     const previous = session;
     session = null;
-    if (previous) await previous.stop();
+    // A websocket session is replaced by the new offer (`session` in it);
+    // anything else is ended first.
+    const replace = previous?.via === 'ws' && rt.open ? previous.session : null;
+    if (replace) previous.pc.close();
+    else if (previous) await previous.stop();
     try {
-      const next = await negotiate(previous?.via === 'ws' ? previous.session : null);
+      const next = await negotiate(replace);
       if (mineGen !== generation) { await next.stop(); return; }
       session = next;
       window.relaycastViewer = session.pc; // for tests and debugging
