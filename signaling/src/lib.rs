@@ -10,7 +10,8 @@ mod api;
 mod auth;
 mod cors;
 mod error;
-mod store;
+pub mod identity;
+pub mod store;
 mod whip_whep;
 mod ws;
 
@@ -21,6 +22,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
+pub use identity::{Identity, Role, Tokens};
 pub use store::{Store, StoreError};
 
 /// Settings read once at start; handlers never read env or files.
@@ -30,6 +32,9 @@ pub struct Settings {
     pub stream_keys: BTreeMap<String, String>,
     /// STUN/TURN URLs announced in `Link` headers.
     pub ice_servers: Vec<String>,
+    /// The HS256 secret identity tokens are signed with. The binary always
+    /// sets one (from config, or generated once and kept in the data dir).
+    pub jwt_secret: Vec<u8>,
 }
 
 /// Shared by every handler; cheap to clone.
@@ -42,6 +47,7 @@ struct Inner {
     media: relaycast_sfu::SfuHandle,
     store: Store,
     settings: Settings,
+    tokens: Tokens,
 }
 
 impl AppState {
@@ -50,6 +56,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 media,
                 store,
+                tokens: Tokens::new(&settings.jwt_secret),
                 settings,
             }),
         }
@@ -65,6 +72,28 @@ impl AppState {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.inner.tokens
+    }
+
+    /// The identity behind a bearer token: a valid identity token, or a
+    /// stream key, which makes its holder that stream's broadcaster.
+    pub fn identify(&self, token: &str) -> Option<Identity> {
+        if let Ok(identity) = self.tokens().verify(token) {
+            return Some(identity);
+        }
+        self.settings()
+            .stream_keys
+            .iter()
+            .find(|(_, key)| auth::constant_time_eq(token.as_bytes(), key.as_bytes()))
+            .map(|(stream, _)| Identity {
+                id: format!("b-{stream}"),
+                name: stream.clone(),
+                role: Role::Broadcaster,
+                stream: Some(stream.clone()),
+            })
     }
 }
 

@@ -1,6 +1,12 @@
 //! [`Store`]: the control-plane database (SQLite file by default, WAL mode,
 //! migrations embedded). Only control data lives here; media never does.
 
+mod types;
+
+pub use types::{
+    Alert, BroadcastMeta, Comment, LikeCounts, NewAlert, Severity, MAX_ALERT_TEXT, MAX_ALERT_TTL,
+};
+
 use std::path::Path;
 use std::str::FromStr;
 

@@ -1,0 +1,279 @@
+//! Who is asking: an [`Identity`] (id, display name, [`Role`]) carried in a
+//! signed token the client keeps. Tokens are JWTs (RFC 7519) signed with
+//! HMAC-SHA256 under one server secret, so any node holding the secret can
+//! check them without a database round trip.
+//!
+//! Invariants: only tokens whose header says `HS256`, whose signature checks
+//! (constant-time) and whose `exp` is in the future are accepted; a token is
+//! never logged. Moderator and admin tokens are only made by the CLI
+//! (`relaycast token create`), never over HTTP.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::hmac;
+use base64ct::{Base64UrlUnpadded, Encoding};
+use serde::{Deserialize, Serialize};
+
+/// What an identity may do. Ordered: each role may do what the ones before
+/// it may, except that a broadcaster's rights are limited to its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Broadcaster,
+    Moderator,
+    Admin,
+}
+
+impl Role {
+    /// Moderators and admins may send alerts, delete messages, mute users.
+    pub fn can_moderate(self) -> bool {
+        matches!(self, Role::Moderator | Role::Admin)
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "broadcaster" => Ok(Role::Broadcaster),
+            "moderator" => Ok(Role::Moderator),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role {other:?} (viewer, broadcaster, moderator, admin)"
+            )),
+        }
+    }
+}
+
+/// A verified identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Stable id: `g-<hex>` guests, `u-<n>` accounts, `m-<name>` CLI-made
+    /// tokens, `b-<stream>` broadcasters presenting their stream key.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    pub role: Role,
+    /// The stream a broadcaster owns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+}
+
+impl Identity {
+    /// May change `stream`'s title, description, tags and disclaimer.
+    pub fn owns(&self, stream: &str) -> bool {
+        self.role == Role::Admin
+            || (self.role == Role::Broadcaster && self.stream.as_deref() == Some(stream))
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdentityError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's signature does not match")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+}
+
+/// The JWT claims we issue: the identity plus issue and expiry times.
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    name: String,
+    role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stream: Option<String>,
+    iat: u64,
+    exp: u64,
+}
+
+const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+/// Signs and verifies identity tokens with one HS256 secret.
+pub struct Tokens {
+    key: hmac::Key,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.write_str("Tokens(..)")
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8]) -> Tokens {
+        Tokens {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    /// A token for `who`, valid for `ttl` from now.
+    pub fn issue(&self, who: &Identity, ttl: Duration) -> String {
+        self.issue_at(who, unix_now(), ttl)
+    }
+
+    fn issue_at(&self, who: &Identity, now: u64, ttl: Duration) -> String {
+        let claims = Claims {
+            sub: who.id.clone(),
+            name: who.name.clone(),
+            role: who.role,
+            stream: who.stream.clone(),
+            iat: now,
+            exp: now.saturating_add(ttl.as_secs()),
+        };
+        let claims = serde_json::to_vec(&claims).expect("claims always serialize");
+        let signing_input = format!(
+            "{}.{}",
+            Base64UrlUnpadded::encode_string(HEADER.as_bytes()),
+            Base64UrlUnpadded::encode_string(&claims)
+        );
+        let tag = hmac::sign(&self.key, signing_input.as_bytes());
+        format!(
+            "{signing_input}.{}",
+            Base64UrlUnpadded::encode_string(tag.as_ref())
+        )
+    }
+
+    /// The identity in `token`, if it is ours, intact and unexpired.
+    pub fn verify(&self, token: &str) -> Result<Identity, IdentityError> {
+        self.verify_at(token, unix_now())
+    }
+
+    fn verify_at(&self, token: &str, now: u64) -> Result<Identity, IdentityError> {
+        let mut parts = token.trim().split('.');
+        let (Some(header), Some(claims), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(IdentityError::Malformed);
+        };
+        let signature =
+            Base64UrlUnpadded::decode_vec(signature).map_err(|_| IdentityError::Malformed)?;
+        let signing_input_len = header.len() + 1 + claims.len();
+        let signing_input = &token.trim()[..signing_input_len];
+        // Signature first (constant time), so nothing of an unsigned token
+        // is parsed further.
+        hmac::verify(&self.key, signing_input.as_bytes(), &signature)
+            .map_err(|_| IdentityError::BadSignature)?;
+        let header = Base64UrlUnpadded::decode_vec(header).map_err(|_| IdentityError::Malformed)?;
+        let header: serde_json::Value =
+            serde_json::from_slice(&header).map_err(|_| IdentityError::Malformed)?;
+        if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
+            return Err(IdentityError::Malformed);
+        }
+        let claims = Base64UrlUnpadded::decode_vec(claims).map_err(|_| IdentityError::Malformed)?;
+        let claims: Claims =
+            serde_json::from_slice(&claims).map_err(|_| IdentityError::Malformed)?;
+        if claims.exp <= now {
+            return Err(IdentityError::Expired);
+        }
+        Ok(Identity {
+            id: claims.sub,
+            name: claims.name,
+            role: claims.role,
+            stream: claims.stream,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> Identity {
+        Identity {
+            id: "m-alice".into(),
+            name: "Alice".into(),
+            role: Role::Moderator,
+            stream: None,
+        }
+    }
+
+    #[test]
+    fn an_issued_token_verifies_to_the_same_identity() {
+        let tokens = Tokens::new(b"secret");
+        let token = tokens.issue(&alice(), Duration::from_secs(60));
+        assert_eq!(tokens.verify(&token), Ok(alice()));
+    }
+
+    #[test]
+    fn table_of_rejected_tokens() {
+        let tokens = Tokens::new(b"secret");
+        let good = tokens.issue_at(&alice(), 1_000, Duration::from_secs(60));
+        let other_key = Tokens::new(b"other").issue_at(&alice(), 1_000, Duration::from_secs(60));
+        let (head, rest) = good.split_once('.').unwrap();
+        let (_, sig) = rest.split_once('.').unwrap();
+        // Same signature over claims that make Alice an admin.
+        let forged_claims = Base64UrlUnpadded::encode_string(
+            br#"{"sub":"m-alice","name":"Alice","role":"admin","iat":1000,"exp":9999999999}"#,
+        );
+        let forged = format!("{head}.{forged_claims}.{sig}");
+        let none_alg = format!(
+            "{}.{}.",
+            Base64UrlUnpadded::encode_string(br#"{"alg":"none"}"#),
+            forged_claims
+        );
+        let cases: Vec<(&str, String, u64, IdentityError)> = vec![
+            ("expired", good.clone(), 1_060, IdentityError::Expired),
+            ("other key", other_key, 1_010, IdentityError::BadSignature),
+            ("forged claims", forged, 1_010, IdentityError::BadSignature),
+            ("alg none", none_alg, 1_010, IdentityError::BadSignature),
+            ("two parts", "a.b".into(), 1_010, IdentityError::Malformed),
+            (
+                "four parts",
+                format!("{good}.x"),
+                1_010,
+                IdentityError::Malformed,
+            ),
+            (
+                "garbage",
+                "!!!.???.***".into(),
+                1_010,
+                IdentityError::Malformed,
+            ),
+            ("empty", String::new(), 1_010, IdentityError::Malformed),
+        ];
+        for (name, token, now, want) in cases {
+            assert_eq!(tokens.verify_at(&token, now), Err(want), "{name}");
+        }
+        assert_eq!(tokens.verify_at(&good, 1_059), Ok(alice()));
+    }
+
+    #[test]
+    fn roles_parse_and_only_moderators_and_admins_moderate() {
+        for (text, role, moderates) in [
+            ("viewer", Role::Viewer, false),
+            ("broadcaster", Role::Broadcaster, false),
+            ("moderator", Role::Moderator, true),
+            ("admin", Role::Admin, true),
+        ] {
+            assert_eq!(text.parse::<Role>(), Ok(role));
+            assert_eq!(role.can_moderate(), moderates, "{text}");
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn a_broadcaster_owns_only_its_stream() {
+        let b = Identity {
+            id: "b-live".into(),
+            name: "live".into(),
+            role: Role::Broadcaster,
+            stream: Some("live".into()),
+        };
+        assert!(b.owns("live"));
+        assert!(!b.owns("other"));
+        assert!(!alice().owns("live"));
+    }
+}
