@@ -20,6 +20,8 @@ export class RealtimeError extends Error {
 }
 
 const MAX_BACKOFF = 15_000;
+/// `joinedAs` while the join waits behind an `auth` the server has not answered.
+const AFTER_AUTH = Symbol('after auth');
 
 export class Realtime {
   constructor({ path = '/ws' } = {}) {
@@ -31,6 +33,8 @@ export class Realtime {
     this.token = null;
     this.stream = null;
     this.identity = null;
+    this.joinedAs = null; // identity id when the last join was sent
+    this.authPending = false;
     this.retryTimer = null;
     this.closed = false;
   }
@@ -58,15 +62,23 @@ export class Realtime {
     this.ws = ws;
     ws.onopen = () => {
       this.backoff = 500;
+      this.authPending = false;
+      if (!this.token) this.identity = null;
       if (this.token) this.sendAuth();
-      if (this.stream) this.send({ type: 'join', stream: this.stream });
+      if (this.stream) this.sendJoin();
       this.emit('open');
     };
     ws.onmessage = (event) => {
       let msg;
       try { msg = JSON.parse(event.data); } catch { return; }
       if (typeof msg?.type !== 'string') return;
-      if (msg.type === 'identity') this.identity = msg.identity;
+      if (msg.type === 'identity') {
+        this.identity = msg.identity;
+        // What `joined` says depends on who we are (our own like): join
+        // again when the identity changed after joining.
+        if (this.joinedAs === AFTER_AUTH) this.joinedAs = msg.identity.id;
+        else if (this.stream && this.joinedAs !== msg.identity.id) this.sendJoin();
+      }
       this.settle(msg);
       this.emit(msg.type, msg);
     };
@@ -137,21 +149,42 @@ export class Realtime {
   }
 
   sendAuth() {
-    this.request({ type: 'auth', token: this.token }, 'identity').catch((err) => {
+    this.authPending = true;
+    const token = this.token;
+    this.request({ type: 'auth', token }, 'identity').then(() => {
+      this.authPending = false;
+    }, (err) => {
+      this.authPending = false;
+      // A join sent meanwhile was handled without an identity.
+      if (this.joinedAs === AFTER_AUTH) this.joinedAs = null;
+      err.token = token;
       if (err.code !== 'disconnected' && err.code !== 'timeout') this.emit('auth.failed', err);
     });
   }
 
   /// Presents a token now and after every reconnect.
   auth(token) {
+    if (token === this.token && (this.identity || this.authPending)) return;
     this.token = token;
     if (this.open) this.sendAuth();
+  }
+
+  /// Who the server will take us for when it handles a join sent now (it
+  /// handles one connection's messages in order).
+  joiningAs() {
+    return this.authPending ? AFTER_AUTH : this.identity?.id ?? null;
+  }
+
+  sendJoin() {
+    this.joinedAs = this.joiningAs();
+    this.send({ type: 'join', stream: this.stream });
   }
 
   /// Joins a broadcast now and after every reconnect (listeners hear every
   /// `joined`); resolves with the first one.
   join(stream) {
     this.stream = stream;
+    this.joinedAs = this.joiningAs();
     return this.request({ type: 'join', stream }, 'joined');
   }
 }

@@ -51,7 +51,7 @@ rt.on('auth.failed', (err) => {
   // A token the server no longer accepts (expired, new secret): start over
   // as a guest, a couple of times at most (never a loop against a server
   // that refuses everything).
-  if (err.code === 'unauthorized' && fresh++ < 2) viewer.logout().catch(() => {});
+  if (err.code === 'unauthorized' && err.token === viewer.token && fresh++ < 2) viewer.logout().catch(() => {});
 });
 
 let meta = null;
@@ -86,6 +86,8 @@ rt.on('broadcast', (m) => {
 });
 
 async function start() {
+  // A stored token goes first on the socket, so `joined` already knows us.
+  if (viewer.token) rt.auth(viewer.token);
   rt.connect();
   identify().catch((err) => { $('chat-error').textContent = `No identity yet: ${err.message}`; });
   try {
