@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Fan-out cost benchmark: a release relaycast pinned to core 0, the load tool
-# pinned to core 1, loopback only. For each viewer count, N viewers of the top
-# layer (then one 60/30/10 layer mix) for $DURATION; prints the one-line
-# summary of each run and a table of server CPU µs per forwarded packet.
+# The benchmark of issue 6, in one bounded run (about 10–13 minutes): a
+# release relaycast pinned to core $SERVER_CORE, the load tool pinned to
+# core $TOOL_CORE, loopback only.
 #
-#   loadtest/bench.sh                 # 100 300 1000 viewers, 30 s each
-#   DURATION=60s loadtest/bench.sh 100 300
+#   1. floor      relaycast-floor on the server's core: SRTP protect of a
+#                 1,200-byte packet per profile + one sendmmsg slot
+#   2. fan-out    100, 300, 1000 viewers of the top layer, and a 60/30/10 mix
+#                 of $MIX_VIEWERS: server CPU µs per forwarded packet, RSS
+#   3. capacity   top-layer viewers per core with < 1% unrecovered loss and
+#                 p99 forwarding latency < 50 ms: 3 runs per point, median;
+#                 the sweep stops at the first point that fails
+#   4. storm      300 viewers joining within 1 s: TTFF p50/p99, failures
+#   5. churn      300 viewers, 5% leaving and rejoining every 10 s
 #
-# Results (JSON + logs) land in $OUT (default: a fresh temp dir, printed).
-# Not yet here: the SRTP/sendmmsg floor micro-benchmark, the capacity sweep,
-# the join storm and RSS per viewer (see docs/benchmarks.md).
+# Then a summary with cost ÷ floor. Every JSON report and log lands in $OUT
+# (default: a fresh temp dir, printed). Environment knobs:
+#   DURATION=20s  CAPACITY_POINTS="150 250 350 500 700"  FANOUT="100 300 1000"
+#   MIX_VIEWERS=300  RAMP=200/s  SERVER_CORE=0  TOOL_CORE=1  SKIP_BUILD=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-COUNTS=("$@")
-[ ${#COUNTS[@]} -gt 0 ] || COUNTS=(100 300 1000)
-DURATION=${DURATION:-30s}
+DURATION=${DURATION:-20s}
 RAMP=${RAMP:-200/s}
+read -r -a FANOUT <<<"${FANOUT:-100 300 1000}"
+read -r -a CAPACITY_POINTS <<<"${CAPACITY_POINTS:-150 250 350 500 700}"
 MIX_VIEWERS=${MIX_VIEWERS:-300}
 HTTP_PORT=${HTTP_PORT:-18080}
 UDP_PORT=${UDP_PORT:-18189}
@@ -24,11 +31,17 @@ KEY=bench-stream-key-0001
 SERVER_CORE=${SERVER_CORE:-0}
 TOOL_CORE=${TOOL_CORE:-1}
 
-cargo build --release -p relaycast -p relaycast-loadtest
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p relaycast -p relaycast-loadtest
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 OUT=${OUT:-$(mktemp -d -t relaycast-bench.XXXXXX)}
 mkdir -p "$OUT"
 DATA=$(mktemp -d -t relaycast-bench-data.XXXXXX)
+BEGAN=$(date +%s)
+git rev-parse --short HEAD >"$OUT/commit" 2>/dev/null || true
+
+echo "== floor (core $SERVER_CORE)" >&2
+taskset -c "$SERVER_CORE" "$TARGET/release/relaycast-floor" --budget 2s --json >"$OUT/floor.json"
+python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print("   floor µs:", {k: round(v,3) for k,v in f["floor_us"].items()})' "$OUT/floor.json" >&2
 
 taskset -c "$SERVER_CORE" "$TARGET/release/relaycast" \
   --http-addr "127.0.0.1:$HTTP_PORT" --udp-port "$UDP_PORT" --public-ip 127.0.0.1 \
@@ -43,37 +56,48 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-run() { # name viewers layer
+run() { # name viewers layer [extra loadtest flags…]
   local name=$1 viewers=$2 layer=$3
-  echo "== $name: $viewers viewers, layer $layer, $DURATION" >&2
+  shift 3
+  echo "== $name: $viewers viewers, layer $layer, $DURATION $*" >&2
   taskset -c "$TOOL_CORE" "$TARGET/release/relaycast-loadtest" \
     --server "http://127.0.0.1:$HTTP_PORT" --stream live --token "$KEY" \
-    --viewers "$viewers" --duration "$DURATION" --ramp "$RAMP" --layer "$layer" --json \
+    --viewers "$viewers" --duration "$DURATION" --ramp "$RAMP" --layer "$layer" \
+    --server-pid "$SERVER_PID" --json --quiet "$@" \
     >"$OUT/$name.json" 2>"$OUT/$name.log" || true
-  tail -n 1 "$OUT/$name.log" >&2
-  sleep 3 # let the server end the sessions of this run
+  echo "   $(tail -n 1 "$OUT/$name.log")" >&2
+  sleep 3 # the server ends this run's sessions before the next
 }
 
-for n in "${COUNTS[@]}"; do run "high-$n" "$n" high; done
-run "mixed-$MIX_VIEWERS" "$MIX_VIEWERS" mixed
-
-python3 - "$OUT" <<'PY'
-import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
-print(f"\nresults in {out}\n")
-print("| run | viewers | fwd pkt/s | server µs/pkt | worker CPU | loss | latency p99 | TTFF p50/p99 | tool CPU | verdict |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for f in sorted(out.glob("*.json"), key=lambda p: p.stat().st_mtime):
-    try:
-        r = json.loads(f.read_text())
-    except ValueError:
-        print(f"| {f.stem} | (no report: see {f.stem}.log) |"); continue
-    s, t = r["server"], r["tool"]
-    lat, ttff = r["latency_us"] or {}, r["ttff_ms"] or {}
-    fmt = lambda v, d=1: "n/a" if v is None else f"{v:.{d}f}"
-    print(f"| {f.stem} | {r['viewers']} | {fmt(s['forwarded_per_s'],0)} | {fmt(s['us_per_forwarded_packet'],2)} "
-          f"| {fmt((s['worker_cpu_cores'] or 0)*100,0)}% | {r['packets']['loss']*100:.3f}% "
-          f"| {fmt(lat.get('p99', 0)/1000)} ms | {ttff.get('p50','n/a')}/{ttff.get('p99','n/a')} ms "
-          f"| {fmt((t['cpu_cores'] or 0)*100,0)}%{' SATURATED' if t['saturated'] else ''} "
-          f"| {'PASS' if r['pass'] else 'FAIL'} |")
+# Whether a capacity run met the bar: every join, < 1% loss, p99 < 50 ms.
+meets_bar() {
+  python3 - "$1" <<'PY'
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit(1)
+p99 = (r["latency_us"] or {}).get("p99")
+ok = r["joins"]["failed"] == 0 and r["packets"]["loss"] < 0.01 and p99 is not None and p99 < 50_000
+sys.exit(0 if ok else 1)
 PY
+}
+
+for n in "${FANOUT[@]}"; do run "fanout-high-$n" "$n" high; done
+run "fanout-mixed-$MIX_VIEWERS" "$MIX_VIEWERS" mixed
+
+for n in "${CAPACITY_POINTS[@]}"; do
+  passes=0
+  for k in 1 2 3; do
+    run "capacity-$n-$k" "$n" high
+    if meets_bar "$OUT/capacity-$n-$k.json"; then passes=$((passes + 1)); fi
+  done
+  echo "   capacity point $n: $passes/3 runs met the bar" >&2
+  [ "$passes" -ge 2 ] || break
+done
+
+RAMP=300/s run "storm-300" 300 high
+run "churn-300" 300 high --churn 5%/10s
+
+echo "   bench took $(( $(date +%s) - BEGAN )) s" >&2
+python3 "$(dirname "$0")/bench_summary.py" "$OUT"

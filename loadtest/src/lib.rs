@@ -15,6 +15,7 @@
 //! Invariants: traffic goes to loopback only; the run ends within
 //! `duration` plus bounded teardown (HTTP timeouts, one poll tick).
 
+pub mod floor;
 pub mod http;
 pub mod loss;
 pub mod media;
@@ -58,6 +59,9 @@ pub fn run(options: &Options) -> Result<Report, String> {
         PublisherMode::None => None,
     };
     let threads = options.threads();
+    // Before any viewer: the baseline of the server's memory per viewer.
+    let rss_before = options.server_pid.and_then(probe::rss_bytes);
+    let own_drops_before = probe::own_udp_drops();
     let start = Instant::now();
     let end = start + options.duration;
     let swarm = Swarm::start(Plan {
@@ -70,13 +74,15 @@ pub fn run(options: &Options) -> Result<Report, String> {
         nack_window: options.nack_window,
     })?;
 
-    let mut first = probe::sample(&server);
+    let mut first = probe::sample(&server, options.server_pid);
     let mut first_received = 0;
     let mut steady = false;
     let mut settled_at: Option<Instant> = None;
     let mut previous = first.clone();
     let mut previous_packets = 0;
     let mut next_progress = start + PROGRESS_EVERY;
+    let mut next_churn = options.churn.map(|c| start + c.every);
+    let mut churned = 0;
     loop {
         let now = Instant::now();
         if now >= end {
@@ -88,8 +94,22 @@ pub fn run(options: &Options) -> Result<Report, String> {
             continue;
         }
         next_progress += PROGRESS_EVERY;
+        // Churn: viewers asked to leave last tick are DELETEd now and as
+        // many new ones join; then the next round is asked for when due.
+        let gone = swarm.take_left();
+        if !gone.is_empty() {
+            churned += gone.len();
+            swarm.rejoin(gone.len());
+            delete_all(&server, gone);
+        }
+        if let (Some(churn), Some(due)) = (options.churn, next_churn) {
+            if now >= due {
+                swarm.churn(churn.count(options.viewers));
+                next_churn = Some(due + churn.every);
+            }
+        }
         let live = swarm.live();
-        let current = probe::sample(&server);
+        let current = probe::sample(&server, options.server_pid);
         if settled_at.is_none()
             && live.viewers as usize >= options.viewers
             && live.first_frames + live.failed >= live.viewers
@@ -130,7 +150,13 @@ pub fn run(options: &Options) -> Result<Report, String> {
         previous_packets = live.packets;
         previous = current;
     }
-    let last = probe::sample(&server);
+    let last = probe::sample(&server, options.server_pid);
+    let rss_after = options.server_pid.and_then(probe::rss_bytes);
+    // Over the whole run, like the loss it explains; before the swarm's
+    // sockets close.
+    let own_drops = probe::own_udp_drops()
+        .zip(own_drops_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let last_received = swarm.live().packets;
     let result = swarm.finish();
     let publisher_keyframe_requests = publisher.as_ref().map(|p| {
@@ -143,6 +169,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
         result
             .viewers
             .iter()
+            .filter(|v| !v.left)
             .filter_map(|v| v.resource.clone())
             .collect(),
     );
@@ -177,10 +204,15 @@ pub fn run(options: &Options) -> Result<Report, String> {
             gop_cache_packets: w.server_delta(probe::GOP_PACKETS),
             keyframe_requests: w.server_delta(probe::KEYFRAME_REQUESTS),
             drops: w.drops(),
+            process_cpu: w.server_process_cores(),
+            rss_before,
+            rss_after,
         },
         tool_cpu: w.own_cpu_cores(),
         tool_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         udp_rcvbuf_errors: w.udp_rcvbuf_errors(),
+        tool_socket_drops: own_drops,
+        churned,
         publisher_keyframe_requests,
     })
 }

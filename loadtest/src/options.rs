@@ -56,6 +56,14 @@ pub struct Options {
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Churn: every period, this share of the viewers leaves (DELETE) and
+    /// as many new ones join, e.g. `5%/10s`.
+    #[arg(long, value_parser = parse_churn)]
+    pub churn: Option<Churn>,
+    /// The server's process id, to read its memory (RSS) and whole-process
+    /// CPU from /proc: RSS growth per viewer is reported.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +157,45 @@ impl Options {
     }
 }
 
+/// `--churn`: a share of the audience replaced every period.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Churn {
+    /// 0 < share ≤ 1.
+    pub share: f64,
+    pub every: Duration,
+}
+
+impl Churn {
+    /// How many of `viewers` leave each period (at least one).
+    pub fn count(&self, viewers: usize) -> usize {
+        ((viewers as f64 * self.share).round() as usize).max(1)
+    }
+}
+
+/// `5%/10s`: a percentage, a slash, a duration.
+pub fn parse_churn(text: &str) -> Result<Churn, String> {
+    let (share, every) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: use PERCENT%/DURATION, e.g. 5%/10s"))?;
+    let percent: f64 = share
+        .trim()
+        .strip_suffix('%')
+        .ok_or_else(|| format!("{text:?}: the share needs a %"))?
+        .parse()
+        .map_err(|_| format!("{text:?}: not a percentage"))?;
+    if !(percent > 0.0 && percent <= 100.0) {
+        return Err(format!("{text:?}: the share must be in (0, 100]%"));
+    }
+    let every = parse_duration(every)?;
+    if every < Duration::from_secs(1) {
+        return Err(format!("{text:?}: the period must be at least 1s"));
+    }
+    Ok(Churn {
+        share: percent / 100.0,
+        every,
+    })
+}
+
 /// `250ms`, `10s`, `2m`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -199,6 +246,17 @@ mod tests {
         assert_eq!(parse_rate("100/s"), Ok(100.0));
         assert_eq!(parse_rate("120/m"), Ok(2.0));
         assert!(parse_rate("x/s").is_err());
+    }
+
+    #[test]
+    fn churn_reads_a_share_per_period() {
+        let churn = parse_churn("5%/10s").expect("valid");
+        assert_eq!(churn.every, Duration::from_secs(10));
+        assert_eq!(churn.count(300), 15);
+        assert_eq!(churn.count(10), 1, "at least one viewer leaves");
+        for bad in ["5/10s", "0%/10s", "150%/10s", "5%/100ms", "5%", "x%/1s"] {
+            assert!(parse_churn(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! over a window are differences of two samples ([`Window`]). Missing
 //! procfs or metrics degrade to `None`, never to an error of the run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use crate::http::{self, ServerUrl};
@@ -31,14 +31,17 @@ pub struct Sample {
     pub own_cpu: Option<f64>,
     /// `Udp: RcvbufErrors`, system-wide.
     pub udp_rcvbuf_errors: Option<u64>,
+    /// The server process's CPU seconds, when its pid is known.
+    pub server_process_cpu: Option<f64>,
 }
 
-pub fn sample(server: &ServerUrl) -> Sample {
+pub fn sample(server: &ServerUrl, server_pid: Option<u32>) -> Sample {
     Sample {
         at: Instant::now(),
         server: scrape(server).ok(),
         own_cpu: own_cpu_seconds(),
         udp_rcvbuf_errors: udp_rcvbuf_errors(),
+        server_process_cpu: server_pid.and_then(process_cpu_seconds),
     }
 }
 
@@ -62,12 +65,64 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 }
 
 pub fn own_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_seconds(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+fn cpu_seconds(stat: &str) -> Option<f64> {
     // After the parenthesised command: state is field 0, utime 11, stime 12.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) as f64 / TICKS_PER_SECOND)
+}
+
+/// A process's resident set size in bytes (`VmRSS` of /proc/<pid>/status).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A process's CPU seconds (user + system, every thread).
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Datagrams the kernel dropped on this process's own UDP sockets (receive
+/// buffer full): losses of the tool, not of the server. Matched by socket
+/// inode between /proc/self/fd and /proc/net/udp.
+pub fn own_udp_drops() -> Option<u64> {
+    let inodes: HashSet<u64> = std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let link = std::fs::read_link(entry.path()).ok()?;
+            link.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    Some(udp_drops_of(
+        &std::fs::read_to_string("/proc/net/udp").ok()?,
+        &inodes,
+    ))
+}
+
+/// Sums the `drops` column of a /proc/net/udp table over `inodes`.
+fn udp_drops_of(table: &str, inodes: &HashSet<u64>) -> u64 {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let inode: u64 = fields.get(9)?.parse().ok()?;
+            let drops: u64 = fields.get(12)?.parse().ok()?;
+            inodes.contains(&inode).then_some(drops)
+        })
+        .sum()
 }
 
 fn udp_rcvbuf_errors() -> Option<u64> {
@@ -124,6 +179,12 @@ impl Window<'_> {
         (s > 0.0).then_some((self.to.own_cpu? - self.from.own_cpu?) / s)
     }
 
+    /// The server process's CPU use (every thread) as a fraction of a core.
+    pub fn server_process_cores(&self) -> Option<f64> {
+        let s = self.seconds();
+        (s > 0.0).then_some((self.to.server_process_cpu? - self.from.server_process_cpu?) / s)
+    }
+
     pub fn udp_rcvbuf_errors(&self) -> Option<u64> {
         Some(
             self.to
@@ -143,6 +204,7 @@ mod tests {
             server: Some(parse_metrics(text)),
             own_cpu: Some(0.0),
             udp_rcvbuf_errors: Some(0),
+            server_process_cpu: None,
         }
     }
 
@@ -168,7 +230,30 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_a_cpu_time() {
+    fn socket_drops_are_summed_over_our_inodes_only() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  621: 0100007F:AEB3 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 552975 2 0000000097e01b58 7\n\
+  622: 0100007F:AEB4 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 552976 2 0000000097e01b59 40\n\
+ 1471: 020200C0:B205 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 554895 2 00000000821ff40f 1000\n";
+        let ours: HashSet<u64> = [552975, 552976].into_iter().collect();
+        assert_eq!(udp_drops_of(table, &ours), 47);
+        assert_eq!(udp_drops_of(table, &HashSet::new()), 0);
+    }
+
+    #[test]
+    fn own_socket_drops_are_readable() {
+        let _socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a socket");
+        assert_eq!(own_udp_drops(), Some(0));
+    }
+
+    #[test]
+    fn this_process_has_a_cpu_time_and_a_resident_size() {
         assert!(own_cpu_seconds().is_some_and(|s| s >= 0.0));
+        let pid = std::process::id();
+        assert!(process_cpu_seconds(pid).is_some_and(|s| s >= 0.0));
+        assert!(
+            rss_bytes(pid).is_some_and(|b| b > 1024 * 1024),
+            "a Rust test binary holds over 1 MiB"
+        );
     }
 }

@@ -31,6 +31,19 @@ pub struct ServerFigures {
     pub gop_cache_packets: Option<f64>,
     pub keyframe_requests: Option<f64>,
     pub drops: BTreeMap<String, f64>,
+    /// The whole server process's CPU (HTTP, control and media), in cores.
+    pub process_cpu: Option<f64>,
+    /// Server RSS before the first viewer and at the end of the window.
+    pub rss_before: Option<u64>,
+    pub rss_after: Option<u64>,
+}
+
+impl ServerFigures {
+    /// RSS growth per joined viewer, in bytes.
+    pub fn rss_per_viewer(&self, joined: usize) -> Option<f64> {
+        let (before, after) = (self.rss_before?, self.rss_after?);
+        (joined > 0).then(|| (after as f64 - before as f64) / joined as f64)
+    }
 }
 
 pub struct Report {
@@ -51,6 +64,10 @@ pub struct Report {
     pub tool_cpu: Option<f64>,
     pub tool_cores: usize,
     pub udp_rcvbuf_errors: Option<u64>,
+    /// Of those, the drops on the tool's own sockets.
+    pub tool_socket_drops: Option<u64>,
+    /// Viewers that left and were replaced (`--churn`).
+    pub churned: usize,
     pub publisher_keyframe_requests: Option<u64>,
 }
 
@@ -71,9 +88,18 @@ impl Report {
         lost as f64 / (received + lost).max(1) as f64
     }
 
+    /// The tool, not the server, limits the run: its CPU is near its
+    /// cores, or the kernel dropped datagrams on its own sockets (more than
+    /// a tenth of the loss budget: those losses are the tool's).
     pub fn tool_saturated(&self) -> bool {
-        self.tool_cpu
-            .is_some_and(|c| c > TOOL_CPU_WARNING * self.tool_cores as f64)
+        let cpu = self
+            .tool_cpu
+            .is_some_and(|c| c > TOOL_CPU_WARNING * self.tool_cores as f64);
+        let (received, _, _) = self.packets();
+        let drops = self
+            .tool_socket_drops
+            .is_some_and(|d| d as f64 > MAX_LOSS / 10.0 * received.max(1) as f64);
+        cpu || drops
     }
 
     pub fn passed(&self) -> bool {
@@ -102,6 +128,8 @@ impl Report {
             "viewer_threads": self.threads,
             "joins": {
                 "failed": self.failed_joins(),
+                "total": self.outcomes.len(),
+                "churned": self.churned,
                 "failure_reasons": self.failure_reasons().into_iter()
                     .map(|(r, n)| json!({"reason": r, "count": n})).collect::<Vec<_>>(),
             },
@@ -125,12 +153,17 @@ impl Report {
                 "gop_cache_packets": self.server.gop_cache_packets,
                 "keyframe_requests": self.server.keyframe_requests,
                 "drops": self.server.drops,
+                "process_cpu_cores": self.server.process_cpu,
+                "rss_before_bytes": self.server.rss_before,
+                "rss_after_bytes": self.server.rss_after,
+                "rss_per_viewer_bytes": self.server.rss_per_viewer(self.viewers.saturating_sub(self.failed_joins())),
             },
             "tool": {
                 "cpu_cores": self.tool_cpu,
                 "cores": self.tool_cores,
                 "saturated": self.tool_saturated(),
                 "udp_rcvbuf_errors": self.udp_rcvbuf_errors,
+                "socket_drops": self.tool_socket_drops,
                 "publisher_keyframe_requests": self.publisher_keyframe_requests,
             },
         })
@@ -148,9 +181,10 @@ impl Report {
             self.viewers, self.layer, self.duration_s, self.threads
         ));
         line(format!(
-            "  joins     {} ok, {} failed",
-            self.viewers - self.failed_joins(),
-            self.failed_joins()
+            "  joins     {} ok, {} failed ({} left and were replaced)",
+            self.outcomes.len().saturating_sub(self.failed_joins()),
+            self.failed_joins(),
+            self.churned
         ));
         for (reason, n) in self.failure_reasons() {
             line(format!("            {n} × {reason}"));
@@ -199,19 +233,31 @@ impl Report {
             opt(s.gop_cache_packets, 0),
             opt(s.keyframe_requests, 0)
         ));
+        if let Some(per_viewer) = s.rss_per_viewer(self.viewers.saturating_sub(self.failed_joins()))
+        {
+            line(format!(
+                "            process {} of a core; RSS {:.1} → {:.1} MiB, {:.0} KB per viewer",
+                opt(s.process_cpu.map(|c| c * 100.0), 1) + "%",
+                s.rss_before.unwrap_or(0) as f64 / 1048576.0,
+                s.rss_after.unwrap_or(0) as f64 / 1048576.0,
+                per_viewer / 1000.0
+            ));
+        }
         if !s.drops.is_empty() {
             let drops: Vec<String> = s.drops.iter().map(|(r, n)| format!("{r} {n:.0}")).collect();
             line(format!("            drops: {}", drops.join(", ")));
         }
         line(format!(
-            "  tool      {} of {} core(s), kernel UDP rcvbuf drops {}",
+            "  tool      {} of {} core(s), kernel UDP rcvbuf drops {} (system), {} on the tool's own sockets",
             opt(self.tool_cpu.map(|c| c * 100.0), 0) + "%",
             self.tool_cores,
             self.udp_rcvbuf_errors
+                .map_or("n/a".into(), |n| n.to_string()),
+            self.tool_socket_drops
                 .map_or("n/a".into(), |n| n.to_string())
         ));
         if self.tool_saturated() {
-            line("  WARNING   the load tool used > 90% of its cores: it, not the server, may be the bottleneck".into());
+            line("  WARNING   the load tool, not the server, is the bottleneck: it used > 90% of its cores or its own sockets dropped datagrams (loss is then partly the tool's)".into());
         }
         out
     }

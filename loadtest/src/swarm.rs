@@ -27,6 +27,7 @@ use crate::http::ServerUrl;
 use crate::options::LayerMix;
 use crate::stats::{Histograms, Live, LiveSnapshot};
 use crate::viewer::{self, Phase, Viewer};
+use str0m::config::DtlsCert;
 
 const WAKER: Token = Token(usize::MAX);
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
@@ -49,13 +50,81 @@ pub struct ViewerOutcome {
     pub recovered: u64,
     pub lost: u64,
     pub ttff: Option<Duration>,
+    /// Left on purpose (churn) and already DELETEd.
+    pub left: bool,
 }
 
 struct ViewerThread {
     to_thread: Sender<Viewer>,
     waker: Arc<Waker>,
     live: Arc<Live>,
+    /// How many of its viewers this thread should make leave (churn).
+    leave: Arc<AtomicUsize>,
     handle: JoinHandle<ThreadResult>,
+}
+
+/// What every join needs, shared by the joiner threads.
+struct Joining {
+    plan: Plan,
+    cert: Option<DtlsCert>,
+    targets: Vec<(Sender<Viewer>, Arc<Waker>)>,
+    stop: Arc<AtomicBool>,
+    failures: Mutex<Vec<ViewerOutcome>>,
+    failed: AtomicU64,
+    /// The next index for a churn rejoin (after the planned viewers).
+    next_extra: AtomicUsize,
+}
+
+impl Joining {
+    /// POSTs viewer `i` and hands it to its viewer thread, or records why
+    /// it could not join.
+    fn join_one(&self, i: usize) {
+        let plan = &self.plan;
+        match viewer::join(
+            i,
+            &plan.server,
+            &plan.stream,
+            plan.mix.choice(i),
+            self.cert.as_ref(),
+            plan.nack_window,
+        ) {
+            Ok(v) => {
+                let (to, waker) = &self.targets[i % self.targets.len()];
+                if to.send(v).is_ok() {
+                    let _ = waker.wake();
+                }
+            }
+            Err(e) => {
+                self.failed.fetch_add(1, Relaxed);
+                if let Ok(mut f) = self.failures.lock() {
+                    f.push(ViewerOutcome {
+                        index: i,
+                        resource: None,
+                        failure: Some(e),
+                        received: 0,
+                        recovered: 0,
+                        lost: 0,
+                        ttff: None,
+                        left: false,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sleeps until `due` unless stopped first; false when stopped.
+    fn wait_until(&self, due: Instant) -> bool {
+        while Instant::now() < due {
+            if self.stop.load(Relaxed) {
+                return false;
+            }
+            std::thread::sleep(
+                due.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(50)),
+            );
+        }
+        !self.stop.load(Relaxed)
+    }
 }
 
 /// Everything the swarm runs; dropped only through [`Swarm::finish`].
@@ -63,9 +132,12 @@ pub struct Swarm {
     stop: Arc<AtomicBool>,
     steady: Arc<AtomicBool>,
     threads: Vec<ViewerThread>,
-    joiners: Vec<JoinHandle<()>>,
-    join_failures: Arc<Mutex<Vec<ViewerOutcome>>>,
-    join_failed: Arc<AtomicU64>,
+    joiners: Mutex<Vec<JoinHandle<()>>>,
+    joining: Arc<Joining>,
+    /// Resources of viewers that left (churn), for the run to DELETE.
+    left: Arc<Mutex<Vec<String>>>,
+    /// Round-robin cursor over viewer threads for churn.
+    next_leaver: AtomicUsize,
 }
 
 /// What the swarm is told to do.
@@ -84,11 +156,17 @@ impl Swarm {
         let stop = Arc::new(AtomicBool::new(false));
         let steady = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::with_capacity(plan.threads);
+        let left = Arc::new(Mutex::new(Vec::new()));
         for n in 0..plan.threads {
             let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
             let (to_thread, from_joiners) = mpsc::channel();
             let live = Arc::new(Live::default());
+            let leave = Arc::new(AtomicUsize::new(0));
+            let churn = Churn {
+                leave: leave.clone(),
+                left: left.clone(),
+            };
             let (thread_stop, thread_steady, thread_live) =
                 (stop.clone(), steady.clone(), live.clone());
             let handle = std::thread::Builder::new()
@@ -100,6 +178,7 @@ impl Swarm {
                         &thread_stop,
                         &thread_steady,
                         &thread_live,
+                        &churn,
                     )
                 })
                 .map_err(|e| e.to_string())?;
@@ -107,6 +186,7 @@ impl Swarm {
                 to_thread,
                 waker,
                 live,
+                leave,
                 handle,
             });
         }
@@ -115,77 +195,35 @@ impl Swarm {
         let cert = str0m::crypto::from_feature_flags()
             .dtls_provider
             .generate_certificate();
-        let plan = Arc::new(plan);
-        let next = Arc::new(AtomicUsize::new(0));
-        let start = Instant::now();
-        let join_failures = Arc::new(Mutex::new(Vec::new()));
-        let join_failed = Arc::new(AtomicU64::new(0));
-        let targets: Arc<Vec<(Sender<Viewer>, Arc<Waker>)>> = Arc::new(
-            threads
+        let joining = Arc::new(Joining {
+            targets: threads
                 .iter()
                 .map(|t| (t.to_thread.clone(), t.waker.clone()))
                 .collect(),
-        );
+            cert,
+            stop: stop.clone(),
+            failures: Mutex::new(Vec::new()),
+            failed: AtomicU64::new(0),
+            next_extra: AtomicUsize::new(plan.viewers),
+            plan,
+        });
+        let next = Arc::new(AtomicUsize::new(0));
+        let start = Instant::now();
         let mut joiners = Vec::new();
-        for n in 0..JOINERS.min(plan.viewers) {
-            let (plan, next, stop, cert, targets) = (
-                plan.clone(),
-                next.clone(),
-                stop.clone(),
-                cert.clone(),
-                targets.clone(),
-            );
-            let (failures, failed) = (join_failures.clone(), join_failed.clone());
+        for n in 0..JOINERS.min(joining.plan.viewers) {
+            let (joining, next) = (joining.clone(), next.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("lt-joiner-{n}"))
                 .spawn(move || loop {
                     let i = next.fetch_add(1, Relaxed);
-                    if i >= plan.viewers {
+                    if i >= joining.plan.viewers {
                         return;
                     }
-                    let due = start + Duration::from_secs_f64(i as f64 / plan.rate);
-                    while Instant::now() < due {
-                        if stop.load(Relaxed) {
-                            return;
-                        }
-                        std::thread::sleep(
-                            due.saturating_duration_since(Instant::now())
-                                .min(Duration::from_millis(50)),
-                        );
-                    }
-                    if stop.load(Relaxed) {
+                    let due = start + Duration::from_secs_f64(i as f64 / joining.plan.rate);
+                    if !joining.wait_until(due) {
                         return;
                     }
-                    let choice = plan.mix.choice(i);
-                    match viewer::join(
-                        i,
-                        &plan.server,
-                        &plan.stream,
-                        choice,
-                        cert.as_ref(),
-                        plan.nack_window,
-                    ) {
-                        Ok(v) => {
-                            let (to, waker) = &targets[i % targets.len()];
-                            if to.send(v).is_ok() {
-                                let _ = waker.wake();
-                            }
-                        }
-                        Err(e) => {
-                            failed.fetch_add(1, Relaxed);
-                            if let Ok(mut f) = failures.lock() {
-                                f.push(ViewerOutcome {
-                                    index: i,
-                                    resource: None,
-                                    failure: Some(e),
-                                    received: 0,
-                                    recovered: 0,
-                                    lost: 0,
-                                    ttff: None,
-                                });
-                            }
-                        }
-                    }
+                    joining.join_one(i);
                 })
                 .map_err(|e| e.to_string())?;
             joiners.push(handle);
@@ -194,10 +232,51 @@ impl Swarm {
             stop,
             steady,
             threads,
-            joiners,
-            join_failures,
-            join_failed,
+            joiners: Mutex::new(joiners),
+            joining,
+            left,
+            next_leaver: AtomicUsize::new(0),
         })
+    }
+
+    /// Asks `count` connected viewers (spread over the viewer threads) to
+    /// leave; their resources show up in [`Swarm::take_left`].
+    pub fn churn(&self, count: usize) {
+        for _ in 0..count {
+            let t = &self.threads[self.next_leaver.fetch_add(1, Relaxed) % self.threads.len()];
+            t.leave.fetch_add(1, Relaxed);
+        }
+        for t in &self.threads {
+            let _ = t.waker.wake();
+        }
+    }
+
+    /// The WHEP resources of viewers that left since the last call.
+    pub fn take_left(&self) -> Vec<String> {
+        self.left
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
+
+    /// Joins `count` new viewers at the plan's rate on a joiner thread.
+    pub fn rejoin(&self, count: usize) {
+        let joining = self.joining.clone();
+        let spawned = std::thread::Builder::new()
+            .name("lt-rejoiner".into())
+            .spawn(move || {
+                let start = Instant::now();
+                for k in 0..count {
+                    let due = start + Duration::from_secs_f64(k as f64 / joining.plan.rate);
+                    if !joining.wait_until(due) {
+                        return;
+                    }
+                    joining.join_one(joining.next_extra.fetch_add(1, Relaxed));
+                }
+            });
+        if let (Ok(handle), Ok(mut joiners)) = (spawned, self.joiners.lock()) {
+            joiners.push(handle);
+        }
     }
 
     /// Starts the steady window: latency is recorded from now on.
@@ -212,7 +291,7 @@ impl Swarm {
             .iter()
             .map(|t| t.live.snapshot())
             .fold(LiveSnapshot::default(), |a, b| a + b);
-        let failed = self.join_failed.load(Relaxed);
+        let failed = self.joining.failed.load(Relaxed);
         total.failed += failed;
         total.viewers += failed;
         total
@@ -224,7 +303,11 @@ impl Swarm {
         for t in &self.threads {
             let _ = t.waker.wake();
         }
-        for j in self.joiners {
+        let joiners = self
+            .joiners
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for j in joiners {
             let _ = j.join();
         }
         let mut total = ThreadResult {
@@ -237,12 +320,19 @@ impl Swarm {
                 total.viewers.extend(result.viewers);
             }
         }
-        if let Ok(mut f) = self.join_failures.lock() {
+        if let Ok(mut f) = self.joining.failures.lock() {
             total.viewers.append(&mut f);
         }
         total.viewers.sort_by_key(|v| v.index);
         total
     }
+}
+
+/// A viewer thread's share of churn: leaves asked of it, and where the
+/// resources of those that left go.
+struct Churn {
+    leave: Arc<AtomicUsize>,
+    left: Arc<Mutex<Vec<String>>>,
 }
 
 /// The viewer thread's loop.
@@ -252,6 +342,7 @@ fn drive(
     stop: &AtomicBool,
     steady: &AtomicBool,
     live: &Live,
+    churn: &Churn,
 ) -> ThreadResult {
     let mut stats = Histograms::default();
     let mut viewers: Vec<Viewer> = Vec::new();
@@ -308,6 +399,19 @@ fn drive(
             v.on_timer(now, &mut stats);
             schedule(&mut timers, v, idx);
         }
+        let mut leaving = churn.leave.swap(0, Relaxed);
+        // Oldest first: they have been measured the longest.
+        for v in viewers.iter_mut().filter(|v| v.may_leave()) {
+            if leaving == 0 {
+                break;
+            }
+            v.leave();
+            let _ = poll.registry().deregister(&mut v.socket);
+            if let Ok(mut left) = churn.left.lock() {
+                left.push(v.resource.clone());
+            }
+            leaving -= 1;
+        }
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
             let mut snapshot = LiveSnapshot::default();
@@ -317,7 +421,7 @@ fn drive(
                 snapshot.viewers += 1;
                 snapshot.connected += u64::from(v.phase == Phase::Connected);
                 snapshot.first_frames += u64::from(v.ttff.is_some());
-                snapshot.failed += u64::from(!v.is_live());
+                snapshot.failed += u64::from(v.is_failed());
                 snapshot.packets += v.packets;
                 snapshot.bytes += v.bytes;
                 snapshot.lost += lost;
@@ -340,6 +444,7 @@ fn drive(
                 recovered,
                 lost,
                 ttff: v.ttff,
+                left: v.phase == Phase::Left,
             }
         })
         .collect();

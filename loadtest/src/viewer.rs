@@ -40,6 +40,8 @@ pub enum Phase {
     Connecting,
     Connected,
     Failed(String),
+    /// Left on purpose (churn) after its first frame; DELETEd by the run.
+    Left,
 }
 
 /// Progress towards the first complete keyframe.
@@ -80,6 +82,9 @@ pub struct Viewer {
     pub scheduled: Option<Instant>,
 }
 
+/// Receive buffer asked for on each viewer socket: ~3 s of the top layer.
+pub const VIEWER_RCVBUF: usize = 1 << 20;
+
 /// How long a viewer may take to connect and to show its first frame.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -98,6 +103,12 @@ pub fn join(
     std_socket
         .set_nonblocking(true)
         .map_err(|e| e.to_string())?;
+    // The default (~208 KB) overflows in a keyframe or GOP-replay burst while
+    // the thread serves other viewers; those drops would be the tool's, not
+    // the server's. The kernel caps this at net.core.rmem_max.
+    socket2::SockRef::from(&std_socket)
+        .set_recv_buffer_size(VIEWER_RCVBUF)
+        .map_err(|e| format!("viewer socket SO_RCVBUF: {e}"))?;
     let local = std_socket.local_addr().map_err(|e| e.to_string())?;
     let now = Instant::now();
     let mut config = Rtc::builder()
@@ -172,7 +183,24 @@ pub fn join(
 
 impl Viewer {
     pub fn is_live(&self) -> bool {
-        !matches!(self.phase, Phase::Failed(_))
+        matches!(self.phase, Phase::Connecting | Phase::Connected)
+    }
+
+    pub fn is_failed(&self) -> bool {
+        matches!(self.phase, Phase::Failed(_))
+    }
+
+    /// Whether churn may take this viewer away: connected, first frame seen.
+    pub fn may_leave(&self) -> bool {
+        self.phase == Phase::Connected && self.ttff.is_some()
+    }
+
+    /// Leaves on purpose: str0m says goodbye (the caller sends the DELETE).
+    pub fn leave(&mut self) {
+        if self.is_live() {
+            self.phase = Phase::Left;
+            self.rtc.disconnect();
+        }
     }
 
     /// Reads every datagram waiting on the socket (mio is edge-triggered).
