@@ -21,6 +21,10 @@ document.title = `${stream} — relaycast`;
 const viewer = new Viewer();
 const rt = new Realtime();
 window.relaycastRealtime = rt; // for tests and debugging
+// Connect first, set up the page while the socket opens. A stored token
+// goes first on the socket, so `joined` already knows us.
+if (viewer.token) rt.auth(viewer.token);
+rt.connect();
 const player = createPlayer({ rt, stream });
 const gate = createGate(stream);
 
@@ -85,10 +89,16 @@ rt.on('broadcast', (m) => {
   if (!gate.accepted(meta?.disclaimer)) gateThenPlay();
 });
 
+/// Milestones of the page's start, in ms since navigation (for tests).
+window.relaycastTimings = { script: Math.round(performance.now()) };
+const mark = (name) => { window.relaycastTimings[name] ??= Math.round(performance.now()); };
+if (rt.open) mark('ws_open');
+rt.on('open', () => mark('ws_open'));
+rt.on('joined', () => mark('joined'));
+rt.on('viewer.answer', () => mark('answer'));
+$('video').addEventListener('loadeddata', () => mark('first_frame'), { once: true });
+
 async function start() {
-  // A stored token goes first on the socket, so `joined` already knows us.
-  if (viewer.token) rt.auth(viewer.token);
-  rt.connect();
   identify().catch((err) => { $('chat-error').textContent = `No identity yet: ${err.message}`; });
   try {
     await rt.whenOpen(3000);
@@ -98,6 +108,7 @@ async function start() {
     // and playback falls back to WHEP; the socket keeps retrying.
     try { showMeta(await api(`/api/broadcasts/${encodeURIComponent(stream)}`)); } catch { /* the player shows its own state */ }
   }
+  mark('gate_passed_or_shown');
   gateThenPlay();
 }
 start();
