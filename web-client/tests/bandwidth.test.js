@@ -8,13 +8,32 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startServer, launchBrowser, waitFor, sleep, inboundVideo, startPublishing, waitForLayers } from './harness.js';
+import { startServer, launchBrowser, waitFor, sleep, inboundVideo, waitForLayers, STREAM_KEY } from './harness.js';
+import { ObsPublisher } from './obs-publisher.js';
+
+// The layers the issue specifies (~150 kbit/s, ~500 kbit/s, ~2.5 Mbit/s),
+// from the OBS-faithful publisher (x264 CBR with filler, as OBS sends it, and
+// a 1 s GOP: OBS's low-latency setting). Chromium's own encoder cannot be held to these
+// rates: on its fake camera it sends only ~500/170/65 kbit/s, where a
+// 400 kbit/s link rightly carries the middle layer.
+// Small pictures keep the encoder and two decoders cheap on a 2-core
+// machine; the bitrates are what the test is about.
+const LAYERS = [
+  { width: 640, height: 360, kbps: 2500 },
+  { width: 320, height: 180, kbps: 500 },
+  { width: 160, height: 90, kbps: 150 },
+];
+const TOP = LAYERS[0].width;
+const LOW = LAYERS[2].width;
 
 /// Packets received and lost by a watch page's video, from getStats.
+/// Also the bytes of the video stream and of the whole transport (media,
+/// retransmissions, padding and probes), to tell what fills the link.
 const counts = (page) => page.evaluate(async () => {
-  let out = { received: 0, lost: 0 };
+  const out = { received: 0, lost: 0, videoBytes: 0, transportBytes: 0 };
   (await window.relaycastViewer.getStats()).forEach((s) => {
-    if (s.type === 'inbound-rtp' && s.kind === 'video') out = { received: s.packetsReceived, lost: s.packetsLost };
+    if (s.type === 'inbound-rtp' && s.kind === 'video') Object.assign(out, { received: s.packetsReceived, lost: s.packetsLost, videoBytes: s.bytesReceived, rtxBytes: s.retransmittedBytesReceived ?? 0, nacks: s.nackCount, width: s.frameWidth });
+    if (s.type === 'transport') out.transportBytes = s.bytesReceived;
   });
   return out;
 });
@@ -52,9 +71,12 @@ if (!process.env[INSIDE]) {
     sh('tc', 'qdisc', 'add', 'dev', 'lo', 'parent', '1:20', 'handle', '20:', 'bfifo', 'limit', '30000');
     const server = await startServer();
     let browser;
+    let publisher;
     try {
+      publisher = new ObsPublisher({ base: server.base, key: STREAM_KEY, layers: LAYERS, gop: 30, cbr: true });
+      const started = await publisher.start();
+      assert.equal(started.status, 201, 'the publisher is live');
       browser = await launchBrowser();
-      const publisher = await startPublishing(browser, server.base);
       await waitForLayers(server.base);
       const constrained = await browser.newPage();
       await constrained.goto(`${server.base}/watch/live`);
@@ -63,9 +85,11 @@ if (!process.env[INSIDE]) {
       await free.goto(`${server.base}/watch/live`);
       await waitFor('both viewers on the top layer', async () => {
         const v = await viewers(server.base);
-        return v.length === 2 && v.every((x) => x.width >= 1280);
+        return v.length === 2 && v.every((x) => x.width >= TOP);
       }, 20_000, 250);
 
+      const layers = (await (await fetch(`${server.base}/api/broadcasts/live`)).json()).layers;
+      console.log(`layers: ${JSON.stringify(layers)}`);
       const port = (await viewers(server.base))[0].remote.split(':').pop();
       sh('tc', 'filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32',
         'match', 'ip', 'protocol', '17', '0xff', 'match', 'ip', 'dport', port, '0xffff', 'flowid', '1:20');
@@ -75,22 +99,32 @@ if (!process.env[INSIDE]) {
         const v = await viewers(server.base);
         console.log(`${Date.now() - limited} ms: constrained ${v[0].width} (${v[0].estimate_kbps} kbit/s), free ${v[1].width} (${v[1].estimate_kbps} kbit/s)`);
         freeWidths.push(v[1].width);
-        return v[0].width <= 320 && Date.now() - limited;
+        return v[0].width <= LOW && Date.now() - limited;
       }, 8_000, 250);
       console.log(`Chromium viewer settled on the low layer ${settled} ms after the 400 kbit/s limit`);
       assert.ok(settled <= 5000, `settled within 5 s (took ${settled} ms)`);
       // Settled: pictures keep being decoded and most packets arrive. (The
       // probes that look for spare capacity still cost some loss on a link
       // at its limit; the figure is printed, and bounded here.)
-      await sleep(1000);
+      const trace = async (ms) => {
+        for (const end = Date.now() + ms; Date.now() < end;) {
+          const v = await viewers(server.base);
+          console.log(`settled +${Date.now() - limited - settled} ms: constrained ${v[0].width} (${v[0].estimate_kbps} kbit/s), free ${v[1].width} (${v[1].estimate_kbps} kbit/s)`);
+          await sleep(500);
+        }
+      };
+      await trace(1000);
       const before = await counts(constrained);
       const framesBefore = (await inboundVideo(constrained)).framesDecoded;
-      await sleep(3000);
+      await trace(3000);
       const after = await counts(constrained);
       const received = after.received - before.received;
       const lost = after.lost - before.lost;
-      console.log(`settled: ${received} packets received, ${lost} lost in 3 s`);
+      const kbps = (bytes) => Math.round((bytes * 8) / 3000);
+      console.log(`settled: ${received} packets received, ${lost} lost in 3 s; video ${kbps(after.videoBytes - before.videoBytes)} kbit/s, transport ${kbps(after.transportBytes - before.transportBytes)} kbit/s, retransmitted ${kbps(after.rtxBytes - before.rtxBytes)} kbit/s, ${after.nacks - before.nacks} NACKs sent, decoded width ${after.width}`);
       assert.ok(lost <= Math.max(3, received * 0.25), `loss is not sustained once settled (${lost} lost of ${received + lost})`);
+      const metrics = await (await fetch(`${server.base}/metrics`)).text();
+      console.log(metrics.split('\n').filter((l) => /^relaycast_(viewer_backlog|rtp_drops|keyframe_req)/.test(l)).join('; '));
       const decoded = (await inboundVideo(constrained)).framesDecoded - framesBefore;
       console.log(`settled: ${decoded} frames decoded in 3 s`);
       assert.ok(decoded > 10, `video keeps playing on the low layer (${decoded} frames in 3 s)`);
@@ -99,15 +133,16 @@ if (!process.env[INSIDE]) {
       const lifted = Date.now();
       const recovered = await waitFor('constrained viewer back on the top layer', async () => {
         const v = await viewers(server.base);
-        console.log(`${Date.now() - lifted} ms after lifting: constrained ${v[0].width} (${v[0].estimate_kbps} kbit/s), free ${v[1].width}`);
+        console.log(`${Date.now() - lifted} ms after lifting: constrained ${v[0].width} (${v[0].estimate_kbps} kbit/s), free ${v[1].width} (${v[1].estimate_kbps} kbit/s)`);
         freeWidths.push(v[1].width);
-        return v[0].width >= 1280 && Date.now() - lifted;
+        return v[0].width >= TOP && Date.now() - lifted;
       }, 12_000, 250);
       console.log(`Chromium viewer back on the top layer ${recovered} ms after lifting the limit`);
       assert.ok(recovered <= 10_000, `recovered within 10 s (took ${recovered} ms)`);
-      assert.ok(freeWidths.every((w) => w >= 1280), `the free viewer stayed on top: ${freeWidths}`);
+      assert.ok(freeWidths.every((w) => w >= TOP), `the free viewer stayed on top: ${freeWidths}`);
     } finally {
       await browser?.close().catch(() => {});
+      await publisher?.stop().catch(() => {});
       await server.stop();
     }
   });

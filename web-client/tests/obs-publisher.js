@@ -168,8 +168,11 @@ export function rtpPacket({ pt, seq, ts, ssrc, marker, extensions = [], payload 
 /// One ffmpeg process encoding testsrc2 for every layer (split + scale), each
 /// layer's Annex-B H264 on its own pipe, paced in real time by -re.
 export class Encoder {
-  constructor({ layers, fps = 30, gop = 120, onAccessUnit, log }) {
+  constructor({ layers, fps = 30, gop = 120, cbr = false, onAccessUnit, log }) {
     this.layers = layers;
+    // OBS's x264 CBR mode pads with filler NAL units so the stream holds its
+    // bitrate even when the picture is simple.
+    this.cbr = cbr;
     this.fps = fps;
     this.gop = gop;
     this.onAccessUnit = onAccessUnit;
@@ -190,6 +193,7 @@ export class Encoder {
         '-bf', '0', '-g', String(this.gop), '-keyint_min', String(this.gop), '-sc_threshold', '0',
         '-tune', 'zerolatency', '-aud', '1', '-pix_fmt', 'yuv420p',
         '-b:v', `${l.kbps}k`, '-maxrate', `${l.kbps}k`, '-bufsize', `${l.kbps}k`,
+        ...(this.cbr ? ['-x264-params', 'nal-hrd=cbr:filler=1'] : []),
         '-flush_packets', '1', '-f', 'h264', `pipe:${3 + i}`);
     });
     this.proc = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe', ...this.layers.map(() => 'pipe')] });
@@ -220,12 +224,15 @@ export class ObsPublisher {
    * @param {string} o.base   server base URL, e.g. http://127.0.0.1:8080
    * @param {string} o.stream stream name (POST /whip/<stream>)
    * @param {string} o.key    bearer token
-   * @param {number} [o.layers=1] 1 = no simulcast; 2..3 = rids 0..n-1, 0 the largest
+   * @param {number|object[]} [o.layers=1] 1 = no simulcast; 2..3 = rids 0..n-1, 0 the
+   *   largest; or the layers themselves, [{width, height, kbps}], largest first
+   * @param {number} [o.gop=120] frames between keyframes (OBS's default: 4 s at 30 fps)
    */
-  constructor({ base, stream = 'live', key, layers = 1, log = () => {} }) {
+  constructor({ base, stream = 'live', key, layers = 1, gop = 120, cbr = false, log = () => {} }) {
     this.endpoint = `${base}/whip/${stream}`;
     this.key = key;
-    this.layers = DEFAULT_LAYERS.slice(0, layers);
+    this.layers = Array.isArray(layers) ? layers : DEFAULT_LAYERS.slice(0, layers);
+    this.gop = gop;
     this.log = log;
     this.baseSsrc = randomInt(1, 2 ** 32 - 8); // OBS: generate_random_u32() once per output
     this.stats = {
@@ -354,7 +361,7 @@ export class ObsPublisher {
 
   startMedia(s) {
     s.firstVideo = true;
-    s.encoder = new Encoder({ layers: this.layers, log: this.log, onAccessUnit: (i, au) => this.sendVideo(s, i, au) });
+    s.encoder = new Encoder({ layers: this.layers, gop: this.gop, cbr: this.cbr, log: this.log, onAccessUnit: (i, au) => this.sendVideo(s, i, au) });
     s.encoder.start();
     s.startedAt = Date.now();
     s.audioFrames = 0;

@@ -5,8 +5,12 @@
 //! Rules (the best SFUs agree on the shape, LiveKit and mediasoup alike):
 //! - A viewer starts on the best layer whose measured bitrate fits in the
 //!   estimate, never above the server's per-viewer maximum.
-//! - Down at once when the estimate falls below the current layer's bitrate:
-//!   a stall costs more than a lower resolution.
+//! - Down at once when the estimate falls clearly below the current layer's
+//!   bitrate (under [`DOWN_MARGIN`] of it): a stall costs more than a lower
+//!   resolution. A shallower shortfall must last [`DOWN_HOLD`]: delay-based
+//!   estimators dip by ~15% on receiver-side jitter (a busy phone, a CPU
+//!   spike), and the jitter buffer rides out a second slightly over
+//!   capacity better than the viewer rides out a needless switch.
 //! - Up only after a better layer has fit in [`HEADROOM`] of the estimate
 //!   for [`UP_HOLD`] without a break, so a noisy estimate does not flap
 //!   (the gap between "fits" and "fits with headroom" is the hysteresis).
@@ -22,6 +26,11 @@ use super::layers::{self, LayerChoice, LayerMeasure};
 pub const HEADROOM: f64 = 0.85;
 /// How long a better layer must keep fitting before switching up.
 pub const UP_HOLD: Duration = Duration::from_secs(3);
+/// An estimate under this share of the current layer's bitrate moves the
+/// viewer down at once.
+pub const DOWN_MARGIN: f64 = 0.75;
+/// How long a shallower shortfall must last before moving down.
+pub const DOWN_HOLD: Duration = Duration::from_secs(1);
 
 /// The server's per-viewer bitrate bounds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,6 +54,9 @@ pub struct LayerSelector {
     current: Option<u8>,
     /// The better layer that fits, and since when it has fit.
     upgrade: Option<(u8, Instant)>,
+    /// Since when the estimate has been (shallowly) short of the current
+    /// layer.
+    shortfall_since: Option<Instant>,
 }
 
 impl LayerSelector {
@@ -73,6 +85,7 @@ impl LayerSelector {
         if choice != LayerChoice::Auto {
             let pick = layers::pick(choice, &eligible)?;
             self.upgrade = None;
+            self.shortfall_since = None;
             self.current = Some(pick);
             return Some(Selection::Layer(pick));
         }
@@ -87,6 +100,7 @@ impl LayerSelector {
         if estimate < bounds.min_bps {
             self.current = None;
             self.upgrade = None;
+            self.shortfall_since = None;
             return Some(Selection::PausedLowBandwidth);
         }
         // Staying needs the layer to fit the estimate; climbing needs it to
@@ -100,12 +114,22 @@ impl LayerSelector {
         let current_pos = self
             .current
             .and_then(|c| eligible.iter().position(|l| l.index == c));
+        if current_pos.is_none_or(|cur| eligible[cur].bps <= estimate) {
+            self.shortfall_since = None;
+        }
         let pos = match current_pos {
             // First choice, or the current layer is gone: take what fits.
             None => fits,
             Some(cur) if eligible[cur].bps > estimate => {
                 self.upgrade = None;
-                fits.min(cur)
+                let since = *self.shortfall_since.get_or_insert(now);
+                let clearly_short = (estimate as f64) < eligible[cur].bps as f64 * DOWN_MARGIN;
+                if clearly_short || now.saturating_duration_since(since) >= DOWN_HOLD {
+                    self.shortfall_since = None;
+                    fits.min(cur)
+                } else {
+                    cur
+                }
             }
             Some(cur) if fits_with_headroom > cur => {
                 let target = eligible[fits_with_headroom].index;
@@ -228,6 +252,29 @@ mod tests {
                 none,
                 vec![(0, Some(10_000), Auto), (100, Some(400), Auto)],
                 vec![HIGH, LOW],
+            ),
+            (
+                "a shallow dip below the current layer is ridden out",
+                none,
+                vec![
+                    (0, Some(10_000), Auto),
+                    (100, Some(2_200), Auto),
+                    (700, Some(2_300), Auto),
+                    (900, Some(10_000), Auto),
+                    (1_500, Some(2_200), Auto),
+                ],
+                vec![HIGH, HIGH, HIGH, HIGH, HIGH],
+            ),
+            (
+                "a shallow shortfall that lasts moves down",
+                none,
+                vec![
+                    (0, Some(10_000), Auto),
+                    (100, Some(2_200), Auto),
+                    (600, Some(2_200), Auto),
+                    (1_100, Some(2_200), Auto),
+                ],
+                vec![HIGH, HIGH, HIGH, MID],
             ),
             (
                 "step up waits for the hold",

@@ -9,6 +9,7 @@ pub mod keyframe;
 pub mod layer_selector;
 pub mod layers;
 pub mod packet;
+pub mod probe_pacer;
 pub mod throttle;
 
 pub use forwarder::{DownTrackState, Forwarder, SourceKey, Translated};

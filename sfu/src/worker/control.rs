@@ -298,7 +298,7 @@ impl Worker {
                 paused_low_bandwidth: false,
                 bwe_setting: (0, 0),
                 probe_bump: 0,
-                last_probe: None,
+                probe: Default::default(),
                 switches: 0,
                 switch_decided: None,
                 rtt: None,

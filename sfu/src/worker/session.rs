@@ -68,7 +68,8 @@ pub struct ViewerState {
     pub bwe_setting: (u64, u64),
     /// A small rise of the desired rate that makes str0m probe again.
     pub probe_bump: u32,
-    pub last_probe: Option<Instant>,
+    /// When to probe again while the estimate is short.
+    pub probe: crate::core::probe_pacer::ProbePacer,
     /// Layer switches so far, for the viewer API.
     pub switches: u32,
     /// When the latest switch was decided; cleared by its first packet.
