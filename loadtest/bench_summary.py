@@ -47,6 +47,8 @@ def row(name, r, floor_us):
     tool = f"{fmt((t['cpu_cores'] or 0) * 100, 0)}%"
     if t.get("socket_drops"):
         tool += f", {t['socket_drops']} own drops"
+    if t.get("socket_backlog"):
+        tool += f", reads {t['socket_backlog']['delay_ms']:.0} ms behind"
     if t["saturated"]:
         tool += " TOOL-LIMITED"
     return (f"| {name} | {r['viewers']} | {fmt(s['forwarded_per_s'], 0)} | {fmt(out, 0)} "

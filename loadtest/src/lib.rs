@@ -61,7 +61,10 @@ pub fn run(options: &Options) -> Result<Report, String> {
     let threads = options.threads();
     // Before any viewer: the baseline of the server's memory per viewer.
     let rss_before = options.server_pid.and_then(probe::rss_bytes);
-    let own_drops_before = probe::own_udp_drops();
+    let own_before = probe::own_sockets();
+    // The tool's receive backlog, sampled every second of the steady window.
+    let (mut backlog_sum, mut backlog_samples, mut backlog_max) = (0u64, 0u64, 0u64);
+    let mut first_bytes = 0;
     let start = Instant::now();
     let end = start + options.duration;
     let swarm = Swarm::start(Plan {
@@ -122,6 +125,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
         {
             first = current.clone();
             first_received = live.packets;
+            first_bytes = live.bytes;
             steady = true;
             swarm.mark_steady();
         }
@@ -147,6 +151,13 @@ pub fn run(options: &Options) -> Result<Report, String> {
             );
             let _ = std::io::stderr().flush();
         }
+        if steady {
+            if let Some(own) = probe::own_sockets() {
+                backlog_sum += own.backlog_bytes;
+                backlog_samples += 1;
+                backlog_max = backlog_max.max(own.backlog_bytes);
+            }
+        }
         previous_packets = live.packets;
         previous = current;
     }
@@ -154,10 +165,11 @@ pub fn run(options: &Options) -> Result<Report, String> {
     let rss_after = options.server_pid.and_then(probe::rss_bytes);
     // Over the whole run, like the loss it explains; before the swarm's
     // sockets close.
-    let own_drops = probe::own_udp_drops()
-        .zip(own_drops_before)
-        .map(|(after, before)| after.saturating_sub(before));
-    let last_received = swarm.live().packets;
+    let own_drops = probe::own_sockets()
+        .zip(own_before)
+        .map(|(after, before)| after.drops.saturating_sub(before.drops));
+    let last_live = swarm.live();
+    let last_received = last_live.packets;
     let result = swarm.finish();
     let publisher_keyframe_requests = publisher.as_ref().map(|p| {
         p.counters
@@ -212,6 +224,11 @@ pub fn run(options: &Options) -> Result<Report, String> {
         tool_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         udp_rcvbuf_errors: w.udp_rcvbuf_errors(),
         tool_socket_drops: own_drops,
+        tool_backlog: (backlog_samples > 0).then(|| report::Backlog {
+            mean_bytes: backlog_sum as f64 / backlog_samples as f64,
+            max_bytes: backlog_max,
+            bytes_per_s: last_live.bytes.saturating_sub(first_bytes) as f64 / seconds,
+        }),
         churned,
         publisher_keyframe_requests,
     })

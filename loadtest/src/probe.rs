@@ -89,10 +89,20 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
     cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// Datagrams the kernel dropped on this process's own UDP sockets (receive
-/// buffer full): losses of the tool, not of the server. Matched by socket
-/// inode between /proc/self/fd and /proc/net/udp.
-pub fn own_udp_drops() -> Option<u64> {
+/// The kernel's view of this process's own UDP sockets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnSockets {
+    /// Datagrams dropped because a receive buffer was full: losses of the
+    /// tool, not of the server.
+    pub drops: u64,
+    /// Bytes waiting in receive buffers: delay the tool adds to its own
+    /// latency figures when it falls behind.
+    pub backlog_bytes: u64,
+}
+
+/// [`OwnSockets`] now, matched by socket inode between /proc/self/fd and
+/// /proc/net/udp.
+pub fn own_sockets() -> Option<OwnSockets> {
     let inodes: HashSet<u64> = std::fs::read_dir("/proc/self/fd")
         .ok()?
         .flatten()
@@ -105,24 +115,35 @@ pub fn own_udp_drops() -> Option<u64> {
                 .ok()
         })
         .collect();
-    Some(udp_drops_of(
+    Some(own_sockets_of(
         &std::fs::read_to_string("/proc/net/udp").ok()?,
         &inodes,
     ))
 }
 
-/// Sums the `drops` column of a /proc/net/udp table over `inodes`.
-fn udp_drops_of(table: &str, inodes: &HashSet<u64>) -> u64 {
+/// Sums the `drops` and `rx_queue` columns of a /proc/net/udp table over
+/// `inodes`.
+fn own_sockets_of(table: &str, inodes: &HashSet<u64>) -> OwnSockets {
     table
         .lines()
         .skip(1)
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let inode: u64 = fields.get(9)?.parse().ok()?;
+            if !inodes.contains(&inode) {
+                return None;
+            }
+            let rx_queue = u64::from_str_radix(fields.get(4)?.split_once(':')?.1, 16).ok()?;
             let drops: u64 = fields.get(12)?.parse().ok()?;
-            inodes.contains(&inode).then_some(drops)
+            Some(OwnSockets {
+                drops,
+                backlog_bytes: rx_queue,
+            })
         })
-        .sum()
+        .fold(OwnSockets::default(), |a, b| OwnSockets {
+            drops: a.drops + b.drops,
+            backlog_bytes: a.backlog_bytes + b.backlog_bytes,
+        })
 }
 
 fn udp_rcvbuf_errors() -> Option<u64> {
@@ -230,20 +251,29 @@ mod tests {
     }
 
     #[test]
-    fn socket_drops_are_summed_over_our_inodes_only() {
+    fn socket_drops_and_backlog_are_summed_over_our_inodes_only() {
         let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
-  621: 0100007F:AEB3 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 552975 2 0000000097e01b58 7\n\
-  622: 0100007F:AEB4 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 552976 2 0000000097e01b59 40\n\
- 1471: 020200C0:B205 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 554895 2 00000000821ff40f 1000\n";
+  621: 0100007F:AEB3 00000000:0000 07 00000000:00000100 00:00000000 00000000     0        0 552975 2 0000000097e01b58 7\n\
+  622: 0100007F:AEB4 00000000:0000 07 00000000:00000001 00:00000000 00000000     0        0 552976 2 0000000097e01b59 40\n\
+ 1471: 020200C0:B205 00000000:0000 07 00000000:0000ffff 00:00000000 00000000     0        0 554895 2 00000000821ff40f 1000\n";
         let ours: HashSet<u64> = [552975, 552976].into_iter().collect();
-        assert_eq!(udp_drops_of(table, &ours), 47);
-        assert_eq!(udp_drops_of(table, &HashSet::new()), 0);
+        assert_eq!(
+            own_sockets_of(table, &ours),
+            OwnSockets {
+                drops: 47,
+                backlog_bytes: 257
+            }
+        );
+        assert_eq!(
+            own_sockets_of(table, &HashSet::new()),
+            OwnSockets::default()
+        );
     }
 
     #[test]
-    fn own_socket_drops_are_readable() {
+    fn own_sockets_are_readable() {
         let _socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a socket");
-        assert_eq!(own_udp_drops(), Some(0));
+        assert_eq!(own_sockets(), Some(OwnSockets::default()));
     }
 
     #[test]

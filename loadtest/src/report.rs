@@ -46,6 +46,26 @@ impl ServerFigures {
     }
 }
 
+/// What the tool's sockets held unread, sampled once a second.
+#[derive(Debug, Clone, Copy)]
+pub struct Backlog {
+    pub mean_bytes: f64,
+    pub max_bytes: u64,
+    /// Payload bytes the viewers received per second in the window.
+    pub bytes_per_s: f64,
+}
+
+/// The tool adds more delay than this to its own latency figures when it
+/// falls behind reading: a fifth of the 50 ms latency budget.
+pub const TOOL_DELAY_WARNING_MS: f64 = 10.0;
+
+impl Backlog {
+    /// The mean backlog in time: how late the tool reads, on average.
+    pub fn delay_ms(&self) -> f64 {
+        self.mean_bytes / self.bytes_per_s.max(1.0) * 1000.0
+    }
+}
+
 pub struct Report {
     pub viewers: usize,
     pub layer: String,
@@ -68,6 +88,8 @@ pub struct Report {
     pub tool_socket_drops: Option<u64>,
     /// Viewers that left and were replaced (`--churn`).
     pub churned: usize,
+    /// Bytes waiting in the tool's own receive buffers over the window.
+    pub tool_backlog: Option<Backlog>,
     pub publisher_keyframe_requests: Option<u64>,
 }
 
@@ -99,7 +121,10 @@ impl Report {
         let drops = self
             .tool_socket_drops
             .is_some_and(|d| d as f64 > MAX_LOSS / 10.0 * received.max(1) as f64);
-        cpu || drops
+        let behind = self
+            .tool_backlog
+            .is_some_and(|b| b.delay_ms() > TOOL_DELAY_WARNING_MS);
+        cpu || drops || behind
     }
 
     pub fn passed(&self) -> bool {
@@ -164,6 +189,11 @@ impl Report {
                 "saturated": self.tool_saturated(),
                 "udp_rcvbuf_errors": self.udp_rcvbuf_errors,
                 "socket_drops": self.tool_socket_drops,
+                "socket_backlog": self.tool_backlog.map(|b| json!({
+                    "mean_bytes": b.mean_bytes,
+                    "max_bytes": b.max_bytes,
+                    "delay_ms": b.delay_ms(),
+                })),
                 "publisher_keyframe_requests": self.publisher_keyframe_requests,
             },
         })
@@ -256,8 +286,16 @@ impl Report {
             self.tool_socket_drops
                 .map_or("n/a".into(), |n| n.to_string())
         ));
+        if let Some(b) = self.tool_backlog {
+            line(format!(
+                "            own receive backlog mean {:.0} KB (max {:.0} KB) ≈ {:.1} ms behind",
+                b.mean_bytes / 1000.0,
+                b.max_bytes as f64 / 1000.0,
+                b.delay_ms()
+            ));
+        }
         if self.tool_saturated() {
-            line("  WARNING   the load tool, not the server, is the bottleneck: it used > 90% of its cores or its own sockets dropped datagrams (loss is then partly the tool's)".into());
+            line("  WARNING   the load tool, not the server, is the bottleneck: it used > 90% of its cores, its own sockets dropped datagrams (loss is then partly the tool's), or it read > 10 ms behind (latency is then partly the tool's)".into());
         }
         out
     }
