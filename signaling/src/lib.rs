@@ -11,6 +11,7 @@ mod auth;
 mod cors;
 mod error;
 pub mod identity;
+pub mod realtime;
 pub mod store;
 mod whip_whep;
 mod ws;
@@ -48,6 +49,7 @@ struct Inner {
     store: Store,
     settings: Settings,
     tokens: Tokens,
+    hub: realtime::Hub,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
                 store,
                 tokens: Tokens::new(&settings.jwt_secret),
                 settings,
+                hub: realtime::Hub::new(),
             }),
         }
     }
@@ -76,6 +79,12 @@ impl AppState {
 
     pub fn tokens(&self) -> &Tokens {
         &self.inner.tokens
+    }
+
+    /// Realtime connections and rooms: REST handlers push through it
+    /// (alerts, likes, comments, broadcast edits).
+    pub fn hub(&self) -> &realtime::Hub {
+        &self.inner.hub
     }
 
     /// The identity behind a bearer token: a valid identity token, or a

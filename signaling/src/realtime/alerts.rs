@@ -69,6 +69,21 @@ impl AlertTracker {
         }
     }
 
+    /// Takes back deliveries that failed (recorded before the fan-out so a
+    /// quick acknowledgement is never refused); returns the new total.
+    pub fn undeliver(&mut self, id: i64, conns: impl IntoIterator<Item = u64>) -> u64 {
+        match self.alerts.get_mut(&id) {
+            Some(t) => {
+                for conn in conns {
+                    t.delivered.remove(&conn);
+                    t.acked.remove(&conn);
+                }
+                t.delivered.len() as u64
+            }
+            None => 0,
+        }
+    }
+
     /// Records an acknowledgement. Returns when to push a status to
     /// moderators if the caller must schedule one (see [`Throttle`]).
     pub fn ack(&mut self, id: i64, conn: u64, now: Instant) -> Result<Option<Instant>, AckError> {
@@ -153,6 +168,10 @@ mod tests {
         // The next change waits for the interval.
         assert_eq!(tracker.ack(7, 3, now), Ok(Some(now + STATUS_EVERY)));
         assert_eq!(tracker.status(7), Some((4, 3)));
+        // A delivery that failed after all (the queue was full) is taken back.
+        assert_eq!(tracker.undeliver(7, [3]), 3);
+        assert_eq!(tracker.status(7), Some((3, 2)));
+        assert_eq!(tracker.ack(7, 3, now), Err(AckError::NotDelivered));
     }
 
     #[test]

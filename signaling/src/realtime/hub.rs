@@ -16,7 +16,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
 use super::alerts::{in_scope, AckError, AlertTracker, SCOPE_ALL};
-use super::members::{CloseReason, ConnHandle, ConnId, Members};
+use super::members::{CloseReason, ConnHandle, ConnId, Members, Snapshot};
 use super::protocol::{BroadcastView, ServerMessage};
 use super::room::Room;
 use crate::store::{Alert, BroadcastMeta, Comment, LikeCounts};
@@ -118,17 +118,23 @@ impl Hub {
             alert: alert.clone(),
         }
         .to_text();
-        let reached = if alert.scope == SCOPE_ALL {
-            self.inner.all.fan_out(&text, |_| true)
+        let targets = if alert.scope == SCOPE_ALL {
+            self.inner.all.snapshot()
         } else {
             match self.existing_room(&alert.scope) {
-                Some(room) => room.send_text(&text, |_| true),
-                None => Vec::new(),
+                Some(room) => room.snapshot(),
+                None => Snapshot::from(Vec::new()),
             }
         };
-        let delivered = self
-            .alerts()
-            .delivered(alert.id, reached.iter().map(|c| c.0));
+        // Recorded first: a recipient may acknowledge before the loop ends.
+        self.alerts()
+            .delivered(alert.id, targets.iter().map(|c| c.id.0));
+        let failed: Vec<u64> = targets
+            .iter()
+            .filter(|c| !c.push(text.clone()))
+            .map(|c| c.id.0)
+            .collect();
+        let delivered = self.alerts().undeliver(alert.id, failed);
         self.send_status(alert.id, delivered, 0);
         delivered
     }

@@ -2,21 +2,20 @@
 //! (history, gate), its reaction aggregator, and the last live state and
 //! viewer count pushed to its members.
 //!
-//! Invariant: every message to a room's members goes through
-//! [`Room::send`], which holds the room's `order` lock from the moment a
+//! Invariant: every room message (chat, deletes, mutes, reactions, likes,
+//! pushes) goes through [`Room::send`], which holds the room's `order` lock from the moment a
 //! chat id is assigned until the message is queued to every member, so all
 //! members receive room messages in one and the same order. The lock covers
 //! only `try_send`s (no awaiting), so it is held for microseconds per
-//! thousand members.
+//! thousand members. Alerts alone go straight to the members' queues: they
+//! are not part of the room's conversation and need no ordering with it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
-
 use super::history::ChatHistory;
-use super::members::{ConnHandle, ConnId, Members};
+use super::members::{ConnHandle, ConnId, Members, Snapshot};
 use super::moderation::{ChatGate, Refusal};
 use super::protocol::{ChatLine, ServerMessage};
 use super::reactions::ReactionAggregator;
@@ -94,10 +93,9 @@ impl Room {
         self.members.fan_out(&text, |_| true)
     }
 
-    /// Queues pre-serialized text to members `wanted` accepts.
-    pub fn send_text(&self, text: &Utf8Bytes, wanted: impl Fn(&ConnHandle) -> bool) -> Vec<ConnId> {
-        let _order = self.order();
-        self.members.fan_out(text, wanted)
+    /// The current members (for alerts, which need no room ordering).
+    pub fn snapshot(&self) -> Snapshot {
+        self.members.snapshot()
     }
 
     /// Admits, records and sends one chat line.
@@ -171,6 +169,13 @@ impl Room {
             state.media = Some((live, viewers));
             previous
         })
+    }
+
+    /// Records the media state seen at a join when none was recorded yet,
+    /// so the next change is pushed even if it happens before the first
+    /// tick.
+    pub fn init_media(&self, live: bool, viewers: u64) {
+        self.state().media.get_or_insert((live, viewers));
     }
 
     /// (live, viewers) as last recorded.
