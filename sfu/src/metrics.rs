@@ -84,9 +84,6 @@ pub struct Metrics {
     pub gop_cache_packets: AtomicU64,
     /// Keyframe requests (PLI/FIR) sent to publishers.
     pub keyframe_requests: AtomicU64,
-    /// Times a viewer's paced video lagged past the budget and skipped to
-    /// the next keyframe.
-    pub backlog_resyncs: AtomicU64,
     /// Sessions ended because handling their input panicked or errored.
     pub sessions_failed: AtomicU64,
     /// Live publisher sessions.
@@ -183,11 +180,6 @@ impl Metrics {
                 "relaycast_keyframe_requests_total",
                 "keyframe requests sent to publishers",
                 &self.keyframe_requests,
-            ),
-            (
-                "relaycast_viewer_backlog_resyncs_total",
-                "times a viewer's paced video lagged past its budget and skipped to the next keyframe",
-                &self.backlog_resyncs,
             ),
             (
                 "relaycast_sessions_failed_total",

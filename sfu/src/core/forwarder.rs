@@ -137,18 +137,6 @@ impl Forwarder {
         }
     }
 
-    /// Stops forwarding video until the target's next keyframe, from which
-    /// it resumes with contiguous sequence numbers and timestamps. For when
-    /// the viewer cannot take what arrives now (its send queue is over
-    /// budget): dropping whole pictures up to a keyframe keeps the decoder
-    /// whole, where dropping single packets would corrupt pictures and draw
-    /// NACKs for packets that no longer matter.
-    pub fn resync(&mut self) {
-        if self.is_video && self.state == DownTrackState::Forwarding {
-            self.state = DownTrackState::WaitingKeyframe;
-        }
-    }
-
     /// Whether packets of `source` matter to this DownTrack at all.
     pub fn wants(&self, source: SourceKey) -> bool {
         self.target == Some(source)
@@ -340,35 +328,6 @@ mod tests {
                 step(L0, 5000, 9000, false, 67, Err(DropReason::BeforeSwitch)),
                 step(L0, 5004, 15000, false, 68, Err(DropReason::Duplicate)),
                 step(L1, 7000, 1, true, 70, Err(DropReason::NotSelected)),
-            ],
-        );
-    }
-
-    #[test]
-    fn a_resync_drops_up_to_the_next_keyframe_and_leaves_no_gap() {
-        let t0 = Instant::now();
-        let mut f = Forwarder::new(true, 90_000, 100);
-        f.set_target(Some(L0));
-        run(
-            &mut f,
-            t0,
-            &[
-                step(L0, 10, 3000, true, 0, Ok((100, 3000))),
-                step(L0, 11, 6000, false, 33, Ok((101, 6000))),
-            ],
-        );
-        f.resync();
-        assert_eq!(f.state(), DownTrackState::WaitingKeyframe);
-        run(
-            &mut f,
-            t0,
-            &[
-                step(L0, 12, 9000, false, 66, Err(DropReason::WaitingKeyframe)),
-                step(L0, 13, 12000, false, 100, Err(DropReason::WaitingKeyframe)),
-                // Resumes at 102: the dropped pictures left no hole to NACK,
-                // and the clock moved on by the wall time (1 s = 90000).
-                step(L0, 40, 93000, true, 1033, Ok((102, 96000))),
-                step(L0, 41, 96000, false, 1066, Ok((103, 99000))),
             ],
         );
     }

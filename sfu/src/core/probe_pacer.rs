@@ -2,18 +2,18 @@
 //! probe while the estimate is short of the layer the viewer could get.
 //! Pure and clock-free.
 //!
-//! Probes are bursts above the current rate; on a link at its limit each
-//! one overflows the bottleneck queue a little and costs media packets. So:
-//! after a probe that lifted the estimate (the link has room), probe again
-//! soon ([`AFTER_GAIN`]) so the estimate climbs quickly; after one that
-//! lifted nothing, wait twice as long as before, up to [`MAX_INTERVAL`].
+//! str0m probes when the desired rate rises; after a congestion episode its
+//! estimate otherwise climbs slowly. After a probe that lifted the estimate
+//! (the link has room) the next one follows soon ([`AFTER_GAIN`]) so the
+//! estimate climbs in a few round trips; otherwise once per [`INTERVAL`].
+//! (Backing off further after fruitless probes was tried: it spared a
+//! saturated link a little loss but left a viewer whose link had recovered
+//! on its low layer for seconds longer.)
 
 use std::time::{Duration, Instant};
 
-/// The wait after a probe that lifted nothing, at first.
-pub const BASE_INTERVAL: Duration = Duration::from_millis(1000);
-/// The longest wait between probes.
-pub const MAX_INTERVAL: Duration = Duration::from_millis(4000);
+/// The wait after a probe that lifted nothing.
+pub const INTERVAL: Duration = Duration::from_millis(1000);
 /// The wait after a probe that lifted the estimate.
 pub const AFTER_GAIN: Duration = Duration::from_millis(300);
 /// A lift of the estimate by this share counts as a gain.
@@ -23,44 +23,25 @@ pub const GAIN: f64 = 1.1;
 pub struct ProbePacer {
     /// The last probe: when, and the estimate then.
     last: Option<(Instant, Option<u64>)>,
-    /// The wait after a fruitless probe; doubles each time.
-    backoff: Option<Duration>,
 }
 
 impl ProbePacer {
     /// Whether to probe now, given the current estimate; records the probe
     /// when it says yes.
     pub fn due(&mut self, now: Instant, estimate: Option<u64>) -> bool {
-        let Some((at, before)) = self.last else {
-            self.last = Some((now, estimate));
-            return true;
-        };
-        let gained = match (before, estimate) {
-            (Some(b), Some(e)) => e as f64 >= b as f64 * GAIN,
-            (None, Some(_)) => true,
-            _ => false,
-        };
-        let wait = if gained {
-            AFTER_GAIN
-        } else {
-            self.backoff.unwrap_or(BASE_INTERVAL)
-        };
-        if now.saturating_duration_since(at) < wait {
-            return false;
+        if let Some((at, before)) = self.last {
+            let gained = match (before, estimate) {
+                (Some(b), Some(e)) => e as f64 >= b as f64 * GAIN,
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            let wait = if gained { AFTER_GAIN } else { INTERVAL };
+            if now.saturating_duration_since(at) < wait {
+                return false;
+            }
         }
-        self.backoff = if gained {
-            None
-        } else {
-            Some((self.backoff.unwrap_or(BASE_INTERVAL) * 2).min(MAX_INTERVAL))
-        };
         self.last = Some((now, estimate));
         true
-    }
-
-    /// Forget the history (the viewer's situation changed, e.g. a new
-    /// layer to reach): the next call probes at once.
-    pub fn reset(&mut self) {
-        *self = ProbePacer::default();
     }
 }
 
@@ -88,18 +69,15 @@ mod tests {
                 vec![true],
             ),
             (
-                "fruitless probes back off 1 s, 2 s, 4 s, 4 s",
+                "fruitless probes repeat every second",
                 vec![
                     (0, Some(300)),
                     (999, Some(300)),
                     (1_000, Some(300)),
-                    (2_999, Some(300)),
-                    (3_000, Some(300)),
-                    (6_999, Some(300)),
-                    (7_000, Some(300)),
-                    (11_000, Some(300)),
+                    (1_999, Some(310)),
+                    (2_000, Some(310)),
                 ],
-                vec![true, false, true, false, true, false, true, true],
+                vec![true, false, true, false, true],
             ),
             (
                 "a probe that lifted the estimate is followed soon",
@@ -114,16 +92,9 @@ mod tests {
                 vec![true, true, true, false, false, true],
             ),
             (
-                "a gain after back-off resets it",
-                vec![
-                    (0, Some(300)),
-                    (1_000, Some(300)),
-                    (3_000, Some(300)),
-                    (3_300, Some(900)),
-                    (3_500, Some(900)),
-                    (4_300, Some(900)),
-                ],
-                vec![true, true, true, true, false, true],
+                "the first estimate counts as a gain",
+                vec![(0, None), (299, Some(300)), (300, Some(300))],
+                vec![true, false, true],
             ),
         ];
         for (name, steps, want) in cases {
