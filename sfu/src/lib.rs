@@ -25,4 +25,4 @@ pub use handle::{MediaConfig, SessionInfo, SfuHandle};
 pub use ids::{BroadcastName, SessionId};
 pub use metrics::{DropReason, Metrics};
 pub use sdp::{answer_publisher, answer_viewer, NegotiatedPeer};
-pub use worker::{BroadcastStatus, PublisherLayer, ViewerStatus};
+pub use worker::{BroadcastStatus, Demux, PublisherLayer, ViewerStatus};

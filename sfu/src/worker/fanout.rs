@@ -13,13 +13,30 @@ use str0m::rtp::{RtpPacket, RtpWrite};
 
 use super::broadcast::{LayerIn, MAX_LAYERS};
 use super::replay::Replay;
-use super::session::{drain, viewer_pt, Io, Role, TrackRef};
+use super::session::{drain, viewer_pt, Io, Role, TrackRef, ViewerState};
 use super::Worker;
 use crate::core::keyframe::{self, VideoCodec};
+use crate::core::layers::LayerChoice;
 use crate::core::packet::{forwardable_ext, Vp8Fields};
 use crate::core::{SourceKey, SourcePacket};
 use crate::ids::SessionId;
 use crate::metrics::DropReason;
+
+/// Whether a viewer's video skips str0m's pacer (audio always does).
+///
+/// The pacer sends at 1.1× the viewer's bandwidth estimate. That suits an
+/// automatic viewer, whose layer follows the estimate. It does not suit
+/// - a GOP replay: the Replay paces itself at a few times the layer's
+///   bitrate to catch up; the pacer would hold the GOP and keep live video
+///   seconds behind long after the replay ended;
+/// - a viewer who chose a layer: its estimate settles near that layer's
+///   average bitrate (nothing is probed above it), so every 3× keyframe
+///   queued behind 10 % headroom and forwarding latency grew to seconds.
+///   Such a viewer gets its layer as the publisher sends it, bursts and
+///   all, like mediasoup's unpaced forwarding.
+fn bypasses_pacer(state: &ViewerState) -> bool {
+    state.replaying || state.choice != LayerChoice::Auto
+}
 
 fn video_codec(codec: Codec) -> Option<VideoCodec> {
     Some(match codec {
@@ -292,6 +309,7 @@ impl Worker {
             }
         }
         let mid = track.mid;
+        let unpaced = is_video && bypasses_pacer(state);
         let mut io = Io {
             socket: &self.socket,
             metrics: &self.metrics,
@@ -303,6 +321,9 @@ impl Worker {
             let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                 return Ok(None);
             };
+            if is_video {
+                stream.set_unpaced(unpaced);
+            }
             let mut write = RtpWrite::new(
                 pt,
                 translated.seq.into(),
@@ -412,9 +433,7 @@ impl Worker {
                 .fetch_add(cached.len() as u64, Relaxed);
             let replay = Replay::new(viewer, target, cached, layer.meter.bps(), now);
             self.replays.retain(|r| r.viewer != viewer);
-            if let Some(Role::Viewer(v)) = self.sessions.get_mut(&viewer).map(|s| &mut s.role) {
-                v.replaying = true;
-            }
+            self.set_replaying(viewer, true);
             self.replays.push(replay);
             self.advance_replays(now);
         } else {
@@ -448,15 +467,20 @@ impl Worker {
             }
             let keep = wanted && !replay.done();
             if !keep {
-                if let Some(Role::Viewer(v)) = self.sessions.get_mut(&viewer).map(|s| &mut s.role) {
-                    v.replaying = false;
-                }
+                self.set_replaying(viewer, false);
             }
             keep
         });
         // Replays started while these were advanced are kept too.
         replays.append(&mut self.replays);
         self.replays = replays;
+    }
+
+    /// Marks a viewer's GOP replay as running or over.
+    fn set_replaying(&mut self, viewer: SessionId, replaying: bool) {
+        if let Some(Role::Viewer(v)) = self.sessions.get_mut(&viewer).map(|s| &mut s.role) {
+            v.replaying = replaying;
+        }
     }
 
     /// A viewer asked for a keyframe (PLI/FIR): ask the publisher for the

@@ -32,11 +32,12 @@ use crate::core::layer_selector::Bounds;
 use crate::ids::{BroadcastName, SessionId};
 use crate::metrics::{DropReason, Metrics};
 use broadcast::Broadcast;
-use demux::Demux;
 use session::{drain, Io, Role, Session};
 
 pub(crate) use control::Command;
 pub use control::{BroadcastStatus, PublisherLayer, ViewerStatus};
+/// Public for the benchmarks (`sfu/benches`): pure routing state.
+pub use demux::Demux;
 
 /// A session that sends nothing (no STUN consent, no RTCP, no media) for
 /// this long is gone; browsers send consent checks every few seconds.
@@ -108,37 +109,41 @@ pub(crate) struct Worker {
 enum Wake {
     Command(Option<Command>),
     Writable,
-    Replay,
     Datagram(std::io::Result<(usize, SocketAddr)>),
-    Timer,
-    Housekeeping,
+    Deadline,
+}
+
+/// When the periodic work is next due.
+struct Due {
+    housekeeping: Instant,
+    replay: Instant,
 }
 
 impl Worker {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut buf = vec![0u8; 2048];
-        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
-        let mut replay_tick = tokio::time::interval(replay::TICK);
-        replay_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut due = Due {
+            housekeeping: Instant::now() + HOUSEKEEPING,
+            replay: Instant::now(),
+        };
         loop {
-            let next_timer = self
-                .timers
-                .peek()
-                .map(|Reverse((t, _))| *t)
-                .unwrap_or_else(|| Instant::now() + HOUSEKEEPING);
+            let deadline = self.next_deadline(&due);
+            // Biased: commands, then datagrams. Timers, replays and queued
+            // sends are never left to the select alone — under load the
+            // socket is always readable and they would starve (str0m's
+            // pacers only release packets on their timeouts) — so every
+            // pass ends with `run_due`.
             let wake = tokio::select! {
                 biased;
                 cmd = commands.recv() => Wake::Command(cmd),
                 r = self.socket.recv_from(&mut buf) => Wake::Datagram(r),
                 _ = self.socket.writable(), if !self.send_queue.is_empty() => Wake::Writable,
-                _ = tokio::time::sleep_until(next_timer.into()) => Wake::Timer,
-                _ = housekeeping.tick() => Wake::Housekeeping,
-                _ = replay_tick.tick(), if !self.replays.is_empty() => Wake::Replay,
+                _ = tokio::time::sleep_until(deadline.into()) => Wake::Deadline,
             };
             match wake {
                 Wake::Command(None) | Wake::Command(Some(Command::Shutdown)) => break,
                 Wake::Command(Some(cmd)) => self.command(cmd),
-                Wake::Writable => self.send_queue.flush(&self.socket, &self.metrics),
+                Wake::Writable | Wake::Deadline => {}
                 Wake::Datagram(Ok((n, source))) => {
                     self.datagram(source, &buf[..n]);
                     for _ in 0..RECV_BATCH {
@@ -151,14 +156,42 @@ impl Worker {
                 // ICMP errors surface as recv errors on some platforms; they
                 // concern one peer, never the socket.
                 Wake::Datagram(Err(_)) => {}
-                Wake::Timer => self.fire_timers(Instant::now()),
-                Wake::Housekeeping => self.housekeeping(Instant::now()),
-                Wake::Replay => self.advance_replays(Instant::now()),
             }
+            self.run_due(Instant::now(), &mut due);
         }
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
         for id in ids {
             self.end_session(id, Instant::now());
+        }
+    }
+
+    /// The earliest instant something is due: a str0m timeout, housekeeping
+    /// or (while replays run) the next replay tick.
+    fn next_deadline(&self, due: &Due) -> Instant {
+        let mut deadline = due.housekeeping;
+        if let Some(Reverse((t, _))) = self.timers.peek() {
+            deadline = deadline.min(*t);
+        }
+        if !self.replays.is_empty() {
+            deadline = deadline.min(due.replay);
+        }
+        deadline
+    }
+
+    /// Everything whose time has come, after every wake-up: session
+    /// timeouts, replay ticks, housekeeping, and queued sends.
+    fn run_due(&mut self, now: Instant, due: &mut Due) {
+        self.fire_timers(now);
+        if !self.replays.is_empty() && now >= due.replay {
+            due.replay = now + replay::TICK;
+            self.advance_replays(now);
+        }
+        if now >= due.housekeeping {
+            due.housekeeping = now + HOUSEKEEPING;
+            self.housekeeping(now);
+        }
+        if !self.send_queue.is_empty() {
+            self.send_queue.flush(&self.socket, &self.metrics);
         }
     }
 
