@@ -3,6 +3,7 @@
 //! embedded web client into one running [`Server`]. `main.rs` only parses the
 //! command line; end-to-end tests call [`start`] directly on loopback.
 
+pub mod capacity;
 pub mod cli;
 pub mod config;
 mod stream_key;
