@@ -11,20 +11,21 @@
 #                 p99 forwarding latency < 50 ms: 3 runs per point, median;
 #                 the sweep stops at the first point that fails
 #   4. storm      300 viewers joining within 1 s: TTFF p50/p99, failures
-#   5. churn      300 viewers, 5% leaving and rejoining every 10 s
+#   5. churn      $CHURN_VIEWERS (100) viewers, 5% leaving and rejoining every 10 s
 #
 # Then a summary with cost ÷ floor. Every JSON report and log lands in $OUT
 # (default: a fresh temp dir, printed). Environment knobs:
-#   DURATION=20s  CAPACITY_POINTS="150 250 350 500 700"  FANOUT="100 300 1000"
-#   MIX_VIEWERS=300  RAMP=200/s  SERVER_CORE=0  TOOL_CORE=1  SKIP_BUILD=1
+#   DURATION=20s  CAPACITY_POINTS="80 110 140 170 200"  FANOUT="100 300 1000"
+#   MIX_VIEWERS=300  CHURN_VIEWERS=100  RAMP=200/s  SERVER_CORE=0  TOOL_CORE=1  SKIP_BUILD=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-20s}
 RAMP=${RAMP:-200/s}
 read -r -a FANOUT <<<"${FANOUT:-100 300 1000}"
-read -r -a CAPACITY_POINTS <<<"${CAPACITY_POINTS:-150 250 350 500 700}"
+read -r -a CAPACITY_POINTS <<<"${CAPACITY_POINTS:-80 110 140 170 200}"
 MIX_VIEWERS=${MIX_VIEWERS:-300}
+CHURN_VIEWERS=${CHURN_VIEWERS:-100}
 HTTP_PORT=${HTTP_PORT:-18080}
 UDP_PORT=${UDP_PORT:-18189}
 KEY=bench-stream-key-0001
@@ -35,7 +36,6 @@ TOOL_CORE=${TOOL_CORE:-1}
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 OUT=${OUT:-$(mktemp -d -t relaycast-bench.XXXXXX)}
 mkdir -p "$OUT"
-DATA=$(mktemp -d -t relaycast-bench-data.XXXXXX)
 BEGAN=$(date +%s)
 git rev-parse --short HEAD >"$OUT/commit" 2>/dev/null || true
 
@@ -43,30 +43,43 @@ echo "== floor (core $SERVER_CORE)" >&2
 taskset -c "$SERVER_CORE" "$TARGET/release/relaycast-floor" --budget 2s --json >"$OUT/floor.json"
 python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print("   floor µs:", {k: round(v,3) for k,v in f["floor_us"].items()})' "$OUT/floor.json" >&2
 
-taskset -c "$SERVER_CORE" "$TARGET/release/relaycast" \
-  --http-addr "127.0.0.1:$HTTP_PORT" --udp-port "$UDP_PORT" --public-ip 127.0.0.1 \
-  --data-dir "$DATA" --stream-key "live=$KEY" >"$OUT/server.log" 2>&1 &
-SERVER_PID=$!
-cleanup() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; rm -rf "$DATA"; }
-trap cleanup EXIT
-
-for _ in $(seq 1 100); do
-  curl -sf --noproxy '*' "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server.log"; exit 1; }
-  sleep 0.1
-done
+# A fresh server for every run: RSS growth per viewer is then measured from
+# a clean baseline, and no session of one run lingers into the next.
+SERVER_PID=
+DATA=
+stop_server() {
+  [ -z "$SERVER_PID" ] || { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+  [ -z "$DATA" ] || rm -rf "$DATA"
+  SERVER_PID= DATA=
+}
+trap stop_server EXIT
+start_server() { # log name
+  DATA=$(mktemp -d -t relaycast-bench-data.XXXXXX)
+  taskset -c "$SERVER_CORE" "$TARGET/release/relaycast" \
+    --http-addr "127.0.0.1:$HTTP_PORT" --udp-port "$UDP_PORT" --public-ip 127.0.0.1 \
+    --data-dir "$DATA" --stream-key "live=$KEY" >"$OUT/$1.server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -sf --noproxy '*' "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/$1.server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "relaycast did not answer /healthz within 10 s" >&2
+  exit 1
+}
 
 run() { # name viewers layer [extra loadtest flags…]
   local name=$1 viewers=$2 layer=$3
   shift 3
   echo "== $name: $viewers viewers, layer $layer, $DURATION $*" >&2
+  start_server "$name"
   taskset -c "$TOOL_CORE" "$TARGET/release/relaycast-loadtest" \
     --server "http://127.0.0.1:$HTTP_PORT" --stream live --token "$KEY" \
     --viewers "$viewers" --duration "$DURATION" --ramp "$RAMP" --layer "$layer" \
     --server-pid "$SERVER_PID" --json --quiet "$@" \
     >"$OUT/$name.json" 2>"$OUT/$name.log" || true
   echo "   $(tail -n 1 "$OUT/$name.log")" >&2
-  sleep 3 # the server ends this run's sessions before the next
+  stop_server
 }
 
 # Whether a capacity run met the bar: every join, < 1% loss, p99 < 50 ms.
@@ -97,7 +110,7 @@ for n in "${CAPACITY_POINTS[@]}"; do
 done
 
 RAMP=300/s run "storm-300" 300 high
-run "churn-300" 300 high --churn 5%/10s
+run "churn-$CHURN_VIEWERS" "$CHURN_VIEWERS" high --churn 5%/10s
 
 echo "   bench took $(( $(date +%s) - BEGAN )) s" >&2
 python3 "$(dirname "$0")/bench_summary.py" "$OUT"
