@@ -1,0 +1,627 @@
+//! [`Connection`]: one websocket client's state (identity, joined room,
+//! viewer sessions it created, attached publisher) and the handling of each
+//! client message. Every message is checked for identity, membership and
+//! role before it acts; a refusal is an `error` message naming the code and
+//! the message type, and the connection stays up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use relaycast_sfu::{BroadcastName, SessionId};
+
+use crate::identity::Identity;
+use crate::realtime::members::{ConnHandle, POLICY};
+use crate::realtime::moderation::Refusal;
+use crate::realtime::protocol::{
+    BroadcastView, ChatLine, ClientMessage, ErrorCode, LayerState, LikesView, ServerMessage,
+    UserView,
+};
+use crate::realtime::rate::{TokenBucket, REACTIONS};
+use crate::realtime::room::Room;
+use crate::realtime::validate::{self, MalformedStreak, Parsed, MAX_ALERT_CHARS};
+use crate::realtime::{alerts, reactions, Hub};
+use crate::store::{BroadcastMeta, NewAlert};
+
+use super::persist;
+use crate::{ApiError, AppState};
+
+/// A refusal of one client message.
+struct Refused(ErrorCode, String);
+
+type Handled = Result<(), Refused>;
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Refused {
+    Refused(code, message.into())
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        let code = match e {
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::Unavailable | ApiError::Internal(_) => ErrorCode::Unavailable,
+            _ => ErrorCode::Invalid,
+        };
+        if let ApiError::Internal(detail) = &e {
+            tracing::error!(%detail, "internal error handling a websocket message");
+        }
+        Refused(code, e.to_string())
+    }
+}
+
+fn store_failed(e: impl std::fmt::Display) -> Refused {
+    tracing::error!(error = %e, "store error handling a websocket message");
+    refuse(
+        ErrorCode::Unavailable,
+        "the database is unavailable; retry shortly",
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// At most this many viewer sessions per connection (renegotiation replaces).
+const MAX_SESSIONS: usize = 4;
+
+pub struct Connection {
+    state: AppState,
+    conn: Arc<ConnHandle>,
+    identity: Option<Identity>,
+    room: Option<Arc<Room>>,
+    /// Viewer sessions this connection created, and their broadcast.
+    sessions: HashMap<SessionId, BroadcastName>,
+    publisher: Option<SessionId>,
+    last_layers: Option<Vec<LayerState>>,
+    streak: MalformedStreak,
+    reactions: TokenBucket,
+}
+
+impl Connection {
+    pub fn new(state: AppState, conn: Arc<ConnHandle>) -> Connection {
+        Connection {
+            state,
+            conn,
+            identity: None,
+            room: None,
+            sessions: HashMap::new(),
+            publisher: None,
+            last_layers: None,
+            streak: MalformedStreak::default(),
+            reactions: TokenBucket::new(REACTIONS, Instant::now()),
+        }
+    }
+
+    fn hub(&self) -> &Hub {
+        self.state.hub()
+    }
+
+    /// Queues a reply to this client (a full queue closes it).
+    pub fn reply(&self, message: &ServerMessage) {
+        self.conn.push(message.to_text());
+    }
+
+    fn error(&self, code: ErrorCode, message: String, reference: Option<String>) {
+        self.reply(&ServerMessage::Error {
+            code,
+            message,
+            reference,
+        });
+    }
+
+    pub fn binary(&self) {
+        self.error(ErrorCode::BadMessage, "messages are JSON text".into(), None);
+    }
+
+    pub fn is_publisher(&self) -> bool {
+        self.publisher.is_some()
+    }
+
+    pub async fn handle_text(&mut self, text: &str) {
+        match validate::parse(text, &mut self.streak) {
+            Parsed::Message(message) => {
+                let kind = message.kind();
+                if let Err(Refused(code, text)) = self.handle(message).await {
+                    self.error(code, text, Some(kind.to_owned()));
+                }
+            }
+            Parsed::Rejected(r) => self.error(r.code, r.message, r.reference),
+            Parsed::Close(r) => {
+                self.error(r.code, r.message, r.reference);
+                self.conn.close(POLICY);
+            }
+        }
+    }
+
+    async fn handle(&mut self, message: ClientMessage) -> Handled {
+        match message {
+            ClientMessage::Auth { token } => {
+                self.authenticate(&token);
+                Ok(())
+            }
+            ClientMessage::Join { stream } => self.join(stream).await,
+            ClientMessage::Leave => self.leave(),
+            ClientMessage::ViewerOffer {
+                stream,
+                sdp,
+                layer,
+                session,
+            } => self.viewer_offer(stream, sdp, layer, session).await,
+            ClientMessage::ViewerCandidate { session, .. } => {
+                // ICE-lite: the server learns addresses from connectivity
+                // checks, so a candidate needs no action beyond the check.
+                self.own_session(&session).map(|_| ())
+            }
+            ClientMessage::ViewerLeave { session } => self.viewer_leave(&session).await,
+            ClientMessage::ViewerLayer {
+                stream,
+                session,
+                layer,
+            } => self.viewer_layer(&stream, &session, layer).await,
+            ClientMessage::PublisherAttach {
+                stream,
+                session,
+                token,
+            } => self.attach(&stream, &session, &token).await,
+            ClientMessage::ChatSend { text, nonce } => self.chat(&text, nonce),
+            ClientMessage::ChatDelete { id } => {
+                let room = self.moderated_room("delete messages")?;
+                if room.delete_chat(id) {
+                    Ok(())
+                } else {
+                    Err(refuse(ErrorCode::NotFound, format!("no chat message {id}")))
+                }
+            }
+            ClientMessage::ChatMute { user_id, secs } => {
+                let room = self.moderated_room("mute users")?;
+                room.mute(&user_id, secs, Instant::now());
+                let until =
+                    now_ms() + i64::from(secs.min(crate::realtime::moderation::MAX_SECS)) * 1000;
+                room.send(&ServerMessage::ChatMuted { user_id, until });
+                Ok(())
+            }
+            ClientMessage::ChatSlow { secs } => {
+                let room = self.moderated_room("set slow mode")?;
+                let secs = room.set_slow(secs);
+                room.send(&ServerMessage::ChatSlow { secs });
+                Ok(())
+            }
+            ClientMessage::React { emoji } => self.react(&emoji),
+            ClientMessage::Like { liked } => self.like(liked).await,
+            ClientMessage::AlertSend {
+                severity,
+                text,
+                scope,
+                ttl,
+            } => {
+                let sender = self.moderator("send alerts")?.clone();
+                self.send_alert(NewAlert {
+                    severity,
+                    text,
+                    scope,
+                    ttl_secs: ttl,
+                    sender,
+                })
+                .await
+            }
+            ClientMessage::AlertAck { id } => {
+                self.hub().ack_alert(id, self.conn.id).map_err(|e| match e {
+                    alerts::AckError::UnknownAlert => {
+                        refuse(ErrorCode::NotFound, format!("no active alert {id}"))
+                    }
+                    alerts::AckError::NotDelivered => refuse(
+                        ErrorCode::NotFound,
+                        format!("alert {id} was not delivered to this connection"),
+                    ),
+                })
+            }
+        }
+    }
+
+    /// `?token=` or an `auth` message: replies `identity`, or `unauthorized`.
+    pub fn authenticate(&mut self, token: &str) {
+        match self.state.identify(token) {
+            Some(identity) => {
+                self.conn.set_moderator(identity.role.can_moderate());
+                self.reply(&ServerMessage::Identity {
+                    identity: UserView::from(&identity),
+                });
+                self.identity = Some(identity);
+            }
+            None => self.error(
+                ErrorCode::Unauthorized,
+                "the token is invalid or expired".into(),
+                Some("auth".into()),
+            ),
+        }
+    }
+
+    fn identity(&self) -> Result<&Identity, Refused> {
+        self.identity.as_ref().ok_or_else(|| {
+            refuse(
+                ErrorCode::Unauthorized,
+                "this needs an identity: send {\"type\":\"auth\"} or connect with ?token=",
+            )
+        })
+    }
+
+    fn moderator(&self, what: &str) -> Result<&Identity, Refused> {
+        let who = self.identity()?;
+        if who.role.can_moderate() {
+            Ok(who)
+        } else {
+            Err(refuse(
+                ErrorCode::Forbidden,
+                format!("only moderators and admins can {what}"),
+            ))
+        }
+    }
+
+    fn joined(&self) -> Result<&Arc<Room>, Refused> {
+        self.room.as_ref().ok_or_else(|| {
+            refuse(
+                ErrorCode::NotJoined,
+                "join a broadcast first: {\"type\":\"join\",\"stream\":…}",
+            )
+        })
+    }
+
+    fn moderated_room(&self, what: &str) -> Result<Arc<Room>, Refused> {
+        self.moderator(what)?;
+        self.joined().cloned()
+    }
+
+    async fn join(&mut self, stream: String) -> Handled {
+        if !self.state.settings().stream_keys.contains_key(&stream) {
+            return Err(refuse(
+                ErrorCode::NotFound,
+                format!("no stream named {stream:?}"),
+            ));
+        }
+        let state = &self.state;
+        let meta = persist::broadcast_meta(state, &stream)
+            .await
+            .map_err(store_failed)?
+            .unwrap_or_else(|| untitled(&stream));
+        let counts = persist::like_counts(state, &stream)
+            .await
+            .map_err(store_failed)?;
+        let mine = match &self.identity {
+            Some(who) => persist::my_like(state, &stream, who)
+                .await
+                .map_err(store_failed)?,
+            None => None,
+        };
+        let alerts = Hub::alerts_in_scope(
+            persist::active_alerts(state, now_ms())
+                .await
+                .map_err(store_failed)?,
+            &stream,
+        );
+        let (live, viewers) = media_state(&self.state, &stream).await;
+        self.leave_room();
+        let room = self.hub().room(&stream);
+        room.init_media(live, viewers);
+        let delivered = alerts.clone();
+        room.join(self.conn.clone(), |joined| ServerMessage::Joined {
+            stream,
+            broadcast: BroadcastView {
+                meta,
+                live,
+                viewers,
+            },
+            chat: joined.chat,
+            likes: LikesView {
+                likes: counts.likes,
+                dislikes: counts.dislikes,
+                mine,
+            },
+            alerts,
+            slow_mode: joined.slow_mode,
+        });
+        self.hub().delivered_on_join(&delivered, self.conn.id);
+        self.room = Some(room);
+        Ok(())
+    }
+
+    fn leave_room(&mut self) -> Option<Arc<Room>> {
+        let room = self.room.take()?;
+        room.leave(self.conn.id);
+        Some(room)
+    }
+
+    fn leave(&mut self) -> Handled {
+        let room = self
+            .leave_room()
+            .ok_or_else(|| refuse(ErrorCode::NotJoined, "not joined to a broadcast"))?;
+        self.reply(&ServerMessage::Left {
+            stream: room.name.clone(),
+        });
+        Ok(())
+    }
+
+    fn chat(&mut self, text: &str, nonce: Option<String>) -> Handled {
+        let who = self.identity()?;
+        let room = self.joined()?;
+        let text = validate::chat_text(text).map_err(|m| refuse(ErrorCode::Invalid, m))?;
+        validate::nonce(&nonce).map_err(|m| refuse(ErrorCode::Invalid, m))?;
+        let user = UserView::from(who);
+        let ts = now_ms();
+        room.chat(
+            |id| ChatLine {
+                id,
+                user,
+                text: text.to_owned(),
+                ts,
+            },
+            &who.id,
+            who.role.can_moderate(),
+            nonce,
+            Instant::now(),
+        )
+        .map_err(|refusal| match refusal {
+            Refusal::Muted(left) => refuse(
+                ErrorCode::Muted,
+                format!("you are muted for {} more seconds", secs_ceil(left)),
+            ),
+            Refusal::SlowMode(left) => refuse(
+                ErrorCode::SlowMode,
+                format!("slow mode: wait {} seconds", secs_ceil(left)),
+            ),
+            Refusal::RateLimited(left) => refuse(
+                ErrorCode::RateLimited,
+                format!("too many messages: retry in {} ms", left.as_millis()),
+            ),
+        })
+    }
+
+    fn react(&mut self, emoji: &str) -> Handled {
+        self.identity()?;
+        let room = self.joined()?.clone();
+        let emoji = reactions::emoji(emoji).ok_or_else(|| {
+            refuse(
+                ErrorCode::Invalid,
+                format!("emoji must be one of {}", reactions::EMOJI.join(" ")),
+            )
+        })?;
+        self.reactions.try_take(Instant::now()).map_err(|left| {
+            refuse(
+                ErrorCode::RateLimited,
+                format!("too many reactions: retry in {} ms", left.as_millis()),
+            )
+        })?;
+        self.hub().react(&room, emoji);
+        Ok(())
+    }
+
+    async fn like(&mut self, liked: Option<bool>) -> Handled {
+        let who = self.identity()?;
+        let room = self.joined()?;
+        let counts = persist::set_like(&self.state, &room.name, who, liked)
+            .await
+            .map_err(store_failed)?;
+        self.hub().likes_changed(&room.name, counts);
+        self.reply(&ServerMessage::LikeOk { mine: liked });
+        Ok(())
+    }
+
+    async fn send_alert(&mut self, new: NewAlert) -> Handled {
+        new.validate().map_err(|m| refuse(ErrorCode::Invalid, m))?;
+        if new.text.chars().count() > MAX_ALERT_CHARS {
+            return Err(refuse(ErrorCode::Invalid, "alert text is too long"));
+        }
+        if new.scope != alerts::SCOPE_ALL
+            && !self.state.settings().stream_keys.contains_key(&new.scope)
+        {
+            return Err(refuse(
+                ErrorCode::Invalid,
+                format!(
+                    "scope must be \"all\" or a stream name, not {:?}",
+                    new.scope
+                ),
+            ));
+        }
+        let alert = persist::insert_alert(&self.state, &new)
+            .await
+            .map_err(store_failed)?;
+        tracing::info!(id = alert.id, scope = %alert.scope, sender = %new.sender.id, "alert sent");
+        let delivered = self.hub().publish_alert(&alert);
+        self.reply(&ServerMessage::AlertSent { alert, delivered });
+        Ok(())
+    }
+
+    fn own_session(&self, session: &str) -> Result<SessionId, Refused> {
+        SessionId::parse(session)
+            .filter(|id| self.sessions.contains_key(id))
+            .ok_or_else(|| {
+                refuse(
+                    ErrorCode::NotFound,
+                    "no viewer session of this connection has that id",
+                )
+            })
+    }
+
+    async fn viewer_offer(
+        &mut self,
+        stream: String,
+        sdp: String,
+        layer: Option<String>,
+        replaces: Option<String>,
+    ) -> Handled {
+        let old = replaces.map(|s| self.own_session(&s)).transpose()?;
+        if old.is_none() && self.sessions.len() >= MAX_SESSIONS {
+            return Err(refuse(
+                ErrorCode::Invalid,
+                format!("at most {MAX_SESSIONS} viewer sessions per connection"),
+            ));
+        }
+        let (name, choice) =
+            crate::whip_whep::viewer_target(&self.state, &stream, layer.as_deref())?;
+        let info = self
+            .state
+            .media()
+            .view(name.clone(), &sdp, choice)
+            .await
+            .map_err(ApiError::from)?;
+        self.sessions.insert(info.id, name);
+        // Renegotiation: the new session is up before the old one ends.
+        if let Some(old) = old {
+            self.end_session(old).await;
+        }
+        self.reply(&ServerMessage::ViewerAnswer {
+            stream,
+            session: info.id.to_string(),
+            sdp: info.answer,
+        });
+        Ok(())
+    }
+
+    async fn end_session(&mut self, id: SessionId) {
+        if let Some(name) = self.sessions.remove(&id) {
+            // Already gone (the peer closed) is fine.
+            let _ = self.state.media().end(id, name).await;
+        }
+    }
+
+    async fn viewer_leave(&mut self, session: &str) -> Handled {
+        let id = self.own_session(session)?;
+        self.end_session(id).await;
+        self.reply(&ServerMessage::ViewerEnded {
+            session: session.to_owned(),
+        });
+        Ok(())
+    }
+
+    async fn viewer_layer(&mut self, stream: &str, session: &str, layer: String) -> Handled {
+        let choice = layer
+            .parse::<relaycast_sfu::LayerChoice>()
+            .map_err(|e| refuse(ErrorCode::Invalid, e))?;
+        let not_found = || refuse(ErrorCode::NotFound, "no such viewer session");
+        let id = SessionId::parse(session).ok_or_else(not_found)?;
+        let media = self.state.media();
+        if !media
+            .exists(id, BroadcastName::new(stream))
+            .await
+            .unwrap_or(false)
+        {
+            return Err(not_found());
+        }
+        media.set_layer(id, choice).await.map_err(|_| not_found())?;
+        self.reply(&ServerMessage::LayerOk { layer });
+        Ok(())
+    }
+
+    async fn attach(&mut self, stream: &str, session: &str, token: &str) -> Handled {
+        let Some(key) = self.state.settings().stream_keys.get(stream) else {
+            return Err(refuse(
+                ErrorCode::NotFound,
+                format!("no stream named {stream:?}"),
+            ));
+        };
+        if !crate::auth::constant_time_eq(token.as_bytes(), key.as_bytes()) {
+            return Err(refuse(
+                ErrorCode::Unauthorized,
+                "the token is not this stream's key",
+            ));
+        }
+        let not_found = || refuse(ErrorCode::NotFound, "no such publisher session");
+        let id = SessionId::parse(session).ok_or_else(not_found)?;
+        self.state
+            .media()
+            .attach_publisher(id)
+            .await
+            .map_err(|_| not_found())?;
+        self.publisher = Some(id);
+        self.last_layers = None;
+        Ok(())
+    }
+
+    pub fn has_sessions(&self) -> bool {
+        !self.sessions.is_empty()
+    }
+
+    /// Reports sessions that ended without this connection asking.
+    pub async fn check_sessions(&mut self) {
+        let sessions: Vec<(SessionId, BroadcastName)> = self
+            .sessions
+            .iter()
+            .map(|(id, name)| (*id, name.clone()))
+            .collect();
+        for (id, name) in sessions {
+            if let Ok(false) = self.state.media().exists(id, name).await {
+                self.sessions.remove(&id);
+                self.reply(&ServerMessage::ViewerEnded {
+                    session: id.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Tells an attached publisher which layers to send, when that changed.
+    pub async fn publisher_tick(&mut self) {
+        let Some(id) = self.publisher else { return };
+        let layers = match self.state.media().publisher_layers(id).await {
+            Ok(Some(layers)) => layers,
+            // The session ended: nothing more to control.
+            Ok(None) | Err(_) => {
+                self.publisher = None;
+                return;
+            }
+        };
+        let layers: Vec<LayerState> = layers
+            .into_iter()
+            .map(|l| LayerState {
+                rid: l.rid,
+                active: l.send,
+            })
+            .collect();
+        if self.last_layers.as_ref() != Some(&layers) {
+            self.reply(&ServerMessage::Layers {
+                layers: layers.clone(),
+            });
+            self.last_layers = Some(layers);
+        }
+    }
+
+    /// The socket is closing: leave the room, end this connection's viewer
+    /// sessions, unregister from the hub.
+    pub async fn finish(mut self) {
+        self.leave_room();
+        let sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in sessions {
+            self.end_session(id).await;
+        }
+        self.hub().disconnect(self.conn.id);
+    }
+}
+
+fn secs_ceil(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000) as u64
+}
+
+/// The metadata of a configured stream nobody has described yet.
+pub fn untitled(stream: &str) -> BroadcastMeta {
+    BroadcastMeta {
+        id: stream.to_owned(),
+        title: stream.to_owned(),
+        description: String::new(),
+        tags: Vec::new(),
+        disclaimer: None,
+    }
+}
+
+/// (live, viewers) of a broadcast according to the media plane.
+pub async fn media_state(state: &AppState, stream: &str) -> (bool, u64) {
+    match state.media().broadcasts().await {
+        Ok(all) => all
+            .iter()
+            .find(|b| b.name.as_str() == stream)
+            .map(|b| (b.live, b.viewers as u64))
+            .unwrap_or((false, 0)),
+        Err(_) => (false, 0),
+    }
+}

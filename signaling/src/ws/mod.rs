@@ -1,0 +1,152 @@
+//! `/ws`: the websocket transport of the realtime protocol (version 1,
+//! messages in [`crate::realtime::protocol`], documented in
+//! `docs/protocol.md`).
+//!
+//! Each connection runs two tasks: this reader, which validates and handles
+//! client messages one at a time, and a writer that drains the connection's
+//! bounded outgoing queue into the socket. Everything the server sends —
+//! replies and room pushes alike — goes through that queue, so a client that
+//! stops reading fills its queue and is closed (1013) by whoever pushes
+//! next, without anyone waiting for it. A close request (too slow, or three
+//! malformed messages: 1008) stops both tasks; the sessions the connection
+//! created end with it.
+
+mod connection;
+mod persist;
+mod ticker;
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::realtime::members::{CloseReason, TOO_SLOW};
+use crate::realtime::protocol::{ServerMessage, PROTOCOL_VERSION};
+use crate::realtime::validate::MAX_FRAME;
+use crate::AppState;
+
+use self::connection::Connection;
+
+/// Frames above this are refused by the websocket layer itself (the
+/// connection ends); between [`MAX_FRAME`] and this, the client gets a
+/// `too_large` error and stays connected.
+const HARD_LIMIT: usize = 4 * MAX_FRAME;
+/// How long a close frame may take to leave before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Publisher layer decisions are polled this often.
+const LAYER_TICK: Duration = Duration::from_millis(500);
+/// This connection's viewer sessions are checked this often, so a session
+/// ended elsewhere (WHEP DELETE, ICE timeout) is reported as `viewer.ended`.
+const SESSION_TICK: Duration = Duration::from_secs(1);
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(query): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(HARD_LIMIT)
+        .max_frame_size(HARD_LIMIT)
+        .on_upgrade(move |socket| run(socket, state, query.token))
+}
+
+/// Resolves once a close was requested (never, if the handle is gone).
+async fn close_requested(close: &mut watch::Receiver<Option<CloseReason>>) -> CloseReason {
+    loop {
+        if let Some(reason) = *close.borrow_and_update() {
+            return reason;
+        }
+        if close.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn run(socket: WebSocket, state: AppState, token: Option<String>) {
+    ticker::ensure_started(&state);
+    let registration = state.hub().connect();
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(
+        sink,
+        registration.outgoing,
+        registration.close.clone(),
+    ));
+    let mut close = registration.close;
+    let mut connection = Connection::new(state, registration.conn);
+    connection.reply(&ServerMessage::Hello {
+        version: PROTOCOL_VERSION,
+    });
+    if let Some(token) = token {
+        connection.authenticate(&token);
+    }
+    let mut tick = tokio::time::interval(LAYER_TICK);
+    let mut session_tick = tokio::time::interval(SESSION_TICK);
+    loop {
+        tokio::select! {
+            _ = close_requested(&mut close) => break,
+            incoming = stream.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        connection.binary();
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                };
+                connection.handle_text(&text).await;
+            }
+            _ = tick.tick(), if connection.is_publisher() => connection.publisher_tick().await,
+            _ = session_tick.tick(), if connection.has_sessions() => connection.check_sessions().await,
+        }
+    }
+    connection.finish().await;
+    // The hub no longer holds this connection: the writer drains and ends.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut outgoing: mpsc::Receiver<Utf8Bytes>,
+    mut close: watch::Receiver<Option<CloseReason>>,
+) {
+    let reason = loop {
+        let text = tokio::select! {
+            biased;
+            reason = close_requested(&mut close) => break Some(reason),
+            text = outgoing.recv() => match text {
+                Some(text) => text,
+                None => break None,
+            },
+        };
+        tokio::select! {
+            biased;
+            reason = close_requested(&mut close) => break Some(reason),
+            sent = sink.send(Message::Text(text)) => if sent.is_err() { return },
+        }
+    };
+    if let Some(reason) = reason {
+        if reason != TOO_SLOW {
+            // Policy closes deliver the errors queued before them.
+            while let Ok(text) = outgoing.try_recv() {
+                let sent = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Text(text))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return;
+                }
+            }
+        }
+    }
+    let frame = reason.map(|r| CloseFrame {
+        code: r.code,
+        reason: r.reason.into(),
+    });
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(frame))).await;
+}
