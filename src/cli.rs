@@ -1,11 +1,14 @@
-//! Command-line flags and their `RELAYCAST_*` environment twins. Each flag is
-//! optional so that an unset flag leaves the config file's value in place.
+//! Command-line flags and their `RELAYCAST_*` environment twins, and the
+//! subcommands: `serve` (the default), `token create`, `capacity`. Each
+//! server flag is optional so that an unset flag leaves the config file's
+//! value in place; `--config` and `--data-dir` also apply to `token create`
+//! (it signs with the same secret the server uses).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::bail;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
@@ -13,8 +16,34 @@ use crate::config::Config;
 #[derive(Debug, Parser)]
 #[command(name = "relaycast", version, about)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub flags: ServerFlags,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (what `relaycast` with no subcommand does).
+    Serve,
+    /// Identity tokens for moderators, admins, broadcasters and viewers.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Egress bandwidth, cores and nodes an audience needs.
+    Capacity(crate::capacity::CapacityArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Sign a token; it is printed as the last line of output.
+    Create(crate::token::CreateArgs),
+}
+
+/// The server's settings as flags.
+#[derive(Debug, clap::Args)]
+pub struct ServerFlags {
     /// TOML config file (keys as in `Config`, e.g. `http_addr = "0.0.0.0:8080"`).
-    #[arg(long, env = "RELAYCAST_CONFIG")]
+    #[arg(long, env = "RELAYCAST_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// HTTP listen address [default: 127.0.0.1:8080].
     #[arg(long, env = "RELAYCAST_HTTP_ADDR")]
@@ -26,7 +55,7 @@ pub struct Cli {
     #[arg(long, env = "RELAYCAST_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
     /// Directory for the database and generated secrets [default: ./data].
-    #[arg(long, env = "RELAYCAST_DATA_DIR")]
+    #[arg(long, env = "RELAYCAST_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// NAME=SECRET: a stream and the bearer token its broadcaster uses (repeatable).
     #[arg(
@@ -48,9 +77,22 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub ice_servers: Vec<String>,
+    /// Secret identity tokens are signed with [default: generated in the data dir].
+    #[arg(long, env = "RELAYCAST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// postgres://… to keep control data in PostgreSQL [default: SQLite in the data dir].
+    #[arg(long, env = "RELAYCAST_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 impl Cli {
+    /// The server config from defaults → file → env/flags, validated.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        self.flags.into_config()
+    }
+}
+
+impl ServerFlags {
     /// Applies defaults → file → env/flags, then validates.
     pub fn into_config(self) -> anyhow::Result<Config> {
         let mut config = match &self.config {
@@ -84,6 +126,12 @@ impl Cli {
                 .insert(name.to_owned(), secret.to_owned());
         }
         config.ice_servers.extend(self.ice_servers);
+        if let Some(v) = self.jwt_secret {
+            config.jwt_secret = Some(v);
+        }
+        if let Some(v) = self.database_url {
+            config.database_url = Some(v);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -118,5 +166,27 @@ mod tests {
         let cli = Cli::parse_from(["relaycast", "--stream-key", "verysecretvalue"]);
         let err = cli.into_config().unwrap_err().to_string();
         assert!(!err.contains("verysecretvalue"), "{err}");
+    }
+
+    #[test]
+    fn subcommands_take_the_shared_flags_after_them() {
+        let cli = Cli::parse_from([
+            "relaycast",
+            "token",
+            "create",
+            "--role",
+            "moderator",
+            "--name",
+            "alice",
+            "--data-dir",
+            "/tmp/x",
+        ]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Token(TokenCommand::Create(_)))
+        ));
+        assert_eq!(cli.flags.data_dir, Some(PathBuf::from("/tmp/x")));
+        let serve = Cli::parse_from(["relaycast", "--udp-port", "9000"]);
+        assert!(serve.command.is_none());
     }
 }

@@ -31,6 +31,12 @@ pub struct Config {
     pub viewer_max_kbps: u64,
     /// Below this estimate (kbit/s) a viewer's video pauses, audio goes on.
     pub viewer_min_kbps: u64,
+    /// The secret identity tokens are signed with (HS256); `None` = one
+    /// generated once and kept in the data dir.
+    pub jwt_secret: Option<String>,
+    /// `postgres://…` to keep control data in PostgreSQL; `None` = the
+    /// SQLite file in the data dir.
+    pub database_url: Option<String>,
 }
 
 impl Default for Config {
@@ -44,6 +50,8 @@ impl Default for Config {
             ice_servers: Vec::new(),
             viewer_max_kbps: 0,
             viewer_min_kbps: 0,
+            jwt_secret: None,
+            database_url: None,
         }
     }
 }
@@ -72,6 +80,14 @@ impl Config {
                 self.viewer_min_kbps,
                 self.viewer_max_kbps
             );
+        }
+        if self.jwt_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            bail!("jwt_secret is too short: use at least 16 characters");
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bail!("database_url must be a postgres:// URL (SQLite is the default, in the data dir)");
+            }
         }
         for url in &self.ice_servers {
             if !(url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:"))

@@ -6,7 +6,8 @@
 pub mod capacity;
 pub mod cli;
 pub mod config;
-mod stream_key;
+mod secrets;
+pub mod token;
 
 use std::net::SocketAddr;
 
@@ -35,7 +36,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     if config.stream_keys.is_empty() {
-        let secret = stream_key::load_or_generate(&config.data_dir)?;
+        let secret = secrets::stream_key(&config.data_dir)?;
         config.stream_keys.insert("live".to_owned(), secret);
     }
 
@@ -57,6 +58,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         relaycast_signaling::Settings {
             stream_keys: config.stream_keys.clone(),
             ice_servers: config.ice_servers.clone(),
+            jwt_secret: jwt_secret(&config)?.into_bytes(),
         },
     );
     let app = relaycast_signaling::router(state).merge(relaycast_web_client::router());
@@ -82,6 +84,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         http,
         media,
     })
+}
+
+/// The identity-token secret: configured, else generated once in the data
+/// dir.
+pub fn jwt_secret(config: &Config) -> anyhow::Result<String> {
+    match &config.jwt_secret {
+        Some(secret) => Ok(secret.clone()),
+        None => secrets::jwt_secret(&config.data_dir),
+    }
 }
 
 /// Bind the media socket where its candidate can be reached: loopback-only

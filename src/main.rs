@@ -1,8 +1,9 @@
-//! The `relaycast` binary: parse flags, start, print how to connect, run
-//! until Ctrl-C, shut down gracefully.
+//! The `relaycast` binary: parse flags; run a subcommand (`token create`,
+//! `capacity`) or start the server, print how to connect, run until Ctrl-C,
+//! shut down gracefully.
 
 use clap::Parser;
-use relaycast::cli::Cli;
+use relaycast::cli::{Cli, Command, TokenCommand};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -12,7 +13,15 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,str0m=warn")),
         )
         .init();
-    let config = Cli::parse().into_config()?;
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(TokenCommand::Create(args))) => {
+            return relaycast::token::create(&cli.flags.into_config()?, &args);
+        }
+        Some(Command::Capacity(args)) => return relaycast::capacity::run(&args),
+        Some(Command::Serve) | None => {}
+    }
+    let config = cli.flags.into_config()?;
     let server = relaycast::start(config).await?;
 
     let base = format!("http://{}", server.http_addr);

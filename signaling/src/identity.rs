@@ -30,6 +30,15 @@ impl Role {
     pub fn can_moderate(self) -> bool {
         matches!(self, Role::Moderator | Role::Admin)
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Broadcaster => "broadcaster",
+            Role::Moderator => "moderator",
+            Role::Admin => "admin",
+        }
+    }
 }
 
 impl std::str::FromStr for Role {
