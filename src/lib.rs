@@ -49,9 +49,20 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     .context("starting the media worker")?;
     let udp_addr = media.udp_addr();
 
-    let store = relaycast_signaling::Store::open_sqlite(&config.data_dir.join("relaycast.db"))
-        .await
-        .context("opening the SQLite database")?;
+    let store = match &config.database_url {
+        Some(url) => relaycast_signaling::Store::open_postgres(url)
+            .await
+            .context("connecting to PostgreSQL")?,
+        None => relaycast_signaling::Store::open_sqlite(&config.data_dir.join("relaycast.db"))
+            .await
+            .context("opening the SQLite database")?,
+    };
+    for stream in config.stream_keys.keys() {
+        store
+            .ensure_broadcast(stream)
+            .await
+            .context("recording the configured streams")?;
+    }
     let state = relaycast_signaling::AppState::new(
         media.clone(),
         store,

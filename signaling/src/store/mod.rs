@@ -1,18 +1,35 @@
-//! [`Store`]: the control-plane database (SQLite file by default, WAL mode,
-//! migrations embedded). Only control data lives here; media never does.
+//! [`Store`]: the control-plane database. SQLite by default (a file in the
+//! data dir, WAL, `synchronous = FULL` so a row acknowledged to a client
+//! survives a crash or power cut); PostgreSQL when given a `postgres://`
+//! URL, for several nodes sharing one database. Only control data lives
+//! here (sessions, accounts, broadcast metadata, comments, likes, alerts);
+//! media never does.
+//!
+//! Both run the same queries through sqlx's `Any` driver, written with
+//! `$1, $2, …` placeholders in order of first use (SQLite numbers `$N`
+//! parameters by first appearance); only search differs by dialect (FTS5
+//! with bm25 vs a `tsvector` match with `ts_rank`). Migrations are embedded,
+//! one directory per backend.
 
+mod alerts;
+mod broadcasts;
+mod comments;
+mod likes;
 mod types;
+mod users;
 
+pub use broadcasts::{BroadcastUpdate, SearchQuery};
 pub use types::{
     Alert, BroadcastMeta, Comment, LikeCounts, NewAlert, Severity, MAX_ALERT_TEXT, MAX_ALERT_TTL,
 };
+pub use users::{Account, UserError};
 
 use std::path::Path;
-use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::Executor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,52 +39,100 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Which database is behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Milliseconds since the Unix epoch, the store's unit of time.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and applies
     /// the embedded migrations.
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a row acknowledged to a client survives a power cut.
-            .synchronous(SqliteSynchronous::Full);
-        let pool = SqlitePoolOptions::new()
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the writer; FULL makes a
+                    // commit durable before it is acknowledged.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Store {
+            pool,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    /// Connects to PostgreSQL at `url` and applies the embedded migrations.
+    pub async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Store {
+            pool,
+            backend: Backend::Postgres,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Records that a publisher session of `broadcast` started.
     pub async fn session_started(&self, broadcast: &str, session: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO broadcast_sessions (broadcast, session, started_at) VALUES (?, ?, datetime('now'))")
-            .bind(broadcast)
-            .bind(session)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO broadcast_sessions (broadcast, session, started_at) VALUES ($1, $2, $3)",
+        )
+        .bind(broadcast)
+        .bind(session)
+        .bind(now_ms().to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Records that a publisher session ended (DELETE).
     pub async fn session_ended(&self, session: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE broadcast_sessions SET ended_at = datetime('now') WHERE session = ? AND ended_at IS NULL")
-            .bind(session)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE broadcast_sessions SET ended_at = $1 WHERE session = $2 AND ended_at IS NULL",
+        )
+        .bind(now_ms().to_string())
+        .bind(session)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// How many publisher sessions a broadcast has had.
     pub async fn session_count(&self, broadcast: &str) -> Result<i64, StoreError> {
         let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM broadcast_sessions WHERE broadcast = ?")
+            sqlx::query_as("SELECT COUNT(*) FROM broadcast_sessions WHERE broadcast = $1")
                 .bind(broadcast)
                 .fetch_one(&self.pool)
                 .await?;
@@ -79,3 +144,6 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

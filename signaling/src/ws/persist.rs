@@ -1,11 +1,5 @@
 //! The store calls the websocket handlers make (broadcast metadata, likes,
 //! alerts), in one place so their errors map to one `unavailable` reply.
-//!
-//! INTERIM: the store's engagement queries (`set_like`, `like_counts`,
-//! `my_like`, `insert_alert`, `active_alerts`, `broadcast_meta`) are not in
-//! `crate::store` yet. Until they are, reads answer "nothing stored" and
-//! writes are refused as unavailable; each function becomes a one-line
-//! call to the store when it lands.
 
 use crate::identity::Identity;
 use crate::store::{Alert, BroadcastMeta, LikeCounts, NewAlert};
@@ -14,40 +8,62 @@ use crate::AppState;
 /// Why a store call failed (logged once by the caller).
 pub type PersistError = String;
 
-const NOT_YET: &str = "the store has no engagement tables yet";
-
 pub async fn broadcast_meta(
-    _state: &AppState,
-    _stream: &str,
+    state: &AppState,
+    stream: &str,
 ) -> Result<Option<BroadcastMeta>, PersistError> {
-    Ok(None)
+    state
+        .store()
+        .broadcast_meta(stream)
+        .await
+        .map_err(|e| e.to_string())
 }
 
-pub async fn like_counts(_state: &AppState, _stream: &str) -> Result<LikeCounts, PersistError> {
-    Ok(LikeCounts::default())
+pub async fn like_counts(state: &AppState, stream: &str) -> Result<LikeCounts, PersistError> {
+    state
+        .store()
+        .like_counts(stream)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 pub async fn my_like(
-    _state: &AppState,
-    _stream: &str,
-    _who: &Identity,
+    state: &AppState,
+    stream: &str,
+    who: &Identity,
 ) -> Result<Option<bool>, PersistError> {
-    Ok(None)
+    state
+        .store()
+        .my_like(stream, &who.id)
+        .await
+        .map_err(|e| e.to_string())
 }
 
-pub async fn active_alerts(_state: &AppState, _now_ms: i64) -> Result<Vec<Alert>, PersistError> {
-    Ok(Vec::new())
+pub async fn active_alerts(state: &AppState, now_ms: i64) -> Result<Vec<Alert>, PersistError> {
+    state
+        .store()
+        .active_alerts(now_ms)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 pub async fn set_like(
-    _state: &AppState,
-    _stream: &str,
-    _who: &Identity,
-    _liked: Option<bool>,
+    state: &AppState,
+    stream: &str,
+    who: &Identity,
+    liked: Option<bool>,
 ) -> Result<LikeCounts, PersistError> {
-    Err(NOT_YET.into())
+    state
+        .store()
+        .set_like(stream, &who.id, liked)
+        .await
+        .map_err(|e| e.to_string())
 }
 
-pub async fn insert_alert(_state: &AppState, _new: &NewAlert) -> Result<Alert, PersistError> {
-    Err(NOT_YET.into())
+pub async fn insert_alert(state: &AppState, new: &NewAlert) -> Result<Alert, PersistError> {
+    state
+        .store()
+        .insert_alert(new)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -1,0 +1,238 @@
+//! The store's behaviour, on SQLite always and on a real PostgreSQL when
+//! `RELAYCAST_TEST_POSTGRES=1` (with `RELAYCAST_TEST_DATABASE_URL`; the
+//! test script starts one). Each PostgreSQL run works in a fresh schema.
+
+use super::*;
+use crate::identity::{Identity, Role};
+
+pub(crate) async fn sqlite_store() -> Store {
+    let dir = std::env::temp_dir().join(format!(
+        "relaycast-store-{}-{}",
+        std::process::id(),
+        now_ms() ^ rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    Store::open_sqlite(&dir.join("test.db")).await.unwrap()
+}
+
+fn rand_suffix() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static N: AtomicI64 = AtomicI64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A store on a fresh PostgreSQL schema, when the tests are asked to use one.
+async fn postgres_store() -> Option<Store> {
+    if std::env::var("RELAYCAST_TEST_POSTGRES").ok().as_deref() != Some("1") {
+        return None;
+    }
+    let base = std::env::var("RELAYCAST_TEST_DATABASE_URL")
+        .expect("RELAYCAST_TEST_POSTGRES=1 needs RELAYCAST_TEST_DATABASE_URL");
+    let schema = format!("t{}_{}", std::process::id(), rand_suffix());
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&base)
+        .await
+        .expect("PostgreSQL answers");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+    Some(
+        Store::open_postgres(&url)
+            .await
+            .expect("PostgreSQL store opens"),
+    )
+}
+
+async fn stores() -> Vec<Store> {
+    let mut all = vec![sqlite_store().await];
+    all.extend(postgres_store().await);
+    all
+}
+
+fn moderator() -> Identity {
+    Identity {
+        id: "m-alice".into(),
+        name: "alice".into(),
+        role: Role::Moderator,
+        stream: None,
+    }
+}
+
+#[tokio::test]
+async fn likes_are_one_per_user_changeable_and_withdrawable() {
+    for store in stores().await {
+        let b = store.backend();
+        assert_eq!(
+            store.set_like("live", "u1", Some(true)).await.unwrap(),
+            LikeCounts {
+                likes: 1,
+                dislikes: 0
+            },
+            "{b:?}"
+        );
+        store.set_like("live", "u2", Some(true)).await.unwrap();
+        let counts = store.set_like("live", "u1", Some(false)).await.unwrap();
+        assert_eq!(
+            counts,
+            LikeCounts {
+                likes: 1,
+                dislikes: 1
+            },
+            "{b:?}"
+        );
+        assert_eq!(store.my_like("live", "u1").await.unwrap(), Some(false));
+        assert_eq!(store.my_like("live", "u3").await.unwrap(), None);
+        let counts = store.set_like("live", "u1", None).await.unwrap();
+        assert_eq!(
+            counts,
+            LikeCounts {
+                likes: 1,
+                dislikes: 0
+            },
+            "{b:?}"
+        );
+        assert_eq!(
+            store.like_counts("other").await.unwrap(),
+            LikeCounts::default()
+        );
+    }
+}
+
+#[tokio::test]
+async fn comments_page_newest_first_and_delete() {
+    for store in stores().await {
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let c = store
+                .add_comment("live", "u1", "Ann", &format!("c{i}"))
+                .await
+                .unwrap();
+            assert_eq!((c.video_id.as_str(), c.user_name.as_str()), ("live", "Ann"));
+            ids.push(c.id);
+        }
+        let page = store.comments("live", None, 3).await.unwrap();
+        let texts: Vec<&str> = page.iter().map(|c| c.comment.as_str()).collect();
+        assert_eq!(texts, ["c4", "c3", "c2"]);
+        let next = store.comments("live", Some(page[2].id), 3).await.unwrap();
+        let texts: Vec<&str> = next.iter().map(|c| c.comment.as_str()).collect();
+        assert_eq!(texts, ["c1", "c0"]);
+        assert!(store.delete_comment("live", ids[0]).await.unwrap());
+        assert!(!store.delete_comment("live", ids[0]).await.unwrap());
+        assert!(store.comment("live", ids[0]).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn alerts_are_active_until_they_expire() {
+    for store in stores().await {
+        let new = NewAlert {
+            severity: Severity::Emergency,
+            text: " Evacuate ".into(),
+            scope: "all".into(),
+            ttl_secs: 60,
+            sender: moderator(),
+        };
+        let alert = store.insert_alert(&new).await.unwrap();
+        assert_eq!(alert.text, "Evacuate");
+        assert_eq!(alert.expires_ms - alert.created_ms, 60_000);
+        assert_eq!(alert.sender_name, "alice");
+        let active = store.active_alerts(alert.created_ms + 1).await.unwrap();
+        assert_eq!(active, vec![alert.clone()]);
+        assert!(store
+            .active_alerts(alert.expires_ms)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.recent_alerts(5).await.unwrap(), vec![alert]);
+    }
+}
+
+#[tokio::test]
+async fn search_ranks_an_exact_title_match_first() {
+    for store in stores().await {
+        for (id, title, description, tags) in [
+            (
+                "a",
+                "Jazz night news",
+                "late jazz and the news",
+                vec!["music"],
+            ),
+            ("b", "News", "the evening news", vec!["news"]),
+            ("c", "Cooking", "pasta, no news here", vec!["food"]),
+            ("d", "Football", "the match", vec!["sport"]),
+        ] {
+            store.ensure_broadcast(id).await.unwrap();
+            let update = BroadcastUpdate {
+                title: title.into(),
+                description: description.into(),
+                tags: tags.into_iter().map(String::from).collect(),
+                disclaimer: None,
+            }
+            .normalized()
+            .unwrap();
+            store.update_broadcast(id, &update).await.unwrap();
+        }
+        let b = store.backend();
+        let found = store
+            .search_broadcasts(&SearchQuery {
+                text: Some("news".into()),
+                tag: None,
+            })
+            .await
+            .unwrap();
+        let ids: Vec<&str> = found.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids.first(), Some(&"b"), "{b:?}: {ids:?}");
+        assert!(
+            ids.contains(&"a") && ids.contains(&"c") && !ids.contains(&"d"),
+            "{b:?}: {ids:?}"
+        );
+        let prefix = store
+            .search_broadcasts(&SearchQuery {
+                text: Some("foot".into()),
+                tag: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(prefix.len(), 1, "{b:?}: prefix match");
+        let tagged = store
+            .search_broadcasts(&SearchQuery {
+                text: None,
+                tag: Some("Food".into()),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            tagged.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+            ["c"]
+        );
+        let meta = store.broadcast_meta("b").await.unwrap().unwrap();
+        assert_eq!(meta.tags, ["news"]);
+    }
+}
+
+#[tokio::test]
+async fn accounts_are_unique_and_check_their_password() {
+    for store in stores().await {
+        let account = store
+            .create_account("alice", "correct horse")
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.create_account("alice", "another pass").await,
+            Err(UserError::Taken)
+        ));
+        assert!(matches!(
+            store.create_account("x", "correct horse").await,
+            Err(UserError::Invalid(_))
+        ));
+        assert_eq!(
+            store.login("alice", "correct horse").await.unwrap(),
+            Some(account.clone())
+        );
+        assert_eq!(store.login("alice", "wrong pass").await.unwrap(), None);
+        assert_eq!(store.login("nobody", "correct horse").await.unwrap(), None);
+    }
+}
