@@ -106,6 +106,25 @@ impl Viewer {
         layer: Layer,
         address: Option<std::net::IpAddr>,
     ) -> anyhow::Result<Viewer> {
+        let http = http_client();
+        let path = format!("/whep/{STREAM}{}", layer.query());
+        Self::join_signaled(address, |offer| async move {
+            post_offer(&http, &server.base, &path, None, offer).await
+        })
+        .await
+    }
+
+    /// As [`Viewer::join_from`], with the offer/answer exchange left to
+    /// `signal` (WHEP, or the websocket's `viewer.offer`), which returns
+    /// (resource URL or session id, answer SDP).
+    pub async fn join_signaled<F, Fut>(
+        address: Option<std::net::IpAddr>,
+        signal: F,
+    ) -> anyhow::Result<Viewer>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<(String, String)>>,
+    {
         // VP8 without RTX: webrtc-rs 0.14 reads RTX repair streams and
         // discards them, so with RTX negotiated a lost packet could never
         // be recovered. Without it the server retransmits on the media SSRC,
@@ -163,18 +182,16 @@ impl Viewer {
         }
 
         let offer = gathered_offer(&pc).await.context("viewer offer")?;
-        let http = http_client();
-        let path = format!("/whep/{STREAM}{}", layer.query());
         let posted_at = Instant::now();
         report.lock().unwrap().posted_at = Some(posted_at);
-        let (resource, answer) = post_offer(&http, &server.base, &path, None, offer).await?;
+        let (resource, answer) = signal(offer).await?;
         report.lock().unwrap().answered_at = Some(Instant::now());
         pc.set_remote_description(RTCSessionDescription::answer(answer)?)
             .await
             .context("applying the WHEP answer")?;
         Ok(Viewer {
             pc,
-            http,
+            http: http_client(),
             resource,
             report,
             connected_at,
@@ -216,6 +233,11 @@ impl Viewer {
             }
             sleep(Duration::from_millis(2)).await;
         }
+    }
+
+    /// The WHEP resource URL (or the websocket session id).
+    pub fn resource(&self) -> &str {
+        &self.resource
     }
 
     /// DELETEs the WHEP session (status not checked) and closes.
