@@ -1,7 +1,5 @@
-//! Read-only JSON API and operational endpoints: the live directory,
-//! `/healthz`, `/readyz` and Prometheus `/metrics`.
-
-use std::time::UNIX_EPOCH;
+//! Operational endpoints (`/healthz`, `/readyz`, Prometheus `/metrics`) and
+//! the moderators' per-viewer view of a broadcast.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -12,77 +10,11 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 pub struct LayerView {
     pub width: Option<u16>,
     pub height: Option<u16>,
     pub bitrate_kbps: u64,
-}
-
-#[derive(Serialize)]
-pub struct BroadcastView {
-    pub id: String,
-    /// Shown in the directory; the stream name until titles can be edited.
-    pub title: String,
-    pub live: bool,
-    pub viewers: usize,
-    /// Seconds since the Unix epoch when the broadcast went live.
-    pub live_since: Option<u64>,
-    /// Active simulcast layers, best first.
-    pub layers: Vec<LayerView>,
-}
-
-fn view(b: relaycast_sfu::BroadcastStatus) -> BroadcastView {
-    BroadcastView {
-        id: b.name.to_string(),
-        title: b.name.to_string(),
-        live: b.live,
-        viewers: b.viewers,
-        live_since: b
-            .live_since
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs()),
-        layers: b
-            .layers
-            .into_iter()
-            .map(|(dims, bps)| LayerView {
-                width: dims.map(|d| d.0),
-                height: dims.map(|d| d.1),
-                bitrate_kbps: bps / 1000,
-            })
-            .collect(),
-    }
-}
-
-/// `GET /api/broadcasts`: broadcasts that are live now.
-pub async fn list_broadcasts(
-    State(state): State<AppState>,
-) -> Result<Json<Vec<BroadcastView>>, ApiError> {
-    let all = state.media().broadcasts().await?;
-    Ok(Json(all.into_iter().filter(|b| b.live).map(view).collect()))
-}
-
-/// `GET /api/broadcasts/{id}`: one configured broadcast, live or not.
-pub async fn get_broadcast(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<BroadcastView>, ApiError> {
-    if !state.settings().stream_keys.contains_key(&id) {
-        return Err(ApiError::NotFound(format!("no stream named {id:?}")));
-    }
-    let all = state.media().broadcasts().await?;
-    let found = all.into_iter().find(|b| b.name.as_str() == id);
-    Ok(Json(match found {
-        Some(b) => view(b),
-        None => BroadcastView {
-            id: id.clone(),
-            title: id,
-            live: false,
-            viewers: 0,
-            live_since: None,
-            layers: Vec::new(),
-        },
-    }))
 }
 
 pub async fn healthz() -> &'static str {
@@ -186,11 +118,13 @@ pub fn viewer_view(v: relaycast_sfu::ViewerStatus) -> ViewerView {
 }
 
 /// `GET /api/broadcasts/{id}/viewers`: each viewer's layer, estimate and
-/// state. (Moderator-only once roles land with the engagement issue.)
+/// state, for moderators and admins (it shows viewers' addresses).
 pub async fn list_viewers(
     State(state): State<AppState>,
+    crate::rest::Caller(who): crate::rest::Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<ViewerView>>, ApiError> {
+    crate::rest::require_moderator(&who)?;
     if !state.settings().stream_keys.contains_key(&id) {
         return Err(ApiError::NotFound(format!("no stream named {id:?}")));
     }

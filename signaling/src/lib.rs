@@ -12,6 +12,7 @@ mod cors;
 mod error;
 pub mod identity;
 pub mod realtime;
+mod rest;
 pub mod store;
 mod whip_whep;
 mod ws;
@@ -130,8 +131,28 @@ pub fn router(state: AppState) -> Router {
                 .get(api::whep_state)
                 .options(whip_whep::options_resource),
         )
-        .route("/api/broadcasts", get(api::list_broadcasts))
-        .route("/api/broadcasts/{id}", get(api::get_broadcast))
+        .route("/api/broadcasts", get(rest::list_broadcasts))
+        .route(
+            "/api/broadcasts/{id}",
+            get(rest::get_broadcast).put(rest::put_broadcast),
+        )
+        .route(
+            "/api/broadcasts/{id}/comments",
+            get(rest::list_comments).post(rest::post_comment),
+        )
+        .route(
+            "/api/broadcasts/{id}/comments/{cid}",
+            axum::routing::delete(rest::delete_comment),
+        )
+        .route(
+            "/api/broadcasts/{id}/like",
+            axum::routing::put(rest::put_like).delete(rest::delete_like),
+        )
+        .route("/api/guest", post(rest::create_guest))
+        .route("/api/accounts", post(rest::create_account))
+        .route("/api/login", post(rest::login))
+        .route("/api/me", get(rest::get_me).patch(rest::patch_me))
+        .route("/api/alerts", get(rest::list_alerts).post(rest::post_alert))
         .route("/api/broadcasts/{id}/viewers", get(api::list_viewers))
         .route(
             "/whep/{stream}/{session}/layer",

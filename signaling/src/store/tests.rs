@@ -7,9 +7,10 @@ use crate::identity::{Identity, Role};
 
 pub(crate) async fn sqlite_store() -> Store {
     let dir = std::env::temp_dir().join(format!(
-        "relaycast-store-{}-{}",
+        "relaycast-store-{}-{}-{}",
         std::process::id(),
-        now_ms() ^ rand_suffix()
+        now_ms(),
+        rand_suffix()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     Store::open_sqlite(&dir.join("test.db")).await.unwrap()
