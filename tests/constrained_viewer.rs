@@ -46,6 +46,7 @@ async fn viewer_states(
 ) -> anyhow::Result<Vec<(Option<u64>, Option<u64>, Option<u16>)>> {
     let text = http_client()
         .get(format!("{}/api/broadcasts/live/viewers", server.base))
+        .bearer_auth(server.token(relaycast_signaling::Role::Moderator, "test"))
         .send()
         .await?
         .text()

@@ -39,6 +39,27 @@ impl TestServer {
         })
     }
 
+    /// A signed identity token for this server, e.g. a moderator's for the
+    /// moderator-only endpoints (signed with the secret in its data dir, as
+    /// `relaycast token create` does).
+    #[allow(dead_code)] // not every test binary needs one
+    pub fn token(&self, role: relaycast_signaling::Role, name: &str) -> String {
+        let config = relaycast::Config {
+            data_dir: self._dir.0.clone(),
+            ..Default::default()
+        };
+        let secret = relaycast::jwt_secret(&config).expect("the server made its token secret");
+        relaycast_signaling::Tokens::new(secret.as_bytes()).issue(
+            &relaycast_signaling::Identity {
+                id: format!("m-{name}"),
+                name: name.into(),
+                role,
+                stream: None,
+            },
+            Duration::from_secs(3600),
+        )
+    }
+
     pub async fn stop(self) {
         if timeout(Duration::from_secs(10), self.server.shutdown())
             .await

@@ -41,8 +41,8 @@ const counts = (page) => page.evaluate(async () => {
 const INSIDE = 'RELAYCAST_TEST_IN_NETNS';
 const sh = (...args) => execFileSync(args[0], args.slice(1), { stdio: 'inherit' });
 
-async function viewers(base) {
-  const res = await fetch(`${base}/api/broadcasts/live/viewers`);
+async function viewers(server) {
+  const res = await fetch(`${server.base}/api/broadcasts/live/viewers`, { headers: await server.modHeaders() });
   return res.json();
 }
 
@@ -80,23 +80,23 @@ if (!process.env[INSIDE]) {
       await waitForLayers(server.base);
       const constrained = await browser.newPage();
       await constrained.goto(`${server.base}/watch/live`);
-      await waitFor('constrained viewer connected', async () => (await viewers(server.base))[0]?.remote, 15_000);
+      await waitFor('constrained viewer connected', async () => (await viewers(server))[0]?.remote, 15_000);
       const free = await browser.newPage();
       await free.goto(`${server.base}/watch/live`);
       await waitFor('both viewers on the top layer', async () => {
-        const v = await viewers(server.base);
+        const v = await viewers(server);
         return v.length === 2 && v.every((x) => x.width >= TOP);
       }, 20_000, 250);
 
       const layers = (await (await fetch(`${server.base}/api/broadcasts/live`)).json()).layers;
       console.log(`layers: ${JSON.stringify(layers)}`);
-      const port = (await viewers(server.base))[0].remote.split(':').pop();
+      const port = (await viewers(server))[0].remote.split(':').pop();
       sh('tc', 'filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32',
         'match', 'ip', 'protocol', '17', '0xff', 'match', 'ip', 'dport', port, '0xffff', 'flowid', '1:20');
       const limited = Date.now();
       const freeWidths = [];
       const settled = await waitFor('constrained viewer on the low layer', async () => {
-        const v = await viewers(server.base);
+        const v = await viewers(server);
         console.log(`${Date.now() - limited} ms: constrained ${v[0].width} (${v[0].estimate_kbps} kbit/s), free ${v[1].width} (${v[1].estimate_kbps} kbit/s)`);
         freeWidths.push(v[1].width);
         return v[0].width <= LOW && Date.now() - limited;
@@ -108,7 +108,7 @@ if (!process.env[INSIDE]) {
       // at its limit; the figure is printed, and bounded here.)
       const trace = async (ms) => {
         for (const end = Date.now() + ms; Date.now() < end;) {
-          const v = await viewers(server.base);
+          const v = await viewers(server);
           console.log(`settled +${Date.now() - limited - settled} ms: constrained ${v[0].width} (${v[0].estimate_kbps} kbit/s), free ${v[1].width} (${v[1].estimate_kbps} kbit/s)`);
           await sleep(500);
         }
@@ -132,7 +132,7 @@ if (!process.env[INSIDE]) {
       sh('tc', 'class', 'change', 'dev', 'lo', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '10gbit', 'ceil', '10gbit');
       const lifted = Date.now();
       const recovered = await waitFor('constrained viewer back on the top layer', async () => {
-        const v = await viewers(server.base);
+        const v = await viewers(server);
         console.log(`${Date.now() - lifted} ms after lifting: constrained ${v[0].width} (${v[0].estimate_kbps} kbit/s), free ${v[1].width} (${v[1].estimate_kbps} kbit/s)`);
         freeWidths.push(v[1].width);
         return v[0].width >= TOP && Date.now() - lifted;

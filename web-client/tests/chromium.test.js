@@ -79,7 +79,7 @@ for (const codec of ['VP8', 'H264']) {
       assert.ok(switches >= 2, `switch latency histogram counts the switches (${switches})`);
       // RTT comes with the viewers' receiver reports, every couple of seconds.
       await waitFor('the viewer API reports RTT and an estimate', async () => {
-        const viewerApi = await (await fetch(`${server.base}/api/broadcasts/live/viewers`)).json();
+        const viewerApi = await (await fetch(`${server.base}/api/broadcasts/live/viewers`, { headers: await server.modHeaders() })).json();
         return viewerApi.length === 2 && viewerApi.some((v) => v.rtt_ms !== null && v.estimate_kbps > 0);
       }, 10_000, 250);
       assert.ok(high > low);

@@ -15,13 +15,13 @@ test('the watch page reconnects on its own when its session is ended', async () 
     const viewer = await browser.newPage();
     await viewer.goto(`${server.base}/watch/live`);
     await waitFor('playing', async () => (await inboundVideo(viewer))?.framesDecoded > 10, 15_000);
-    const [first] = await (await fetch(`${server.base}/api/broadcasts/live/viewers`)).json();
+    const [first] = await (await fetch(`${server.base}/api/broadcasts/live/viewers`, { headers: await server.modHeaders() })).json();
 
     const res = await fetch(`${server.base}/whep/live/${first.session}`, { method: 'DELETE' });
     assert.equal(res.status, 200);
     const ended = Date.now();
     const second = await waitFor('a new session', async () => {
-      const v = await (await fetch(`${server.base}/api/broadcasts/live/viewers`)).json();
+      const v = await (await fetch(`${server.base}/api/broadcasts/live/viewers`, { headers: await server.modHeaders() })).json();
       return v.find((x) => x.session !== first.session && x.connected);
     }, 30_000, 250);
     await waitFor('playing again', async () => (await inboundVideo(viewer))?.framesDecoded > 10, 15_000);
