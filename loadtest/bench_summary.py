@@ -48,7 +48,8 @@ def row(name, r, floor_us):
     if t.get("socket_drops"):
         tool += f", {t['socket_drops']} own drops"
     if t.get("socket_backlog"):
-        tool += f", reads {t['socket_backlog']['delay_ms']:.1f} ms behind"
+        b = t["socket_backlog"]
+        tool += f", reads {b['delay_ms']:.1f} ms behind (max {b.get('max_delay_ms', 0):.0f})"
     if t["saturated"]:
         tool += " TOOL-LIMITED"
     return (f"| {name} | {r['viewers']} | {fmt(s['forwarded_per_s'], 0)} | {fmt(out, 0)} "

@@ -59,10 +59,19 @@ pub struct Backlog {
 /// falls behind reading: a fifth of the 50 ms latency budget.
 pub const TOOL_DELAY_WARNING_MS: f64 = 10.0;
 
+/// A single sample this late means the tool stalled for longer than the
+/// latency budget: its p99 latency may be its own.
+pub const TOOL_STALL_WARNING_MS: f64 = 50.0;
+
 impl Backlog {
     /// The mean backlog in time: how late the tool reads, on average.
     pub fn delay_ms(&self) -> f64 {
         self.mean_bytes / self.bytes_per_s.max(1.0) * 1000.0
+    }
+
+    /// The largest sampled backlog in time.
+    pub fn max_delay_ms(&self) -> f64 {
+        self.max_bytes as f64 / self.bytes_per_s.max(1.0) * 1000.0
     }
 }
 
@@ -121,9 +130,9 @@ impl Report {
         let drops = self
             .tool_socket_drops
             .is_some_and(|d| d as f64 > MAX_LOSS / 10.0 * received.max(1) as f64);
-        let behind = self
-            .tool_backlog
-            .is_some_and(|b| b.delay_ms() > TOOL_DELAY_WARNING_MS);
+        let behind = self.tool_backlog.is_some_and(|b| {
+            b.delay_ms() > TOOL_DELAY_WARNING_MS || b.max_delay_ms() > TOOL_STALL_WARNING_MS
+        });
         cpu || drops || behind
     }
 
@@ -193,6 +202,7 @@ impl Report {
                     "mean_bytes": b.mean_bytes,
                     "max_bytes": b.max_bytes,
                     "delay_ms": b.delay_ms(),
+                    "max_delay_ms": b.max_delay_ms(),
                 })),
                 "publisher_keyframe_requests": self.publisher_keyframe_requests,
             },
@@ -288,14 +298,15 @@ impl Report {
         ));
         if let Some(b) = self.tool_backlog {
             line(format!(
-                "            own receive backlog mean {:.0} KB (max {:.0} KB) ≈ {:.1} ms behind",
+                "            own receive backlog mean {:.0} KB ≈ {:.1} ms behind, max {:.0} KB ≈ {:.0} ms",
                 b.mean_bytes / 1000.0,
+                b.delay_ms(),
                 b.max_bytes as f64 / 1000.0,
-                b.delay_ms()
+                b.max_delay_ms()
             ));
         }
         if self.tool_saturated() {
-            line("  WARNING   the load tool, not the server, is the bottleneck: it used > 90% of its cores, its own sockets dropped datagrams (loss is then partly the tool's), or it read > 10 ms behind (latency is then partly the tool's)".into());
+            line("  WARNING   the load tool, not the server, is the bottleneck: it used > 90% of its cores, its own sockets dropped datagrams (loss is then partly the tool's), or it read > 10 ms behind on average or > 50 ms at some point (latency is then partly the tool's)".into());
         }
         out
     }

@@ -205,6 +205,13 @@ impl Viewer {
 
     /// Reads every datagram waiting on the socket (mio is edge-triggered).
     pub fn read_all(&mut self, buf: &mut [u8], stats: &mut Histograms) {
+        if !self.is_live() {
+            // A failed viewer's session may still be served until the server
+            // times it out; discard, so its full buffer is not counted as
+            // the tool falling behind.
+            while self.socket.recv_from(buf).is_ok() {}
+            return;
+        }
         while self.is_live() {
             match self.socket.recv_from(buf) {
                 Ok((n, source)) => {
