@@ -277,7 +277,8 @@ mod tests {
 
     #[test]
     fn table_of_refused_arguments() {
-        let cases: [(&str, fn(&mut CapacityArgs)); 6] = [
+        type Tweak = fn(&mut CapacityArgs);
+        let cases: [(&str, Tweak); 6] = [
             ("p2p-share", |a| a.p2p_share = 1.5),
             ("bitrate-kbps", |a| a.bitrate_kbps = 0.0),
             ("us-per-packet", |a| a.us_per_packet = f64::NAN),
