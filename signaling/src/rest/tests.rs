@@ -80,6 +80,17 @@ async fn call(
     (status, value)
 }
 
+/// Only the status of [`call`].
+async fn status_of(
+    state: &AppState,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> StatusCode {
+    call(state, method, uri, token, body).await.0
+}
+
 #[tokio::test]
 async fn guests_get_a_token_that_identifies_them() {
     let s = state().await;
@@ -114,7 +125,7 @@ async fn guests_get_a_token_that_identifies_them() {
     );
     // A bare POST works too.
     assert_eq!(
-        call(&s, Method::POST, "/api/guest", None, None).await.0,
+        status_of(&s, Method::POST, "/api/guest", None, None).await,
         StatusCode::CREATED
     );
     for (token, want) in [
@@ -307,9 +318,7 @@ async fn comments_need_an_identity_and_only_authors_or_moderators_delete() {
     let moderator = token(&s, Role::Moderator, "m-mod");
     let uri = "/api/broadcasts/live/comments";
     assert_eq!(
-        call(&s, Method::POST, uri, None, Some(json!({"comment": "hi"})))
-            .await
-            .0,
+        status_of(&s, Method::POST, uri, None, Some(json!({"comment": "hi"}))).await,
         StatusCode::UNAUTHORIZED
     );
     let (status, c1) = call(
@@ -354,41 +363,34 @@ async fn comments_need_an_identity_and_only_authors_or_moderators_delete() {
     let c1 = format!("{uri}/{}", c1["id"]);
     let c2 = format!("{uri}/{}", c2["id"]);
     assert_eq!(
-        call(&s, Method::DELETE, &c1, Some(&bob), None).await.0,
+        status_of(&s, Method::DELETE, &c1, Some(&bob), None).await,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        call(&s, Method::DELETE, &c1, Some(&ann), None).await.0,
+        status_of(&s, Method::DELETE, &c1, Some(&ann), None).await,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        call(&s, Method::DELETE, &c2, Some(&moderator), None)
-            .await
-            .0,
+        status_of(&s, Method::DELETE, &c2, Some(&moderator), None).await,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        call(&s, Method::DELETE, &c2, Some(&moderator), None)
-            .await
-            .0,
+        status_of(&s, Method::DELETE, &c2, Some(&moderator), None).await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        call(
+        status_of(
             &s,
             Method::DELETE,
             &format!("{uri}/abc"),
             Some(&moderator),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        call(&s, Method::GET, "/api/broadcasts/nope/comments", None, None)
-            .await
-            .0,
+        status_of(&s, Method::GET, "/api/broadcasts/nope/comments", None, None).await,
         StatusCode::NOT_FOUND
     );
 }
@@ -400,9 +402,7 @@ async fn likes_count_one_per_identity() {
     let bob = token(&s, Role::Viewer, "g-bob");
     let uri = "/api/broadcasts/live/like";
     assert_eq!(
-        call(&s, Method::PUT, uri, None, Some(json!({"liked": true})))
-            .await
-            .0,
+        status_of(&s, Method::PUT, uri, None, Some(json!({"liked": true}))).await,
         StatusCode::UNAUTHORIZED
     );
     call(
@@ -467,9 +467,7 @@ async fn only_moderators_send_and_list_alerts_and_see_viewers() {
     let alert =
         json!({"severity": "emergency", "text": "Shelter in place", "scope": "all", "ttl": 30});
     assert_eq!(
-        call(&s, Method::POST, "/api/alerts", None, Some(alert.clone()))
-            .await
-            .0,
+        status_of(&s, Method::POST, "/api/alerts", None, Some(alert.clone())).await,
         StatusCode::UNAUTHORIZED
     );
     let (status, body) = call(
@@ -485,15 +483,14 @@ async fn only_moderators_send_and_list_alerts_and_see_viewers() {
         (StatusCode::FORBIDDEN, Some("forbidden"))
     );
     assert_eq!(
-        call(
+        status_of(
             &s,
             Method::POST,
             "/api/alerts",
             Some(KEY),
             Some(alert.clone())
         )
-        .await
-        .0,
+        .await,
         StatusCode::FORBIDDEN
     );
     let (status, sent) = call(
@@ -539,27 +536,22 @@ async fn only_moderators_send_and_list_alerts_and_see_viewers() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["alerts"].as_array().unwrap().len(), 1);
     assert_eq!(
-        call(&s, Method::GET, "/api/alerts", Some(&viewer), None)
-            .await
-            .0,
+        status_of(&s, Method::GET, "/api/alerts", Some(&viewer), None).await,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        call(
+        status_of(
             &s,
             Method::GET,
             "/api/broadcasts/live/viewers",
             Some(&viewer),
             None
         )
-        .await
-        .0,
+        .await,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        call(&s, Method::GET, "/api/broadcasts/live/viewers", None, None)
-            .await
-            .0,
+        status_of(&s, Method::GET, "/api/broadcasts/live/viewers", None, None).await,
         StatusCode::UNAUTHORIZED
     );
     let (status, viewers) = call(
