@@ -127,6 +127,7 @@ pub async fn list_broadcasts(
         .into_iter()
         .map(|b| (b.name.to_string(), b))
         .collect();
+    let likes = state.store().all_like_counts().await?;
     let mut entries = Vec::new();
     for meta in metas {
         // Only configured streams are in the catalog.
@@ -140,8 +141,8 @@ pub async fn list_broadcasts(
         {
             continue;
         }
-        let likes = state.store().like_counts(&meta.id).await?;
-        entries.push(entry(meta, status, likes));
+        let counts = likes.get(&meta.id).copied().unwrap_or_default();
+        entries.push(entry(meta, status, counts));
     }
     match sort.or((!searching).then_some(Sort::Viewers)) {
         Some(Sort::Viewers) => {

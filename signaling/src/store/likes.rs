@@ -1,6 +1,8 @@
 //! Likes and dislikes: one row per (broadcast, user), changeable; counts
 //! are computed from the rows so they can never drift.
 
+use std::collections::HashMap;
+
 use super::{now_ms, LikeCounts, Store, StoreError};
 
 impl Store {
@@ -46,6 +48,23 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(LikeCounts { likes, dislikes })
+    }
+
+    /// Every broadcast's counts in one query (for the catalog, which would
+    /// otherwise ask once per broadcast); broadcasts without likes are absent.
+    pub async fn all_like_counts(&self) -> Result<HashMap<String, LikeCounts>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT video_id, \
+                    CAST(COALESCE(SUM(CASE WHEN liked THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                    CAST(COALESCE(SUM(CASE WHEN liked THEN 0 ELSE 1 END), 0) AS BIGINT) \
+             FROM likes GROUP BY video_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, likes, dislikes)| (id, LikeCounts { likes, dislikes }))
+            .collect())
     }
 
     /// `user`'s own like of `broadcast`, if any.

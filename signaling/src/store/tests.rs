@@ -99,6 +99,24 @@ async fn likes_are_one_per_user_changeable_and_withdrawable() {
             store.like_counts("other").await.unwrap(),
             LikeCounts::default()
         );
+        store.set_like("other", "u1", Some(false)).await.unwrap();
+        let all = store.all_like_counts().await.unwrap();
+        assert_eq!(
+            all["live"],
+            LikeCounts {
+                likes: 1,
+                dislikes: 0
+            },
+            "{b:?}"
+        );
+        assert_eq!(
+            all["other"],
+            LikeCounts {
+                likes: 0,
+                dislikes: 1
+            },
+            "{b:?}"
+        );
     }
 }
 
