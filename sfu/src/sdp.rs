@@ -104,11 +104,12 @@ fn negotiate(
         SdpOffer::from_sdp_string(offer_text).map_err(|e| MediaError::BadSdp(e.to_string()))?;
     let mut config = rtc_config(offer_text);
     if bwe {
-        // Viewers: estimate bandwidth, and report RTT and loss every 2 s for
-        // the viewer API.
+        // Viewers: estimate bandwidth, and report RTT and loss twice a
+        // second: for the viewer API, and so a receiver report of heavy
+        // loss reaches the layer choice without waiting (LossCap).
         config = config
             .enable_bwe(Some(VIEWER_INITIAL_ESTIMATE))
-            .set_stats_interval(Some(std::time::Duration::from_secs(2)));
+            .set_stats_interval(Some(std::time::Duration::from_millis(500)));
     }
     let mut rtc = config.build(now);
     let host = Candidate::host(candidate, "udp").map_err(|e| MediaError::BadSdp(e.to_string()))?;

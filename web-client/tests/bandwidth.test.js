@@ -141,6 +141,7 @@ if (!process.env[INSIDE]) {
       assert.ok(recovered <= 10_000, `recovered within 10 s (took ${recovered} ms)`);
       assert.ok(freeWidths.every((w) => w >= TOP), `the free viewer stayed on top: ${freeWidths}`);
     } finally {
+      if (process.env.RELAYCAST_TEST_SERVER_LOG) console.log(server.log());
       await browser?.close().catch(() => {});
       await publisher?.stop().catch(() => {});
       await server.stop();

@@ -14,6 +14,10 @@
 //! - Up only after a better layer has fit in [`HEADROOM`] of the estimate
 //!   for [`UP_HOLD`] without a break, so a noisy estimate does not flap
 //!   (the gap between "fits" and "fits with headroom" is the hysteresis).
+//!   Each better layer keeps its own hold: the viewer climbs to the best
+//!   one whose hold has passed, straight past layers in between, and an
+//!   estimate that wavers around the top layer's threshold still lets the
+//!   middle layer's hold complete.
 //! - Below the per-viewer minimum, video pauses (audio continues).
 //! - A manual choice is honoured even above what the link carries (it is
 //!   the user's choice), but never above the maximum.
@@ -24,8 +28,10 @@ use super::layers::{self, LayerChoice, LayerMeasure};
 
 /// To climb, a layer must fit in this share of the estimate.
 pub const HEADROOM: f64 = 0.85;
-/// How long a better layer must keep fitting before switching up.
-pub const UP_HOLD: Duration = Duration::from_secs(3);
+/// How long a better layer must keep fitting before switching up. The
+/// estimate str0m reports is already the mean of its last 3 s, so a rise
+/// has lasted before it shows; the hold is on top of that.
+pub const UP_HOLD: Duration = Duration::from_secs(2);
 /// An estimate under this share of the current layer's bitrate moves the
 /// viewer down at once.
 pub const DOWN_MARGIN: f64 = 0.75;
@@ -52,8 +58,9 @@ pub enum Selection {
 #[derive(Debug, Default, Clone)]
 pub struct LayerSelector {
     current: Option<u8>,
-    /// The better layer that fits, and since when it has fit.
-    upgrade: Option<(u8, Instant)>,
+    /// The better layers that fit with headroom, each with since when it
+    /// has fit without a break.
+    climb: Vec<(u8, Instant)>,
     /// Since when the estimate has been (shallowly) short of the current
     /// layer.
     shortfall_since: Option<Instant>,
@@ -84,7 +91,7 @@ impl LayerSelector {
 
         if choice != LayerChoice::Auto {
             let pick = layers::pick(choice, &eligible)?;
-            self.upgrade = None;
+            self.climb.clear();
             self.shortfall_since = None;
             self.current = Some(pick);
             return Some(Selection::Layer(pick));
@@ -99,7 +106,7 @@ impl LayerSelector {
         };
         if estimate < bounds.min_bps {
             self.current = None;
-            self.upgrade = None;
+            self.climb.clear();
             self.shortfall_since = None;
             return Some(Selection::PausedLowBandwidth);
         }
@@ -121,7 +128,7 @@ impl LayerSelector {
             // First choice, or the current layer is gone: take what fits.
             None => fits,
             Some(cur) if eligible[cur].bps > estimate => {
-                self.upgrade = None;
+                self.climb.clear();
                 let since = *self.shortfall_since.get_or_insert(now);
                 let clearly_short = (estimate as f64) < eligible[cur].bps as f64 * DOWN_MARGIN;
                 if clearly_short || now.saturating_duration_since(since) >= DOWN_HOLD {
@@ -131,36 +138,30 @@ impl LayerSelector {
                     cur
                 }
             }
-            Some(cur) if fits_with_headroom > cur => {
-                let target = eligible[fits_with_headroom].index;
-                match self.upgrade {
-                    Some((layer, since))
-                        if layer == target && now.saturating_duration_since(since) >= UP_HOLD =>
-                    {
-                        self.upgrade = None;
-                        fits_with_headroom
-                    }
-                    Some((layer, _)) if layer == target => cur,
-                    _ => {
-                        self.upgrade = Some((target, now));
-                        cur
+            Some(cur) => {
+                // Better layers that stopped fitting lose their hold.
+                let better = &eligible[cur + 1..=fits_with_headroom.max(cur)];
+                self.climb
+                    .retain(|(layer, _)| better.iter().any(|l| l.index == *layer));
+                let mut pos = cur;
+                for (offset, layer) in better.iter().enumerate() {
+                    let since = match self.climb.iter().find(|(l, _)| *l == layer.index) {
+                        Some(&(_, since)) => since,
+                        None => {
+                            self.climb.push((layer.index, now));
+                            now
+                        }
+                    };
+                    if now.saturating_duration_since(since) >= UP_HOLD {
+                        pos = cur + 1 + offset;
                     }
                 }
-            }
-            Some(cur) => {
-                self.upgrade = None;
-                cur
+                pos
             }
         };
         let pick = eligible[pos].index;
         self.current = Some(pick);
         Some(Selection::Layer(pick))
-    }
-
-    /// The bitrate worth probing for: the better layer waiting to be taken.
-    pub fn probe_target(&self, layers: &[LayerMeasure]) -> Option<u64> {
-        let (layer, _) = self.upgrade?;
-        layers.iter().find(|l| l.index == layer).map(|l| l.bps)
     }
 }
 
@@ -282,25 +283,40 @@ mod tests {
                 vec![
                     (0, Some(400), Auto),
                     (500, Some(10_000), Auto),
-                    (3_000, Some(10_000), Auto),
-                    (3_600, Some(10_000), Auto),
+                    (2_400, Some(10_000), Auto),
+                    (2_600, Some(10_000), Auto),
                 ],
                 vec![LOW, LOW, LOW, HIGH],
             ),
             (
-                "a dip restarts the hold (noisy estimate does not flap)",
+                "a dip restarts the hold of what no longer fits (no flapping)",
                 none,
                 vec![
                     (0, Some(400), Auto),
                     (1_000, Some(10_000), Auto),
                     (2_000, Some(650), Auto),
-                    (3_500, Some(10_000), Auto),
-                    (5_000, Some(10_000), Auto),
-                    (6_600, Some(10_000), Auto),
+                    (2_900, Some(10_000), Auto),
+                    (3_100, Some(10_000), Auto),
+                    (4_900, Some(10_000), Auto),
                 ],
-                // The dip makes the middle layer the candidate, which
-                // restarts the hold for the top one at 3.5 s.
-                vec![LOW, LOW, LOW, LOW, LOW, HIGH],
+                // The dip ends the top layer's hold (it restarts at 2.9 s)
+                // but not the middle one's, which still fits: middle 2 s
+                // after it began to fit, top 2 s after its restart.
+                vec![LOW, LOW, LOW, LOW, MID, HIGH],
+            ),
+            (
+                "an estimate wavering at the top layer's threshold still climbs to the middle",
+                none,
+                vec![
+                    (0, Some(200), Auto),
+                    (500, Some(3_000), Auto),
+                    (1_000, Some(2_800), Auto),
+                    (1_500, Some(3_000), Auto),
+                    (2_000, Some(2_800), Auto),
+                    (2_400, Some(3_000), Auto),
+                    (2_500, Some(2_800), Auto),
+                ],
+                vec![LOW, LOW, LOW, LOW, LOW, LOW, MID],
             ),
             (
                 "slow ramp climbs one fit at a time",
@@ -308,9 +324,9 @@ mod tests {
                 vec![
                     (0, Some(200), Auto),
                     (1_000, Some(700), Auto),
-                    (4_100, Some(700), Auto),
-                    (5_000, Some(3_000), Auto),
-                    (8_100, Some(3_000), Auto),
+                    (3_100, Some(700), Auto),
+                    (4_000, Some(3_000), Auto),
+                    (6_100, Some(3_000), Auto),
                 ],
                 vec![LOW, LOW, MID, MID, HIGH],
             ),
@@ -364,22 +380,5 @@ mod tests {
             ),
             MID
         );
-    }
-
-    #[test]
-    fn the_waiting_better_layer_is_the_probe_target() {
-        let t0 = Instant::now();
-        let mut selector = LayerSelector::default();
-        let l = layers();
-        selector.select(Auto, Some(400_000), &l, Bounds::default(), t0);
-        assert_eq!(selector.probe_target(&l), None);
-        selector.select(
-            Auto,
-            Some(5_000_000),
-            &l,
-            Bounds::default(),
-            t0 + Duration::from_millis(100),
-        );
-        assert_eq!(selector.probe_target(&l), Some(2_500_000));
     }
 }

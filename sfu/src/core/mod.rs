@@ -8,8 +8,10 @@ pub mod h264_sps;
 pub mod keyframe;
 pub mod layer_selector;
 pub mod layers;
+pub mod loss_cap;
 pub mod packet;
 pub mod probe_pacer;
+pub mod stale_estimate;
 pub mod throttle;
 
 pub use forwarder::{DownTrackState, Forwarder, SourceKey, Translated};

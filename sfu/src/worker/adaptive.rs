@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
+use str0m::stats::MediaEgressStats;
 
 use super::broadcast::Broadcast;
 use super::session::{Role, ViewerState};
@@ -39,6 +40,7 @@ pub fn video_target(
             .connected_at
             .is_some_and(|t| now.saturating_duration_since(t) >= ESTIMATE_WARMUP)
     });
+    let estimate = state.loss_cap.apply(now, estimate);
     match state
         .selector
         .select(state.choice, estimate, &measures, bounds, now)?
@@ -80,8 +82,58 @@ impl Worker {
         self.update_bwe(viewer, now);
     }
 
-    /// Tells the viewer's estimator what to sustain (the current layer) and
-    /// what to probe for (the better layer the selector is waiting on).
+    /// The viewer's sender statistics: RTT and loss for the viewer API; a
+    /// heavy-loss report caps the estimate at once ([`LossCap`]), and an
+    /// estimate contradicted by clean delivery restarts the estimator
+    /// ([`StaleEstimate`]).
+    ///
+    /// [`LossCap`]: crate::core::loss_cap::LossCap
+    /// [`StaleEstimate`]: crate::core::stale_estimate::StaleEstimate
+    pub(super) fn on_egress_stats(
+        &mut self,
+        viewer: SessionId,
+        stats: &MediaEgressStats,
+        now: Instant,
+    ) {
+        let Some(session) = self.sessions.get_mut(&viewer) else {
+            return;
+        };
+        let Role::Viewer(v) = &mut session.role else {
+            return;
+        };
+        if v.audio.as_ref().is_some_and(|t| t.mid == stats.mid) {
+            v.audio_bytes_sent = stats.bytes;
+            return;
+        }
+        // Video's report speaks for the viewer's link.
+        if v.video.as_ref().is_none_or(|t| t.mid != stats.mid) {
+            return;
+        }
+        v.rtt = stats.rtt.or(v.rtt);
+        v.loss = stats.loss.or(v.loss);
+        let capped = v.loss_cap.on_report(now, stats.bytes, stats.loss);
+        // The estimate covers the whole transport, audio included.
+        let total_sent = stats.bytes + v.audio_bytes_sent;
+        let restart = (v.choice == LayerChoice::Auto)
+            .then(|| {
+                v.stale_estimate
+                    .on_report(now, total_sent, stats.loss, v.estimate_bps)
+            })
+            .flatten();
+        if let Some(rate) = restart {
+            tracing::debug!(session = %viewer, estimate = ?v.estimate_bps, rate, "stale estimate: estimator restarted");
+            session.rtc.bwe().reset(Bitrate::bps(rate));
+            self.input_drain(viewer, now);
+        }
+        if capped {
+            tracing::debug!(session = %viewer, loss = ?stats.loss, "heavy loss: estimate capped");
+            self.retarget_viewer(viewer, now);
+            self.update_bwe(viewer, now);
+        }
+    }
+
+    /// Tells the viewer's estimator what to sustain and what to probe for
+    /// (the best layer the viewer may get).
     pub(super) fn update_bwe(&mut self, viewer: SessionId, now: Instant) {
         let Some(session) = self.sessions.get_mut(&viewer) else {
             return;
@@ -105,29 +157,46 @@ impl Worker {
             .and_then(|v| v.forwarder.target())
             .and_then(|t| measures.iter().find(|m| m.index == t.layer))
             .map_or(0, |m| m.bps);
-        // Sustain (with padding if media falls short) the next layer up, so
-        // the estimate can grow to show that it fits; probe toward the best
-        // layer the viewer may get. At the top, sustain the top.
-        let best = eligible.last().copied().unwrap_or(0);
+        // Sustain the layer being sent, and probe toward the best layer the
+        // viewer may get. Once the estimate covers the next layer up (but
+        // not yet with the selector's headroom) sustain that layer instead,
+        // with padding: the estimator can only rise to 1.5x the traffic it
+        // sees acknowledged, so without real traffic at that rate only
+        // probes can lift it, and probe results (5-packet clusters) swing
+        // with the receiver's timing. Below that, or while the receiver
+        // reports heavy loss, no padding: padding a link that cannot carry
+        // the next layer only fills its queue, and the loss-based estimator
+        // then falls under the layer being sent and bars the probes that
+        // would find the link freed.
         let next = eligible
             .iter()
             .copied()
             .find(|bps| *bps > current)
             .unwrap_or(current);
+        let covers_next = state
+            .loss_cap
+            .apply(now, state.estimate_bps)
+            .is_some_and(|e| e >= next);
+        let sustain = if covers_next && !state.loss_cap.holds(now) {
+            next
+        } else {
+            current
+        };
+        let best = eligible.last().copied().unwrap_or(0);
         let (current, desired) = if state.choice == LayerChoice::Auto {
             // Probing overshoots what it asks for a little; ask for the
             // layer plus its headroom so the selector's fit test can pass.
             let mut desired =
-                (best.max(next) as f64 / crate::core::layer_selector::HEADROOM) as u64;
+                (best.max(current) as f64 / crate::core::layer_selector::HEADROOM) as u64;
             // While the estimate is short of that, ask again when the probe
             // pacer says so (soon after a probe that found room, else every
-            // second).
+            // second): str0m probes when the desired rate rises.
             let short = state.estimate_bps.is_some_and(|e| e < desired);
             if short && state.probe.due(now, state.estimate_bps) {
                 state.probe_bump = (state.probe_bump + 1) % 16;
             }
             desired += desired * u64::from(state.probe_bump) * 2 / 100;
-            (next, desired)
+            (sustain, desired)
         } else {
             // A viewer who chose a layer gets that layer: no padding or
             // probes toward others (they would only cost its link).

@@ -13,30 +13,13 @@ use str0m::rtp::{RtpPacket, RtpWrite};
 
 use super::broadcast::{LayerIn, MAX_LAYERS};
 use super::replay::Replay;
-use super::session::{drain, viewer_pt, Io, Role, TrackRef, ViewerState};
+use super::session::{drain, viewer_pt, Io, Role, TrackRef};
 use super::Worker;
 use crate::core::keyframe::{self, VideoCodec};
-use crate::core::layers::LayerChoice;
 use crate::core::packet::{forwardable_ext, Vp8Fields};
 use crate::core::{SourceKey, SourcePacket};
 use crate::ids::SessionId;
 use crate::metrics::DropReason;
-
-/// Whether a viewer's video skips str0m's pacer (audio always does).
-///
-/// The pacer sends at 1.1× the viewer's bandwidth estimate. That suits an
-/// automatic viewer, whose layer follows the estimate. It does not suit
-/// - a GOP replay: the Replay paces itself at a few times the layer's
-///   bitrate to catch up; the pacer would hold the GOP and keep live video
-///   seconds behind long after the replay ended;
-/// - a viewer who chose a layer: its estimate settles near that layer's
-///   average bitrate (nothing is probed above it), so every 3× keyframe
-///   queued behind 10 % headroom and forwarding latency grew to seconds.
-///   Such a viewer gets its layer as the publisher sends it, bursts and
-///   all, like mediasoup's unpaced forwarding.
-fn bypasses_pacer(state: &ViewerState) -> bool {
-    state.replaying || state.choice != LayerChoice::Auto
-}
 
 fn video_codec(codec: Codec) -> Option<VideoCodec> {
     Some(match codec {
@@ -309,7 +292,6 @@ impl Worker {
             }
         }
         let mid = track.mid;
-        let unpaced = is_video && bypasses_pacer(state);
         let mut io = Io {
             socket: &self.socket,
             metrics: &self.metrics,
@@ -321,8 +303,21 @@ impl Worker {
             let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                 return Ok(None);
             };
+            // Video skips str0m's pacer, for every viewer (audio always does), as
+            // mediasoup and LiveKit forward: the publisher's encoder already paces
+            // its frames, and a second pacer only moves the bottleneck queue from the
+            // network into the SFU.
+            //
+            // The pacer sends at 1.1× the viewer's bandwidth estimate. Whenever the
+            // estimate lags the link (after a congestion episode it under-reads for
+            // seconds; for a viewer who chose a layer it settles at that layer's
+            // average, since nothing is probed above it) the queue grew behind every
+            // 3× keyframe, then was force-drained in a burst at its 2 s limit: latency
+            // of seconds and loss on exactly the constrained links the estimate is
+            // meant to protect. Padding and probes still go through the pacer, which
+            // counts the unpaced video against its budget.
             if is_video {
-                stream.set_unpaced(unpaced);
+                stream.set_unpaced(true);
             }
             let mut write = RtpWrite::new(
                 pt,

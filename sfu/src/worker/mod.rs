@@ -359,15 +359,7 @@ impl Worker {
                 Event::Connected => self.on_connected(id, now),
                 Event::KeyframeRequest(req) => self.on_viewer_keyframe_request(id, req.mid, now),
                 Event::EgressBitrateEstimate(kind) => self.on_estimate(id, kind, now),
-                Event::MediaEgressStats(stats) => {
-                    if let Some(Role::Viewer(v)) = self.sessions.get_mut(&id).map(|s| &mut s.role) {
-                        // Video's report speaks for the viewer's link.
-                        if v.video.as_ref().is_some_and(|t| t.mid == stats.mid) {
-                            v.rtt = stats.rtt.or(v.rtt);
-                            v.loss = stats.loss.or(v.loss);
-                        }
-                    }
-                }
+                Event::MediaEgressStats(stats) => self.on_egress_stats(id, &stats, now),
                 // Not the end by itself: some peers (webrtc-rs among them)
                 // keep a connection alive with media and RTCP rather than
                 // STUN checks, and str0m reconnects on the next check. A

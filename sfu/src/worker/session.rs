@@ -59,6 +59,13 @@ pub struct ViewerState {
     pub selector: LayerSelector,
     /// The latest egress estimate (TWCC or REMB), once it is meaningful.
     pub estimate_bps: Option<u64>,
+    /// Caps the estimate at what arrives while the receiver reports heavy
+    /// loss.
+    pub loss_cap: crate::core::loss_cap::LossCap,
+    /// Notices an estimate stuck below what arrives cleanly.
+    pub stale_estimate: crate::core::stale_estimate::StaleEstimate,
+    /// Bytes sent on the audio stream, from its latest sender statistics.
+    pub audio_bytes_sent: u64,
     /// When the viewer connected: early estimates are the estimator's
     /// starting value, not a measurement.
     pub connected_at: Option<Instant>,

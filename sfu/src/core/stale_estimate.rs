@@ -1,0 +1,181 @@
+//! [`StaleEstimate`]: notices when a viewer's bandwidth estimate has stayed
+//! below what the link is carrying cleanly, and says to restart the
+//! estimator from the delivered rate. Pure and clock-free.
+//!
+//! After a congestion episode str0m's loss-based estimator keeps lowering
+//! its estimate for seconds after the loss has stopped, then climbs slowly,
+//! and while it reports itself loss-limited it allows no probes. A viewer
+//! moved to the low layer by a bottleneck therefore kept an estimate of
+//! about half that layer's rate long after the bottleneck had gone, and
+//! took over 10 s to return to the top layer. An estimate below what the
+//! receiver has been getting without loss is contradicted by the receiver
+//! itself; a restarted estimator begins at the delivered rate and probes
+//! at once (a few short clusters, which a link that is still narrow simply
+//! does not carry).
+//!
+//! Invariants: a restart needs [`CLEAN_FOR`] of receiver reports with at
+//! most [`CLEAN_LOSS`] lost, and an estimate under the average rate sent
+//! over that time; restarts are at least [`RESTART_INTERVAL`] apart.
+
+use std::time::{Duration, Instant};
+
+/// Reports with at most this share lost count as clean: classic GCC's
+/// loss controller holds its rate between 2 % and 10 % loss and only
+/// lowers it above.
+pub const CLEAN_LOSS: f32 = 0.1;
+/// How long reports must have been clean.
+pub const CLEAN_FOR: Duration = Duration::from_secs(2);
+/// The least time between two restarts.
+pub const RESTART_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Default)]
+pub struct StaleEstimate {
+    /// Since when receiver reports have been clean, and the bytes sent by
+    /// then.
+    clean_since: Option<(Instant, u64)>,
+    last_restart: Option<Instant>,
+}
+
+impl StaleEstimate {
+    /// A sender report: bytes sent so far to the viewer, the fraction lost
+    /// its receiver reported since the previous report (`None` when no
+    /// receiver report came in) and the estimator's current estimate.
+    /// Returns the rate to restart the estimator from (the average rate
+    /// delivered cleanly), if the estimate is stale.
+    pub fn on_report(
+        &mut self,
+        now: Instant,
+        bytes_sent: u64,
+        loss: Option<f32>,
+        estimate: Option<u64>,
+    ) -> Option<u64> {
+        match loss {
+            Some(l) if l <= CLEAN_LOSS => {
+                self.clean_since.get_or_insert((now, bytes_sent));
+            }
+            Some(_) => self.clean_since = None,
+            // No receiver report since the last one: nothing learned.
+            None => {}
+        }
+        let (since, bytes_then) = self.clean_since?;
+        let estimate = estimate?;
+        let clean_for = now.saturating_duration_since(since);
+        if clean_for < CLEAN_FOR {
+            return None;
+        }
+        if self
+            .last_restart
+            .is_some_and(|t| now.saturating_duration_since(t) < RESTART_INTERVAL)
+        {
+            return None;
+        }
+        let delivered =
+            (bytes_sent.saturating_sub(bytes_then) as f64 * 8.0 / clean_for.as_secs_f64()) as u64;
+        if estimate >= delivered {
+            return None;
+        }
+        self.last_restart = Some(now);
+        // Measure afresh from here.
+        self.clean_since = Some((now, bytes_sent));
+        Some(delivered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Steps of (ms, bytes sent so far, loss, estimate kbit/s) → the rate
+    /// in kbit/s to restart from, if any.
+    fn run(steps: &[(u64, u64, Option<f32>, Option<u64>)]) -> Vec<Option<u64>> {
+        let t0 = Instant::now();
+        let mut stale = StaleEstimate::default();
+        steps
+            .iter()
+            .map(|&(ms, bytes, loss, estimate)| {
+                stale
+                    .on_report(
+                        t0 + Duration::from_millis(ms),
+                        bytes,
+                        loss,
+                        estimate.map(|e| e * 1000),
+                    )
+                    .map(|r| r / 1000)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn table_of_restarts() {
+        type Steps = Vec<(u64, u64, Option<f32>, Option<u64>)>;
+        // 25 bytes a millisecond is 200 kbit/s sent.
+        let clean = |ms: u64, estimate: u64| (ms, ms * 25, Some(0.0), Some(estimate));
+        let unreported = |ms: u64, estimate: u64| (ms, ms * 25, None, Some(estimate));
+        let cases: Vec<(&str, Steps, Vec<Option<u64>>)> = vec![
+            (
+                "an estimate under what arrived cleanly for 2 s restarts",
+                vec![
+                    clean(0, 150),
+                    clean(500, 150),
+                    clean(1_900, 150),
+                    clean(2_000, 150),
+                ],
+                vec![None, None, None, Some(200)],
+            ),
+            (
+                "an estimate that covers what is sent is left alone",
+                vec![clean(0, 200), clean(2_000, 200), clean(2_500, 250)],
+                vec![None, None, None],
+            ),
+            (
+                "loss over 10 % restarts the clean time",
+                vec![
+                    clean(0, 100),
+                    (500, 12_500, Some(0.15), Some(100)),
+                    clean(1_000, 100),
+                    clean(2_500, 100),
+                    clean(3_000, 100),
+                ],
+                vec![None, None, None, None, Some(200)],
+            ),
+            (
+                "light loss keeps it",
+                vec![
+                    clean(0, 100),
+                    (1_000, 25_000, Some(0.05), Some(100)),
+                    clean(2_000, 100),
+                ],
+                vec![None, None, Some(200)],
+            ),
+            (
+                "intervals without a receiver report keep the clean time",
+                vec![
+                    clean(0, 100),
+                    unreported(1_000, 100),
+                    unreported(1_900, 100),
+                    unreported(2_000, 100),
+                ],
+                vec![None, None, None, Some(200)],
+            ),
+            (
+                "restarts are at least 5 s apart",
+                vec![
+                    clean(0, 100),
+                    clean(2_000, 100),
+                    clean(2_500, 100),
+                    clean(6_900, 100),
+                    clean(7_000, 100),
+                ],
+                vec![None, Some(200), None, None, Some(200)],
+            ),
+            (
+                "no estimate, no restart",
+                vec![(0, 0, Some(0.0), None), (2_500, 62_500, Some(0.0), None)],
+                vec![None, None],
+            ),
+        ];
+        for (name, steps, want) in cases {
+            assert_eq!(run(&steps), want, "{name}");
+        }
+    }
+}
