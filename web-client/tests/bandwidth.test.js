@@ -1,7 +1,8 @@
 // Adaptive quality with Chromium as the constrained viewer, behind a real
 // bottleneck: the test re-runs itself in a private network namespace
 // (`unshare -n`) where `tc` may shape `lo`, and limits the viewer's UDP port
-// to 400 kbit/s (htb class with a 30 KB queue). The viewer must settle on
+// to 400 kbit/s (htb class with a 30 KB queue); lifting the limit removes
+// the filter. The viewer must settle on
 // the low layer within 5 s and return to the top layer within 10 s of the
 // limit being lifted; an unconstrained Chromium viewer stays on top.
 import { test } from 'node:test';
@@ -46,9 +47,13 @@ async function viewers(server) {
   return res.json();
 }
 
-// Opt-in while the adaptive-quality thresholds are tuned: on this 2-core
-// machine the settle time varies (0.5–5.9 s) and the free viewer's own
-// estimate occasionally dips. RELAYCAST_BANDWIDTH_TESTS=1 runs it.
+// Opt-in: on this 2-core machine it passes about two runs in three. Settling
+// (1.8-3.4 s) and the loss once settled (0-1 %) hold every time; the return
+// to the top layer takes 4-9 s when it passes and 10-12 s otherwise. The
+// estimate's climb is driven by str0m's probe results, 5-packet clusters
+// whose measured rate swings by a third with the receiver's timing, and a
+// low result replaces the estimate outright. RELAYCAST_BANDWIDTH_TESTS=1
+// runs it; RELAYCAST_TEST_SERVER_LOG=1 prints the server's log at the end.
 const enabled = process.env.RELAYCAST_BANDWIDTH_TESTS === '1' || process.env[INSIDE];
 
 if (!process.env[INSIDE]) {
@@ -65,8 +70,12 @@ if (!process.env[INSIDE]) {
 } else {
   test('inside the namespace: constrained viewer settles low, recovers; free viewer stays on top', async () => {
     sh('ip', 'link', 'set', 'lo', 'up');
-    sh('tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'default', '10');
-    sh('tc', 'class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '10gbit');
+    // Only the constrained viewer's packets go through the 400 kbit/s class;
+    // everything else is unclassified (`default 0`), which htb sends
+    // straight on without shaping. (A 10 Gbit/s default class instead
+    // delayed every packet by htb's token timing: the free viewer's and
+    // the probes' arrival times jittered, and so did the estimates.)
+    sh('tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'default', '0');
     sh('tc', 'class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '400kbit', 'ceil', '400kbit');
     sh('tc', 'qdisc', 'add', 'dev', 'lo', 'parent', '1:20', 'handle', '20:', 'bfifo', 'limit', '30000');
     const server = await startServer();
@@ -129,7 +138,8 @@ if (!process.env[INSIDE]) {
       console.log(`settled: ${decoded} frames decoded in 3 s`);
       assert.ok(decoded > 10, `video keeps playing on the low layer (${decoded} frames in 3 s)`);
 
-      sh('tc', 'class', 'change', 'dev', 'lo', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '10gbit', 'ceil', '10gbit');
+      // Lift the limit: the viewer's packets are unclassified again.
+      sh('tc', 'filter', 'del', 'dev', 'lo', 'parent', '1:', 'prio', '1');
       const lifted = Date.now();
       const recovered = await waitFor('constrained viewer back on the top layer', async () => {
         const v = await viewers(server);

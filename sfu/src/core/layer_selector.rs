@@ -18,6 +18,14 @@
 //!   one whose hold has passed, straight past layers in between, and an
 //!   estimate that wavers around the top layer's threshold still lets the
 //!   middle layer's hold complete.
+//! - Traffic is proof too: a better layer also fits for climbing when the
+//!   sender is already sustaining its rate on the viewer's link (media plus
+//!   padding, no heavy loss reported) and the estimate covers it. The
+//!   estimator only rises to 1.5x the traffic it sees acknowledged, by a
+//!   few percent a second, so waiting for it to show the headroom above a
+//!   layer the link already carries cost the climb to the top layer
+//!   seconds (LiveKit likewise upgrades once a padding probe reaches its
+//!   goal).
 //! - Below the per-viewer minimum, video pauses (audio continues).
 //! - A manual choice is honoured even above what the link carries (it is
 //!   the user's choice), but never above the maximum.
@@ -31,7 +39,7 @@ pub const HEADROOM: f64 = 0.85;
 /// How long a better layer must keep fitting before switching up. The
 /// estimate str0m reports is already the mean of its last 3 s, so a rise
 /// has lasted before it shows; the hold is on top of that.
-pub const UP_HOLD: Duration = Duration::from_secs(2);
+pub const UP_HOLD: Duration = Duration::from_secs(1);
 /// An estimate under this share of the current layer's bitrate moves the
 /// viewer down at once.
 pub const DOWN_MARGIN: f64 = 0.75;
@@ -45,6 +53,16 @@ pub struct Bounds {
     pub min_bps: u64,
     /// A viewer never receives a layer above this; `None` = no limit.
     pub max_bps: Option<u64>,
+}
+
+/// What the selector knows of the viewer's link.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Link {
+    /// The bandwidth estimate; `None` while there is none worth using.
+    pub estimate_bps: Option<u64>,
+    /// The rate the sender is sustaining on the link now (media plus
+    /// padding) with no heavy loss reported; 0 when unknown.
+    pub sustained_bps: u64,
 }
 
 /// What the selector decided.
@@ -71,7 +89,7 @@ impl LayerSelector {
     pub fn select(
         &mut self,
         choice: LayerChoice,
-        estimate_bps: Option<u64>,
+        link: Link,
         layers: &[LayerMeasure],
         bounds: Bounds,
         now: Instant,
@@ -97,7 +115,7 @@ impl LayerSelector {
             return Some(Selection::Layer(pick));
         }
 
-        let Some(estimate) = estimate_bps else {
+        let Some(estimate) = link.estimate_bps else {
             // No estimate yet: start on the best eligible layer, as a
             // manual "high" would.
             let pick = eligible[eligible.len() - 1].index;
@@ -116,7 +134,7 @@ impl LayerSelector {
             .iter()
             .rposition(|l| l.bps <= estimate)
             .unwrap_or(0);
-        let budget = (estimate as f64 * HEADROOM) as u64;
+        let budget = ((estimate as f64 * HEADROOM) as u64).max(link.sustained_bps.min(estimate));
         let fits_with_headroom = eligible.iter().rposition(|l| l.bps <= budget).unwrap_or(0);
         let current_pos = self
             .current
@@ -208,7 +226,10 @@ mod tests {
             .map(|&(ms, kbps, choice)| {
                 selector.select(
                     choice,
-                    kbps.map(|k| k * 1000),
+                    Link {
+                        estimate_bps: kbps.map(|k| k * 1000),
+                        sustained_bps: 0,
+                    },
                     &layers,
                     bounds,
                     t0 + Duration::from_millis(ms),
@@ -283,8 +304,8 @@ mod tests {
                 vec![
                     (0, Some(400), Auto),
                     (500, Some(10_000), Auto),
-                    (2_400, Some(10_000), Auto),
-                    (2_600, Some(10_000), Auto),
+                    (1_400, Some(10_000), Auto),
+                    (1_600, Some(10_000), Auto),
                 ],
                 vec![LOW, LOW, LOW, HIGH],
             ),
@@ -293,15 +314,15 @@ mod tests {
                 none,
                 vec![
                     (0, Some(400), Auto),
-                    (1_000, Some(10_000), Auto),
-                    (2_000, Some(650), Auto),
-                    (2_900, Some(10_000), Auto),
-                    (3_100, Some(10_000), Auto),
-                    (4_900, Some(10_000), Auto),
+                    (500, Some(10_000), Auto),
+                    (1_000, Some(650), Auto),
+                    (1_450, Some(10_000), Auto),
+                    (1_550, Some(10_000), Auto),
+                    (2_450, Some(10_000), Auto),
                 ],
-                // The dip ends the top layer's hold (it restarts at 2.9 s)
-                // but not the middle one's, which still fits: middle 2 s
-                // after it began to fit, top 2 s after its restart.
+                // The dip ends the top layer's hold (it restarts at 1.45 s)
+                // but not the middle one's, which still fits: middle 1 s
+                // after it began to fit, top 1 s after its restart.
                 vec![LOW, LOW, LOW, LOW, MID, HIGH],
             ),
             (
@@ -309,12 +330,12 @@ mod tests {
                 none,
                 vec![
                     (0, Some(200), Auto),
-                    (500, Some(3_000), Auto),
+                    (250, Some(3_000), Auto),
+                    (500, Some(2_800), Auto),
+                    (750, Some(3_000), Auto),
                     (1_000, Some(2_800), Auto),
-                    (1_500, Some(3_000), Auto),
-                    (2_000, Some(2_800), Auto),
-                    (2_400, Some(3_000), Auto),
-                    (2_500, Some(2_800), Auto),
+                    (1_200, Some(3_000), Auto),
+                    (1_250, Some(2_800), Auto),
                 ],
                 vec![LOW, LOW, LOW, LOW, LOW, LOW, MID],
             ),
@@ -366,19 +387,82 @@ mod tests {
         let mut selector = LayerSelector::default();
         let mut l = layers();
         assert_eq!(
-            selector.select(Auto, Some(10_000_000), &l, Bounds::default(), t0),
+            selector.select(Auto, fibre(), &l, Bounds::default(), t0),
             HIGH
         );
         l[0].active = false;
         assert_eq!(
             selector.select(
                 Auto,
-                Some(10_000_000),
+                fibre(),
                 &l,
                 Bounds::default(),
                 t0 + Duration::from_millis(250)
             ),
             MID
         );
+    }
+
+    fn fibre() -> Link {
+        Link {
+            estimate_bps: Some(10_000_000),
+            sustained_bps: 0,
+        }
+    }
+
+    #[test]
+    fn table_of_climbs_proven_by_traffic() {
+        // Steps of (ms, estimate kbit/s, sustained kbit/s).
+        type Steps = Vec<(u64, u64, u64)>;
+        let cases: Vec<(&str, Steps, Vec<Option<Selection>>)> = vec![
+            (
+                "sustaining the top layer's rate cleanly for the hold climbs without headroom",
+                vec![(0, 600, 600), (100, 2_600, 2_500), (1_100, 2_600, 2_500)],
+                vec![MID, MID, HIGH],
+            ),
+            (
+                "without the traffic the headroom is needed",
+                vec![(0, 600, 600), (100, 2_600, 600), (1_100, 2_600, 600)],
+                vec![MID, MID, MID],
+            ),
+            (
+                "traffic the estimate does not cover proves nothing",
+                vec![(0, 600, 600), (100, 2_400, 2_500), (1_100, 2_400, 2_500)],
+                vec![MID, MID, MID],
+            ),
+            (
+                "the traffic must last the hold",
+                vec![
+                    (0, 600, 600),
+                    (100, 2_600, 2_500),
+                    (600, 2_600, 600),
+                    (1_100, 2_600, 2_500),
+                    (2_100, 2_600, 2_500),
+                ],
+                vec![MID, MID, MID, MID, HIGH],
+            ),
+        ];
+        for (name, steps, want) in cases {
+            let t0 = Instant::now();
+            let mut selector = LayerSelector::default();
+            let l = layers();
+            let got: Vec<_> = steps
+                .iter()
+                .map(|&(ms, estimate, sustained)| {
+                    let link = Link {
+                        estimate_bps: Some(estimate * 1000),
+                        sustained_bps: sustained * 1000,
+                    };
+                    selector.select(
+                        Auto,
+                        link,
+                        &l,
+                        Bounds::default(),
+                        t0 + Duration::from_millis(ms),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
     }
 }

@@ -11,6 +11,12 @@
 //! already says less. A later heavy-loss report replaces the cap: reports
 //! lag, and the latest one measures the link closest to how it is now.
 //!
+//! It also remembers the last report of any noticeable loss
+//! ([`NOTICEABLE_LOSS`]): padding toward a better layer waits until the
+//! link has been [`quiet`](LossCap::quiet) for [`QUIET_FOR`], so a link
+//! that padding fills to the brim backs off instead of losing packets
+//! every second.
+//!
 //! Invariants: a cap only ever lowers the estimate; it lapses after
 //! [`HOLD`] unless a new heavy-loss report renews it; light loss (Wi-Fi,
 //! a stray late packet) never caps.
@@ -21,6 +27,10 @@ use std::time::{Duration, Instant};
 pub const CONGESTED_LOSS: f32 = 0.2;
 /// How long a cap holds: str0m's estimate averages the last 3 s.
 pub const HOLD: Duration = Duration::from_secs(3);
+/// A report counting more than this share lost ends the quiet.
+pub const NOTICEABLE_LOSS: f32 = 0.02;
+/// How long after a noticeable loss the link counts as quiet again.
+pub const QUIET_FOR: Duration = Duration::from_secs(3);
 /// Reports closer together than this do not measure a rate.
 const MIN_SPAN: Duration = Duration::from_millis(100);
 
@@ -30,6 +40,8 @@ pub struct LossCap {
     last: Option<(Instant, u64)>,
     /// The capped rate, and until when it holds.
     cap: Option<(u64, Instant)>,
+    /// The latest report of noticeable loss.
+    lossy_at: Option<Instant>,
 }
 
 impl LossCap {
@@ -39,6 +51,9 @@ impl LossCap {
     /// whether this report set a cap.
     pub fn on_report(&mut self, now: Instant, bytes_sent: u64, loss: Option<f32>) -> bool {
         let previous = self.last.replace((now, bytes_sent));
+        if loss.is_some_and(|l| l > NOTICEABLE_LOSS) {
+            self.lossy_at = Some(now);
+        }
         let (Some((then, bytes_then)), Some(loss)) = (previous, loss) else {
             return false;
         };
@@ -52,9 +67,10 @@ impl LossCap {
         true
     }
 
-    /// Whether a cap holds now: the receiver reported heavy loss lately.
-    pub fn holds(&self, now: Instant) -> bool {
-        self.cap.is_some_and(|(_, until)| now < until)
+    /// Whether no report has counted noticeable loss for [`QUIET_FOR`].
+    pub fn quiet(&self, now: Instant) -> bool {
+        self.lossy_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= QUIET_FOR)
     }
 
     /// The estimate to choose layers by: the estimator's, under the cap
@@ -81,7 +97,6 @@ mod tests {
             .map(|&(ms, kbytes, loss, estimate)| {
                 let now = t0 + Duration::from_millis(ms);
                 cap.on_report(now, kbytes * 1000, loss);
-                assert_eq!(cap.holds(now), cap.apply(now, None).is_some());
                 cap.apply(now, estimate.map(|e| e * 1000)).map(|e| e / 1000)
             })
             .collect()
@@ -171,5 +186,20 @@ mod tests {
         for (name, steps, want) in cases {
             assert_eq!(run(&steps), want, "{name}");
         }
+    }
+
+    #[test]
+    fn quiet_after_3_s_without_noticeable_loss() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut cap = LossCap::default();
+        assert!(cap.quiet(t0), "quiet before any report");
+        cap.on_report(at(0), 0, Some(0.02));
+        assert!(cap.quiet(at(0)), "2 % is not noticeable");
+        cap.on_report(at(500), 10_000, Some(0.05));
+        assert!(!cap.quiet(at(500)));
+        cap.on_report(at(1_000), 20_000, None);
+        assert!(!cap.quiet(at(3_499)));
+        assert!(cap.quiet(at(3_500)));
     }
 }

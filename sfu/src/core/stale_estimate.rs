@@ -1,21 +1,25 @@
-//! [`StaleEstimate`]: notices when a viewer's bandwidth estimate has stayed
-//! below what the link is carrying cleanly, and says to restart the
-//! estimator from the delivered rate. Pure and clock-free.
+//! [`StaleEstimate`]: notices when a viewer's bandwidth estimate is held
+//! down by an old congestion episode while the link delivers cleanly, and
+//! says to restart the estimator from the delivered rate. Pure and
+//! clock-free.
 //!
 //! After a congestion episode str0m's loss-based estimator keeps lowering
 //! its estimate for seconds after the loss has stopped, then climbs slowly,
 //! and while it reports itself loss-limited it allows no probes. A viewer
-//! moved to the low layer by a bottleneck therefore kept an estimate of
-//! about half that layer's rate long after the bottleneck had gone, and
-//! took over 10 s to return to the top layer. An estimate below what the
-//! receiver has been getting without loss is contradicted by the receiver
-//! itself; a restarted estimator begins at the delivered rate and probes
-//! at once (a few short clusters, which a link that is still narrow simply
-//! does not carry).
+//! moved to the low layer by a bottleneck therefore kept an estimate at or
+//! under that layer's rate long after the bottleneck had gone, and took
+//! over 10 s to return to the top layer. A healthy estimator on a clean
+//! link rises to 1.5x the rate it sees delivered (its increase limit); one
+//! that stays under [`HELD_DOWN`] of that rate while the receiver reports
+//! no loss worth the name is remembering congestion that has ended. A
+//! restarted estimator begins at the delivered rate and probes at once (a
+//! few short clusters, which a link that is still narrow simply does not
+//! carry).
 //!
 //! Invariants: a restart needs [`CLEAN_FOR`] of receiver reports with at
-//! most [`CLEAN_LOSS`] lost, and an estimate under the average rate sent
-//! over that time; restarts are at least [`RESTART_INTERVAL`] apart.
+//! most [`CLEAN_LOSS`] lost, and an estimate under [`HELD_DOWN`] times the
+//! average rate sent over that time; restarts are at least
+//! [`RESTART_INTERVAL`] apart.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +29,9 @@ use std::time::{Duration, Instant};
 pub const CLEAN_LOSS: f32 = 0.1;
 /// How long reports must have been clean.
 pub const CLEAN_FOR: Duration = Duration::from_secs(2);
+/// An estimate under this multiple of the rate delivered cleanly is held
+/// down (a free estimator would be near 1.5x).
+pub const HELD_DOWN: f64 = 1.2;
 /// The least time between two restarts.
 pub const RESTART_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -71,7 +78,7 @@ impl StaleEstimate {
         }
         let delivered =
             (bytes_sent.saturating_sub(bytes_then) as f64 * 8.0 / clean_for.as_secs_f64()) as u64;
-        if estimate >= delivered {
+        if estimate as f64 >= delivered as f64 * HELD_DOWN {
             return None;
         }
         self.last_restart = Some(now);
@@ -123,8 +130,8 @@ mod tests {
                 vec![None, None, None, Some(200)],
             ),
             (
-                "an estimate that covers what is sent is left alone",
-                vec![clean(0, 200), clean(2_000, 200), clean(2_500, 250)],
+                "an estimate that rose above what is sent is left alone",
+                vec![clean(0, 200), clean(2_000, 240), clean(2_500, 300)],
                 vec![None, None, None],
             ),
             (

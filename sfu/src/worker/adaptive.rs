@@ -4,8 +4,12 @@
 //! the selector may switch up.
 //!
 //! Invariant: a viewer's estimate is ignored for [`ESTIMATE_WARMUP`] after it
-//! connects; until then it is the estimator's starting value, not a
-//! measurement of the viewer's link.
+//! connects; until then it is the estimator's starting value and the
+//! results of its first probes, which swing widely, not a measurement of
+//! the viewer's link. A receiver report of heavy loss applies from the
+//! start ([`LossCap`]), so a viewer on a weak link still moves down at once.
+//!
+//! [`LossCap`]: crate::core::loss_cap::LossCap
 
 use std::time::{Duration, Instant};
 
@@ -15,12 +19,12 @@ use str0m::stats::MediaEgressStats;
 use super::broadcast::Broadcast;
 use super::session::{Role, ViewerState};
 use super::Worker;
-use crate::core::layer_selector::{Bounds, Selection};
+use crate::core::layer_selector::{Bounds, Link, Selection};
 use crate::core::layers::LayerChoice;
 use crate::core::SourceKey;
 use crate::ids::SessionId;
 
-pub const ESTIMATE_WARMUP: Duration = Duration::from_secs(1);
+pub const ESTIMATE_WARMUP: Duration = Duration::from_secs(2);
 
 /// The video source a viewer should receive now, by its choice, its
 /// estimate and the bounds; records a pause for low bandwidth.
@@ -41,9 +45,20 @@ pub fn video_target(
             .is_some_and(|t| now.saturating_duration_since(t) >= ESTIMATE_WARMUP)
     });
     let estimate = state.loss_cap.apply(now, estimate);
+    // What the sender sustains (media plus padding, see `update_bwe`),
+    // as long as the receiver reports no noticeable loss.
+    let sustained_bps = if state.loss_cap.quiet(now) {
+        state.bwe_setting.0
+    } else {
+        0
+    };
+    let link = Link {
+        estimate_bps: estimate,
+        sustained_bps,
+    };
     match state
         .selector
-        .select(state.choice, estimate, &measures, bounds, now)?
+        .select(state.choice, link, &measures, bounds, now)?
     {
         Selection::Layer(layer) => {
             state.paused_low_bandwidth = false;
@@ -158,16 +173,18 @@ impl Worker {
             .and_then(|t| measures.iter().find(|m| m.index == t.layer))
             .map_or(0, |m| m.bps);
         // Sustain the layer being sent, and probe toward the best layer the
-        // viewer may get. Once the estimate covers the next layer up (but
-        // not yet with the selector's headroom) sustain that layer instead,
-        // with padding: the estimator can only rise to 1.5x the traffic it
-        // sees acknowledged, so without real traffic at that rate only
-        // probes can lift it, and probe results (5-packet clusters) swing
-        // with the receiver's timing. Below that, or while the receiver
-        // reports heavy loss, no padding: padding a link that cannot carry
-        // the next layer only fills its queue, and the loss-based estimator
-        // then falls under the layer being sent and bars the probes that
-        // would find the link freed.
+        // viewer may get. Once the estimate is within the selector's
+        // headroom of the next layer up, sustain that layer instead, with
+        // padding: the estimator only rises to 1.5x the traffic it sees
+        // acknowledged, so without real traffic at that rate only probes
+        // can lift it, and probe results (5-packet clusters) swing with
+        // the receiver's timing; and traffic the link carries at the next
+        // layer's rate is itself proof that the layer fits (the selector's
+        // `Link::sustained_bps`). Below that, or within 3 s of a receiver
+        // report of noticeable loss, no padding: padding a link that cannot
+        // carry the next layer only fills its queue, and the loss-based
+        // estimator then falls under the layer being sent and bars the
+        // probes that would find the link freed.
         let next = eligible
             .iter()
             .copied()
@@ -176,8 +193,8 @@ impl Worker {
         let covers_next = state
             .loss_cap
             .apply(now, state.estimate_bps)
-            .is_some_and(|e| e >= next);
-        let sustain = if covers_next && !state.loss_cap.holds(now) {
+            .is_some_and(|e| e as f64 >= next as f64 * crate::core::layer_selector::HEADROOM);
+        let sustain = if covers_next && state.loss_cap.quiet(now) {
             next
         } else {
             current
@@ -190,9 +207,15 @@ impl Worker {
                 (best.max(current) as f64 / crate::core::layer_selector::HEADROOM) as u64;
             // While the estimate is short of that, ask again when the probe
             // pacer says so (soon after a probe that found room, else every
-            // second): str0m probes when the desired rate rises.
+            // second): str0m probes when the desired rate rises. Not while
+            // padding toward the next layer: real traffic then lifts the
+            // estimate, and every probe result replaces it outright, high
+            // or low (a 5-packet cluster measured at the receiver's timer
+            // resolution swings by a third), which kept breaking the hold
+            // the selector needs to climb.
             let short = state.estimate_bps.is_some_and(|e| e < desired);
-            if short && state.probe.due(now, state.estimate_bps) {
+            let padding = sustain > current;
+            if short && !padding && state.probe.due(now, state.estimate_bps) {
                 state.probe_bump = (state.probe_bump + 1) % 16;
             }
             desired += desired * u64::from(state.probe_bump) * 2 / 100;

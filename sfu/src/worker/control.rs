@@ -272,6 +272,7 @@ impl Worker {
                 forwarder: Forwarder::new(is_video, clock, first_seq),
                 pt: None,
                 pt_epoch: None,
+                stream_configured: false,
             };
             match line.kind {
                 str0m::media::MediaKind::Audio if audio.is_none() => {

@@ -5,10 +5,11 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::rtp::StreamTx;
 use str0m::rtp::{RtpPacket, RtpWrite};
 
 use super::broadcast::{LayerIn, MAX_LAYERS};
@@ -20,6 +21,39 @@ use crate::core::packet::{forwardable_ext, Vp8Fields};
 use crate::core::{SourceKey, SourcePacket};
 use crate::ids::SessionId;
 use crate::metrics::DropReason;
+
+/// How old a packet a viewer may still have resent. Live playback at
+/// sub-second latency cannot use a frame completed later than this, and
+/// after a congestion episode the receiver NACKs hundreds of packets sent
+/// before its layer switch: answering those from a 3 s cache (str0m's
+/// default) sent bursts of up to a megabit a second of useless resends into
+/// the link that had just overflowed. A second still allows several
+/// attempts on a 300 ms round trip.
+const RESEND_MAX_AGE: Duration = Duration::from_secs(1);
+/// Resend cache size: a second of a 10 Mbit/s layer.
+const RESEND_MAX_PACKETS: usize = 1024;
+/// str0m's default: queued resends are dropped when they exceed this share.
+const RESEND_RATIO_CAP: f32 = 0.15;
+
+/// Video skips str0m's pacer, for every viewer (audio always does), as
+/// mediasoup and LiveKit forward: the publisher's encoder already paces
+/// its frames, and a second pacer only moves the bottleneck queue from the
+/// network into the SFU.
+///
+/// The pacer sends at 1.1× the viewer's bandwidth estimate. Whenever the
+/// estimate lags the link (after a congestion episode it under-reads for
+/// seconds; for a viewer who chose a layer it settles at that layer's
+/// average, since nothing is probed above it) the queue grew behind every
+/// 3× keyframe, then was force-drained in a burst at its 2 s limit: latency
+/// of seconds and loss on exactly the constrained links the estimate is
+/// meant to protect. Padding and probes still go through the pacer, which
+/// counts the unpaced video against its budget.
+///
+/// Resends answer NACKs for packets up to [`RESEND_MAX_AGE`] old.
+fn configure_video_stream(stream: &mut StreamTx) {
+    stream.set_unpaced(true);
+    stream.set_rtx_cache(RESEND_MAX_PACKETS, RESEND_MAX_AGE, Some(RESEND_RATIO_CAP));
+}
 
 fn video_codec(codec: Codec) -> Option<VideoCodec> {
     Some(match codec {
@@ -292,6 +326,8 @@ impl Worker {
             }
         }
         let mid = track.mid;
+        let configure = is_video && !track.stream_configured;
+        track.stream_configured = true;
         let mut io = Io {
             socket: &self.socket,
             metrics: &self.metrics,
@@ -303,21 +339,8 @@ impl Worker {
             let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                 return Ok(None);
             };
-            // Video skips str0m's pacer, for every viewer (audio always does), as
-            // mediasoup and LiveKit forward: the publisher's encoder already paces
-            // its frames, and a second pacer only moves the bottleneck queue from the
-            // network into the SFU.
-            //
-            // The pacer sends at 1.1× the viewer's bandwidth estimate. Whenever the
-            // estimate lags the link (after a congestion episode it under-reads for
-            // seconds; for a viewer who chose a layer it settles at that layer's
-            // average, since nothing is probed above it) the queue grew behind every
-            // 3× keyframe, then was force-drained in a burst at its 2 s limit: latency
-            // of seconds and loss on exactly the constrained links the estimate is
-            // meant to protect. Padding and probes still go through the pacer, which
-            // counts the unpaced video against its budget.
-            if is_video {
-                stream.set_unpaced(true);
+            if configure {
+                configure_video_stream(stream);
             }
             let mut write = RtpWrite::new(
                 pt,

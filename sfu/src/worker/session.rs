@@ -48,6 +48,8 @@ pub struct DownTrack {
     /// epoch (a publisher may reconnect with another codec).
     pub pt: Option<Pt>,
     pub pt_epoch: Option<u32>,
+    /// The viewer's send stream has been set up (pacing, resend cache).
+    pub stream_configured: bool,
 }
 
 #[derive(Debug)]
