@@ -1,25 +1,30 @@
-//! [`StaleEstimate`]: notices when a viewer's bandwidth estimate is held
-//! down by an old congestion episode while the link delivers cleanly, and
-//! says to restart the estimator from the delivered rate. Pure and
-//! clock-free.
+//! [`StaleEstimate`]: notices when a viewer's bandwidth estimate is stale
+//! while the link delivers cleanly, and says to restart the estimator.
+//! Pure and clock-free.
 //!
-//! After a congestion episode str0m's loss-based estimator keeps lowering
-//! its estimate for seconds after the loss has stopped, then climbs slowly,
-//! and while it reports itself loss-limited it allows no probes. A viewer
-//! moved to the low layer by a bottleneck therefore kept an estimate at or
-//! under that layer's rate long after the bottleneck had gone, and took
-//! over 10 s to return to the top layer. A healthy estimator on a clean
-//! link rises to 1.5x the rate it sees delivered (its increase limit); one
-//! that stays under [`HELD_DOWN`] of that rate while the receiver reports
-//! no loss worth the name is remembering congestion that has ended. A
-//! restarted estimator begins at the delivered rate and probes at once (a
-//! few short clusters, which a link that is still narrow simply does not
-//! carry).
+//! Two ways an estimate goes stale:
+//! - **Held down.** After a congestion episode str0m's loss-based estimator
+//!   keeps lowering its estimate for seconds after the loss has stopped,
+//!   then climbs slowly, and while it reports itself loss-limited it allows
+//!   no probes. A viewer moved to the low layer by a bottleneck kept an
+//!   estimate at or under that layer's rate long after the bottleneck had
+//!   gone. A healthy estimator on a clean link rises to 1.5x the rate it
+//!   sees delivered (its increase limit); one that stays under
+//!   [`HELD_DOWN`] of that rate is remembering congestion that has ended.
+//! - **Stuck.** Short of what the viewer could use, an application-limited
+//!   sender's estimate can only grow through probes; when none of them has
+//!   lifted it for [`STUCK_FOR`] (the estimator bars probes after a loss
+//!   episode, or their results keep coming back low) it sits at 1.5x the
+//!   layer being sent, seconds after the link freed.
+//!
+//! A restarted estimator begins from the estimate (or the delivered rate,
+//! if higher) and probes at once: a few short clusters at 3x and 6x, which
+//! a link that is still narrow simply does not carry, as it does not carry
+//! the periodic probes WebRTC senders make anyway.
 //!
 //! Invariants: a restart needs [`CLEAN_FOR`] of receiver reports with at
-//! most [`CLEAN_LOSS`] lost, and an estimate under [`HELD_DOWN`] times the
-//! average rate sent over that time; restarts are at least
-//! [`RESTART_INTERVAL`] apart.
+//! most [`CLEAN_LOSS`] lost; restarts are at least [`RESTART_INTERVAL`]
+//! apart; an estimate that covers what the viewer wants is never stuck.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +37,11 @@ pub const CLEAN_FOR: Duration = Duration::from_secs(2);
 /// An estimate under this multiple of the rate delivered cleanly is held
 /// down (a free estimator would be near 1.5x).
 pub const HELD_DOWN: f64 = 1.2;
+/// How long an estimate short of what the viewer wants may go without
+/// rising by [`RISE`] before it counts as stuck.
+pub const STUCK_FOR: Duration = Duration::from_secs(3);
+/// A rise by this factor counts as progress.
+pub const RISE: f64 = 1.1;
 /// The least time between two restarts.
 pub const RESTART_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -40,21 +50,24 @@ pub struct StaleEstimate {
     /// Since when receiver reports have been clean, and the bytes sent by
     /// then.
     clean_since: Option<(Instant, u64)>,
+    /// Since when the estimate has not risen, and its value then.
+    flat_since: Option<(Instant, u64)>,
     last_restart: Option<Instant>,
 }
 
 impl StaleEstimate {
     /// A sender report: bytes sent so far to the viewer, the fraction lost
     /// its receiver reported since the previous report (`None` when no
-    /// receiver report came in) and the estimator's current estimate.
-    /// Returns the rate to restart the estimator from (the average rate
-    /// delivered cleanly), if the estimate is stale.
+    /// receiver report came in), the estimator's current estimate, and the
+    /// rate the viewer could use (its best layer with headroom). Returns
+    /// the rate to restart the estimator from, if the estimate is stale.
     pub fn on_report(
         &mut self,
         now: Instant,
         bytes_sent: u64,
         loss: Option<f32>,
         estimate: Option<u64>,
+        wanted_bps: u64,
     ) -> Option<u64> {
         match loss {
             Some(l) if l <= CLEAN_LOSS => {
@@ -64,8 +77,12 @@ impl StaleEstimate {
             // No receiver report since the last one: nothing learned.
             None => {}
         }
-        let (since, bytes_then) = self.clean_since?;
         let estimate = estimate?;
+        match self.flat_since {
+            Some((_, base)) if (estimate as f64) < base as f64 * RISE => {}
+            _ => self.flat_since = Some((now, estimate)),
+        }
+        let (since, bytes_then) = self.clean_since?;
         let clean_for = now.saturating_duration_since(since);
         if clean_for < CLEAN_FOR {
             return None;
@@ -78,13 +95,19 @@ impl StaleEstimate {
         }
         let delivered =
             (bytes_sent.saturating_sub(bytes_then) as f64 * 8.0 / clean_for.as_secs_f64()) as u64;
-        if estimate as f64 >= delivered as f64 * HELD_DOWN {
+        let held_down = (estimate as f64) < delivered as f64 * HELD_DOWN;
+        let stuck = estimate < wanted_bps
+            && self
+                .flat_since
+                .is_some_and(|(t, _)| now.saturating_duration_since(t) >= STUCK_FOR);
+        if !held_down && !stuck {
             return None;
         }
         self.last_restart = Some(now);
         // Measure afresh from here.
         self.clean_since = Some((now, bytes_sent));
-        Some(delivered)
+        self.flat_since = None;
+        Some(delivered.max(estimate))
     }
 }
 
@@ -93,8 +116,16 @@ mod tests {
     use super::*;
 
     /// Steps of (ms, bytes sent so far, loss, estimate kbit/s) → the rate
-    /// in kbit/s to restart from, if any.
+    /// in kbit/s to restart from, if any; the viewer wants 150 kbit/s, so
+    /// only a held-down estimate restarts.
     fn run(steps: &[(u64, u64, Option<f32>, Option<u64>)]) -> Vec<Option<u64>> {
+        run_wanting(150, steps)
+    }
+
+    fn run_wanting(
+        wanted_kbps: u64,
+        steps: &[(u64, u64, Option<f32>, Option<u64>)],
+    ) -> Vec<Option<u64>> {
         let t0 = Instant::now();
         let mut stale = StaleEstimate::default();
         steps
@@ -106,6 +137,7 @@ mod tests {
                         bytes,
                         loss,
                         estimate.map(|e| e * 1000),
+                        wanted_kbps * 1000,
                     )
                     .map(|r| r / 1000)
             })
@@ -183,6 +215,52 @@ mod tests {
         ];
         for (name, steps, want) in cases {
             assert_eq!(run(&steps), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn table_of_stuck_estimates() {
+        type Steps = Vec<(u64, u64, Option<f32>, Option<u64>)>;
+        // 25 bytes a millisecond is 200 kbit/s sent; the viewer wants 3 Mbit/s.
+        let clean = |ms: u64, estimate: u64| (ms, ms * 25, Some(0.0), Some(estimate));
+        let cases: Vec<(&str, Steps, Vec<Option<u64>>)> = vec![
+            (
+                "an estimate short of what is wanted and flat for 3 s restarts from itself",
+                vec![
+                    clean(0, 300),
+                    clean(2_000, 310),
+                    clean(2_900, 320),
+                    clean(3_000, 320),
+                ],
+                vec![None, None, None, Some(320)],
+            ),
+            (
+                "a rising estimate is not stuck",
+                vec![
+                    clean(0, 300),
+                    clean(1_500, 340),
+                    clean(3_000, 380),
+                    clean(4_000, 400),
+                ],
+                vec![None, None, None, None],
+            ),
+            (
+                "an estimate that covers what is wanted is never stuck",
+                vec![clean(0, 3_000), clean(3_000, 3_000), clean(6_000, 3_000)],
+                vec![None, None, None],
+            ),
+            (
+                "a lossy link is not restarted",
+                vec![
+                    clean(0, 300),
+                    (2_500, 62_500, Some(0.2), Some(300)),
+                    (3_000, 75_000, Some(0.2), Some(300)),
+                ],
+                vec![None, None, None],
+            ),
+        ];
+        for (name, steps, want) in cases {
+            assert_eq!(run_wanting(3_000, &steps), want, "{name}");
         }
     }
 }

@@ -129,10 +129,11 @@ impl Worker {
         let capped = v.loss_cap.on_report(now, stats.bytes, stats.loss);
         // The estimate covers the whole transport, audio included.
         let total_sent = stats.bytes + v.audio_bytes_sent;
+        let wanted = v.bwe_setting.1;
         let restart = (v.choice == LayerChoice::Auto)
             .then(|| {
                 v.stale_estimate
-                    .on_report(now, total_sent, stats.loss, v.estimate_bps)
+                    .on_report(now, total_sent, stats.loss, v.estimate_bps, wanted)
             })
             .flatten();
         if let Some(rate) = restart {
