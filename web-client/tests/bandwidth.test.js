@@ -47,13 +47,15 @@ async function viewers(server) {
   return res.json();
 }
 
-// Opt-in: on this 2-core machine it passes about two runs in three. Settling
-// (1.8-3.4 s) and the loss once settled (0-1 %) hold every time; the return
-// to the top layer takes 4-9 s when it passes and 10-12 s otherwise. The
-// estimate's climb is driven by str0m's probe results, 5-packet clusters
-// whose measured rate swings by a third with the receiver's timing, and a
-// low result replaces the estimate outright. RELAYCAST_BANDWIDTH_TESTS=1
-// runs it; RELAYCAST_TEST_SERVER_LOG=1 prints the server's log at the end.
+// Opt-in: on this 2-core machine it passes about five runs in eight.
+// Settling (1.5-3.4 s) and the loss once settled (0-1 %) hold every time;
+// the return to the top layer takes 4.8-9.7 s when it passes and 11-12 s or
+// more otherwise. The estimate's climb is driven by str0m's probe results,
+// 5-packet clusters whose measured rate swings by a third with the
+// receiver's timing, and a low result replaces the estimate outright.
+// RELAYCAST_BANDWIDTH_TESTS=1 runs it; RELAYCAST_TEST_SERVER_LOG=1 prints
+// the server's log at the end (RUST_LOG=relaycast_sfu::worker::adaptive=debug
+// shows the loss caps and estimator restarts).
 const enabled = process.env.RELAYCAST_BANDWIDTH_TESTS === '1' || process.env[INSIDE];
 
 if (!process.env[INSIDE]) {

@@ -26,6 +26,11 @@
 //!   layer the link already carries cost the climb to the top layer
 //!   seconds (LiveKit likewise upgrades once a padding probe reaches its
 //!   goal).
+//! - The receiver's word outranks a dipping estimate: a layer the link
+//!   keeps delivering without noticeable loss is not left (str0m replaces
+//!   its estimate with each probe result, and a result measured on a busy
+//!   receiver can come back at a third of the link). Climbing still needs
+//!   the estimate.
 //! - Below the per-viewer minimum, video pauses (audio continues).
 //! - A manual choice is honoured even above what the link carries (it is
 //!   the user's choice), but never above the maximum.
@@ -61,8 +66,12 @@ pub struct Link {
     /// The bandwidth estimate; `None` while there is none worth using.
     pub estimate_bps: Option<u64>,
     /// The rate the sender is sustaining on the link now (media plus
-    /// padding) with no heavy loss reported; 0 when unknown.
+    /// padding) with no noticeable loss reported; 0 when unknown.
     pub sustained_bps: u64,
+    /// The rate the link has carried with no noticeable loss reported
+    /// lately ([`CleanDelivery`](super::clean_delivery::CleanDelivery));
+    /// a floor for staying on a layer, never a reason to climb.
+    pub delivered_bps: u64,
 }
 
 /// What the selector decided.
@@ -122,33 +131,36 @@ impl LayerSelector {
             self.current = Some(pick);
             return Some(Selection::Layer(pick));
         };
-        if estimate < bounds.min_bps {
+        // Staying may also rest on what the link demonstrably carries.
+        let stay_estimate = estimate.max(link.delivered_bps);
+        if stay_estimate < bounds.min_bps {
             self.current = None;
             self.climb.clear();
             self.shortfall_since = None;
             return Some(Selection::PausedLowBandwidth);
         }
-        // Staying needs the layer to fit the estimate; climbing needs it to
-        // fit with headroom, for the hold: that gap is the hysteresis.
+        // Staying needs the layer to fit the estimate (or the clean
+        // delivery); climbing needs it to fit with headroom, for the hold:
+        // that gap is the hysteresis.
         let fits = eligible
             .iter()
-            .rposition(|l| l.bps <= estimate)
+            .rposition(|l| l.bps <= stay_estimate)
             .unwrap_or(0);
         let budget = ((estimate as f64 * HEADROOM) as u64).max(link.sustained_bps.min(estimate));
         let fits_with_headroom = eligible.iter().rposition(|l| l.bps <= budget).unwrap_or(0);
         let current_pos = self
             .current
             .and_then(|c| eligible.iter().position(|l| l.index == c));
-        if current_pos.is_none_or(|cur| eligible[cur].bps <= estimate) {
+        if current_pos.is_none_or(|cur| eligible[cur].bps <= stay_estimate) {
             self.shortfall_since = None;
         }
         let pos = match current_pos {
             // First choice, or the current layer is gone: take what fits.
             None => fits,
-            Some(cur) if eligible[cur].bps > estimate => {
+            Some(cur) if eligible[cur].bps > stay_estimate => {
                 self.climb.clear();
                 let since = *self.shortfall_since.get_or_insert(now);
-                let clearly_short = (estimate as f64) < eligible[cur].bps as f64 * DOWN_MARGIN;
+                let clearly_short = (stay_estimate as f64) < eligible[cur].bps as f64 * DOWN_MARGIN;
                 if clearly_short || now.saturating_duration_since(since) >= DOWN_HOLD {
                     self.shortfall_since = None;
                     fits.min(cur)
@@ -229,6 +241,7 @@ mod tests {
                     Link {
                         estimate_bps: kbps.map(|k| k * 1000),
                         sustained_bps: 0,
+                        delivered_bps: 0,
                     },
                     &layers,
                     bounds,
@@ -407,6 +420,7 @@ mod tests {
         Link {
             estimate_bps: Some(10_000_000),
             sustained_bps: 0,
+            delivered_bps: 0,
         }
     }
 
@@ -452,6 +466,58 @@ mod tests {
                     let link = Link {
                         estimate_bps: Some(estimate * 1000),
                         sustained_bps: sustained * 1000,
+                        delivered_bps: 0,
+                    };
+                    selector.select(
+                        Auto,
+                        link,
+                        &l,
+                        Bounds::default(),
+                        t0 + Duration::from_millis(ms),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn table_of_stays_on_clean_delivery() {
+        // Steps of (ms, estimate kbit/s, delivered kbit/s).
+        type Steps = Vec<(u64, u64, u64)>;
+        let cases: Vec<(&str, Steps, Vec<Option<Selection>>)> = vec![
+            (
+                "a deep dip of the estimate while the top layer arrives cleanly: stay",
+                vec![(0, 10_000, 0), (100, 1_000, 2_600), (1_500, 1_000, 2_600)],
+                vec![HIGH, HIGH, HIGH],
+            ),
+            (
+                "the same dip without clean delivery: down at once",
+                vec![(0, 10_000, 0), (100, 1_000, 0)],
+                vec![HIGH, MID],
+            ),
+            (
+                "a floor under the layer does not hold it",
+                vec![(0, 10_000, 0), (100, 1_000, 1_500)],
+                vec![HIGH, MID],
+            ),
+            (
+                "clean delivery never climbs",
+                vec![(0, 600, 0), (100, 600, 2_600), (1_500, 600, 2_600)],
+                vec![MID, MID, MID],
+            ),
+        ];
+        for (name, steps, want) in cases {
+            let t0 = Instant::now();
+            let mut selector = LayerSelector::default();
+            let l = layers();
+            let got: Vec<_> = steps
+                .iter()
+                .map(|&(ms, estimate, delivered)| {
+                    let link = Link {
+                        estimate_bps: Some(estimate * 1000),
+                        sustained_bps: 0,
+                        delivered_bps: delivered * 1000,
                     };
                     selector.select(
                         Auto,

@@ -2,6 +2,7 @@
 //! a clock or a lock: callers pass `now`, so tests run faster than real time.
 
 pub mod bitrate;
+pub mod clean_delivery;
 pub mod forwarder;
 pub mod gop_cache;
 pub mod h264_sps;

@@ -55,6 +55,7 @@ pub fn video_target(
     let link = Link {
         estimate_bps: estimate,
         sustained_bps,
+        delivered_bps: state.clean_delivery.floor_bps(now),
     };
     match state
         .selector
@@ -129,7 +130,9 @@ impl Worker {
         let capped = v.loss_cap.on_report(now, stats.bytes, stats.loss);
         // The estimate covers the whole transport, audio included.
         let total_sent = stats.bytes + v.audio_bytes_sent;
-        let wanted = v.bwe_setting.1;
+        // Video alone: the floor is compared with video layers.
+        v.clean_delivery.on_report(now, stats.bytes, stats.loss);
+        let wanted = v.climb_wanted_bps;
         let restart = (v.choice == LayerChoice::Auto)
             .then(|| {
                 v.stale_estimate
@@ -199,6 +202,14 @@ impl Worker {
             next
         } else {
             current
+        };
+        // What the viewer could climb to next, with the selector's headroom
+        // (0 at the top): an estimate short of it that does not move is
+        // stuck (StaleEstimate).
+        state.climb_wanted_bps = if next > current && state.choice == LayerChoice::Auto {
+            (next as f64 / crate::core::layer_selector::HEADROOM) as u64
+        } else {
+            0
         };
         let best = eligible.last().copied().unwrap_or(0);
         let (current, desired) = if state.choice == LayerChoice::Auto {

@@ -297,6 +297,8 @@ impl Worker {
                 estimate_bps: None,
                 loss_cap: Default::default(),
                 stale_estimate: Default::default(),
+                clean_delivery: Default::default(),
+                climb_wanted_bps: 0,
                 audio_bytes_sent: 0,
                 connected_at: None,
                 paused_low_bandwidth: false,

@@ -66,6 +66,11 @@ pub struct ViewerState {
     pub loss_cap: crate::core::loss_cap::LossCap,
     /// Notices an estimate stuck below what arrives cleanly.
     pub stale_estimate: crate::core::stale_estimate::StaleEstimate,
+    /// The estimate the next layer up needs (0 at the top), for noticing
+    /// a stuck estimate.
+    pub climb_wanted_bps: u64,
+    /// What the link has carried without noticeable loss lately.
+    pub clean_delivery: crate::core::clean_delivery::CleanDelivery,
     /// Bytes sent on the audio stream, from its latest sender statistics.
     pub audio_bytes_sent: u64,
     /// When the viewer connected: early estimates are the estimator's
