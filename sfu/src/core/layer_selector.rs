@@ -424,111 +424,107 @@ mod tests {
         }
     }
 
+    /// Runs (ms, estimate, sustained, delivered) steps, rates in kbit/s,
+    /// and returns what was selected at each.
+    fn run_links(steps: &[(u64, u64, u64, u64)]) -> Vec<Option<Selection>> {
+        let t0 = Instant::now();
+        let mut selector = LayerSelector::default();
+        let l = layers();
+        steps
+            .iter()
+            .map(|&(ms, estimate, sustained, delivered)| {
+                let link = Link {
+                    estimate_bps: Some(estimate * 1000),
+                    sustained_bps: sustained * 1000,
+                    delivered_bps: delivered * 1000,
+                };
+                let now = t0 + Duration::from_millis(ms);
+                selector.select(Auto, link, &l, Bounds::default(), now)
+            })
+            .collect()
+    }
+
     #[test]
     fn table_of_climbs_proven_by_traffic() {
-        // Steps of (ms, estimate kbit/s, sustained kbit/s).
-        type Steps = Vec<(u64, u64, u64)>;
+        // Steps of (ms, estimate, sustained, delivered), kbit/s.
+        type Steps = Vec<(u64, u64, u64, u64)>;
         let cases: Vec<(&str, Steps, Vec<Option<Selection>>)> = vec![
             (
                 "sustaining the top layer's rate cleanly for the hold climbs without headroom",
-                vec![(0, 600, 600), (100, 2_600, 2_500), (1_100, 2_600, 2_500)],
+                vec![
+                    (0, 600, 600, 0),
+                    (100, 2_600, 2_500, 0),
+                    (1_100, 2_600, 2_500, 0),
+                ],
                 vec![MID, MID, HIGH],
             ),
             (
                 "without the traffic the headroom is needed",
-                vec![(0, 600, 600), (100, 2_600, 600), (1_100, 2_600, 600)],
+                vec![
+                    (0, 600, 600, 0),
+                    (100, 2_600, 600, 0),
+                    (1_100, 2_600, 600, 0),
+                ],
                 vec![MID, MID, MID],
             ),
             (
                 "traffic the estimate does not cover proves nothing",
-                vec![(0, 600, 600), (100, 2_400, 2_500), (1_100, 2_400, 2_500)],
+                vec![
+                    (0, 600, 600, 0),
+                    (100, 2_400, 2_500, 0),
+                    (1_100, 2_400, 2_500, 0),
+                ],
                 vec![MID, MID, MID],
             ),
             (
                 "the traffic must last the hold",
                 vec![
-                    (0, 600, 600),
-                    (100, 2_600, 2_500),
-                    (600, 2_600, 600),
-                    (1_100, 2_600, 2_500),
-                    (2_100, 2_600, 2_500),
+                    (0, 600, 600, 0),
+                    (100, 2_600, 2_500, 0),
+                    (600, 2_600, 600, 0),
+                    (1_100, 2_600, 2_500, 0),
+                    (2_100, 2_600, 2_500, 0),
                 ],
                 vec![MID, MID, MID, MID, HIGH],
             ),
         ];
         for (name, steps, want) in cases {
-            let t0 = Instant::now();
-            let mut selector = LayerSelector::default();
-            let l = layers();
-            let got: Vec<_> = steps
-                .iter()
-                .map(|&(ms, estimate, sustained)| {
-                    let link = Link {
-                        estimate_bps: Some(estimate * 1000),
-                        sustained_bps: sustained * 1000,
-                        delivered_bps: 0,
-                    };
-                    selector.select(
-                        Auto,
-                        link,
-                        &l,
-                        Bounds::default(),
-                        t0 + Duration::from_millis(ms),
-                    )
-                })
-                .collect();
-            assert_eq!(got, want, "{name}");
+            assert_eq!(run_links(&steps), want, "{name}");
         }
     }
 
     #[test]
     fn table_of_stays_on_clean_delivery() {
-        // Steps of (ms, estimate kbit/s, delivered kbit/s).
-        type Steps = Vec<(u64, u64, u64)>;
+        // Steps of (ms, estimate, sustained, delivered), kbit/s.
+        type Steps = Vec<(u64, u64, u64, u64)>;
         let cases: Vec<(&str, Steps, Vec<Option<Selection>>)> = vec![
             (
                 "a deep dip of the estimate while the top layer arrives cleanly: stay",
-                vec![(0, 10_000, 0), (100, 1_000, 2_600), (1_500, 1_000, 2_600)],
+                vec![
+                    (0, 10_000, 0, 0),
+                    (100, 1_000, 0, 2_600),
+                    (1_500, 1_000, 0, 2_600),
+                ],
                 vec![HIGH, HIGH, HIGH],
             ),
             (
                 "the same dip without clean delivery: down at once",
-                vec![(0, 10_000, 0), (100, 1_000, 0)],
+                vec![(0, 10_000, 0, 0), (100, 1_000, 0, 0)],
                 vec![HIGH, MID],
             ),
             (
                 "a floor under the layer does not hold it",
-                vec![(0, 10_000, 0), (100, 1_000, 1_500)],
+                vec![(0, 10_000, 0, 0), (100, 1_000, 0, 1_500)],
                 vec![HIGH, MID],
             ),
             (
                 "clean delivery never climbs",
-                vec![(0, 600, 0), (100, 600, 2_600), (1_500, 600, 2_600)],
+                vec![(0, 600, 0, 0), (100, 600, 0, 2_600), (1_500, 600, 0, 2_600)],
                 vec![MID, MID, MID],
             ),
         ];
         for (name, steps, want) in cases {
-            let t0 = Instant::now();
-            let mut selector = LayerSelector::default();
-            let l = layers();
-            let got: Vec<_> = steps
-                .iter()
-                .map(|&(ms, estimate, delivered)| {
-                    let link = Link {
-                        estimate_bps: Some(estimate * 1000),
-                        sustained_bps: 0,
-                        delivered_bps: delivered * 1000,
-                    };
-                    selector.select(
-                        Auto,
-                        link,
-                        &l,
-                        Bounds::default(),
-                        t0 + Duration::from_millis(ms),
-                    )
-                })
-                .collect();
-            assert_eq!(got, want, "{name}");
+            assert_eq!(run_links(&steps), want, "{name}");
         }
     }
 }
