@@ -1,9 +1,16 @@
 //! [`BitrateMeter`]: bits per second over fixed one-second windows. Used to
-//! rank simulcast layers by what the publisher really sends.
+//! rank simulcast layers by what the publisher really sends. Also
+//! [`rate_bps`], the rate of a byte count over a span.
 
 use std::time::{Duration, Instant};
 
 const WINDOW: Duration = Duration::from_secs(1);
+
+/// Bits per second for `bytes` over `span`; the caller ensures the span is
+/// long enough to mean something (never zero).
+pub fn rate_bps(bytes: u64, span: Duration) -> f64 {
+    bytes as f64 * 8.0 / span.as_secs_f64()
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct BitrateMeter {

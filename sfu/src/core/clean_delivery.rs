@@ -10,6 +10,11 @@
 //! shows loss within a report or two, which ends the floor at once (and
 //! [`LossCap`](super::loss_cap::LossCap) caps the estimate).
 //!
+//! It also says whether the link is [`quiet`](CleanDelivery::quiet): no
+//! report of noticeable loss for [`QUIET_FOR`]. Padding toward a better
+//! layer waits for that, so a link that padding fills to the brim backs off
+//! instead of losing packets every second.
+//!
 //! Invariants: the floor is 0 unless every receiver report of the last
 //! [`WINDOW`] counted at most [`NOTICEABLE_LOSS`] lost and the samples span
 //! at least [`MIN_SPAN`]; it is never used to climb.
@@ -17,8 +22,12 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::loss_cap::NOTICEABLE_LOSS;
+use super::bitrate::rate_bps;
 
+/// A report counting more than this share lost is noticeable loss.
+pub const NOTICEABLE_LOSS: f32 = 0.02;
+/// How long after a noticeable loss the link counts as quiet again.
+pub const QUIET_FOR: Duration = Duration::from_secs(3);
 /// How far back the delivered rate is measured.
 pub const WINDOW: Duration = Duration::from_secs(2);
 /// The shortest span that measures a rate.
@@ -67,7 +76,13 @@ impl CleanDelivery {
         if span < MIN_SPAN {
             return 0;
         }
-        (bytes_last.saturating_sub(bytes_first) as f64 * 8.0 / span.as_secs_f64()) as u64
+        rate_bps(bytes_last.saturating_sub(bytes_first), span) as u64
+    }
+
+    /// Whether no report has counted noticeable loss for [`QUIET_FOR`].
+    pub fn quiet(&self, now: Instant) -> bool {
+        self.lossy_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= QUIET_FOR)
     }
 }
 
@@ -135,5 +150,20 @@ mod tests {
         for (name, steps, want) in cases {
             assert_eq!(run(&steps), want, "{name}");
         }
+    }
+
+    #[test]
+    fn quiet_after_3_s_without_noticeable_loss() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut delivery = CleanDelivery::default();
+        assert!(delivery.quiet(t0), "quiet before any report");
+        delivery.on_report(at(0), 0, Some(0.02));
+        assert!(delivery.quiet(at(0)), "2 % is not noticeable");
+        delivery.on_report(at(500), 10_000, Some(0.05));
+        assert!(!delivery.quiet(at(500)));
+        delivery.on_report(at(1_000), 20_000, None);
+        assert!(!delivery.quiet(at(3_499)));
+        assert!(delivery.quiet(at(3_500)));
     }
 }

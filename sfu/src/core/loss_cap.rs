@@ -11,26 +11,18 @@
 //! already says less. A later heavy-loss report replaces the cap: reports
 //! lag, and the latest one measures the link closest to how it is now.
 //!
-//! It also remembers the last report of any noticeable loss
-//! ([`NOTICEABLE_LOSS`]): padding toward a better layer waits until the
-//! link has been [`quiet`](LossCap::quiet) for [`QUIET_FOR`], so a link
-//! that padding fills to the brim backs off instead of losing packets
-//! every second.
-//!
 //! Invariants: a cap only ever lowers the estimate; it lapses after
 //! [`HOLD`] unless a new heavy-loss report renews it; light loss (Wi-Fi,
 //! a stray late packet) never caps.
 
 use std::time::{Duration, Instant};
 
+use super::bitrate::rate_bps;
+
 /// A report counting this share of packets lost marks the link congested.
 pub const CONGESTED_LOSS: f32 = 0.2;
 /// How long a cap holds: str0m's estimate averages the last 3 s.
 pub const HOLD: Duration = Duration::from_secs(3);
-/// A report counting more than this share lost ends the quiet.
-pub const NOTICEABLE_LOSS: f32 = 0.02;
-/// How long after a noticeable loss the link counts as quiet again.
-pub const QUIET_FOR: Duration = Duration::from_secs(3);
 /// Reports closer together than this do not measure a rate.
 const MIN_SPAN: Duration = Duration::from_millis(100);
 
@@ -40,8 +32,6 @@ pub struct LossCap {
     last: Option<(Instant, u64)>,
     /// The capped rate, and until when it holds.
     cap: Option<(u64, Instant)>,
-    /// The latest report of noticeable loss.
-    lossy_at: Option<Instant>,
 }
 
 impl LossCap {
@@ -51,9 +41,6 @@ impl LossCap {
     /// whether this report set a cap.
     pub fn on_report(&mut self, now: Instant, bytes_sent: u64, loss: Option<f32>) -> bool {
         let previous = self.last.replace((now, bytes_sent));
-        if loss.is_some_and(|l| l > NOTICEABLE_LOSS) {
-            self.lossy_at = Some(now);
-        }
         let (Some((then, bytes_then)), Some(loss)) = (previous, loss) else {
             return false;
         };
@@ -61,16 +48,10 @@ impl LossCap {
         if span < MIN_SPAN || !(CONGESTED_LOSS..=1.0).contains(&loss) {
             return false;
         }
-        let sent_bps = bytes_sent.saturating_sub(bytes_then) as f64 * 8.0 / span.as_secs_f64();
+        let sent_bps = rate_bps(bytes_sent.saturating_sub(bytes_then), span);
         let delivered = (sent_bps * f64::from(1.0 - loss)).round() as u64;
         self.cap = Some((delivered, now + HOLD));
         true
-    }
-
-    /// Whether no report has counted noticeable loss for [`QUIET_FOR`].
-    pub fn quiet(&self, now: Instant) -> bool {
-        self.lossy_at
-            .is_none_or(|t| now.saturating_duration_since(t) >= QUIET_FOR)
     }
 
     /// The estimate to choose layers by: the estimator's, under the cap
@@ -186,20 +167,5 @@ mod tests {
         for (name, steps, want) in cases {
             assert_eq!(run(&steps), want, "{name}");
         }
-    }
-
-    #[test]
-    fn quiet_after_3_s_without_noticeable_loss() {
-        let t0 = Instant::now();
-        let at = |ms| t0 + Duration::from_millis(ms);
-        let mut cap = LossCap::default();
-        assert!(cap.quiet(t0), "quiet before any report");
-        cap.on_report(at(0), 0, Some(0.02));
-        assert!(cap.quiet(at(0)), "2 % is not noticeable");
-        cap.on_report(at(500), 10_000, Some(0.05));
-        assert!(!cap.quiet(at(500)));
-        cap.on_report(at(1_000), 20_000, None);
-        assert!(!cap.quiet(at(3_499)));
-        assert!(cap.quiet(at(3_500)));
     }
 }

@@ -28,6 +28,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::bitrate::rate_bps;
+
 /// Reports with at most this share lost count as clean: classic GCC's
 /// loss controller holds its rate between 2 % and 10 % loss and only
 /// lowers it above.
@@ -93,8 +95,7 @@ impl StaleEstimate {
         {
             return None;
         }
-        let delivered =
-            (bytes_sent.saturating_sub(bytes_then) as f64 * 8.0 / clean_for.as_secs_f64()) as u64;
+        let delivered = rate_bps(bytes_sent.saturating_sub(bytes_then), clean_for) as u64;
         let held_down = (estimate as f64) < delivered as f64 * HELD_DOWN;
         let stuck = estimate < wanted_bps
             && self

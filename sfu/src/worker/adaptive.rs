@@ -47,7 +47,7 @@ pub fn video_target(
     let estimate = state.loss_cap.apply(now, estimate);
     // What the sender sustains (media plus padding, see `update_bwe`),
     // as long as the receiver reports no noticeable loss.
-    let sustained_bps = if state.loss_cap.quiet(now) {
+    let sustained_bps = if state.clean_delivery.quiet(now) {
         state.bwe_setting.0
     } else {
         0
@@ -198,7 +198,7 @@ impl Worker {
             .loss_cap
             .apply(now, state.estimate_bps)
             .is_some_and(|e| e as f64 >= next as f64 * crate::core::layer_selector::HEADROOM);
-        let sustain = if covers_next && state.loss_cap.quiet(now) {
+        let sustain = if covers_next && state.clean_delivery.quiet(now) {
             next
         } else {
             current

@@ -326,8 +326,7 @@ impl Worker {
             }
         }
         let mid = track.mid;
-        let configure = is_video && !track.stream_configured;
-        track.stream_configured = true;
+        let configured = &mut track.stream_configured;
         let mut io = Io {
             socket: &self.socket,
             metrics: &self.metrics,
@@ -339,8 +338,11 @@ impl Worker {
             let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                 return Ok(None);
             };
-            if configure {
+            // Once the stream exists: a viewer whose stream is not there yet
+            // still gets it set up on a later packet.
+            if is_video && !*configured {
                 configure_video_stream(stream);
+                *configured = true;
             }
             let mut write = RtpWrite::new(
                 pt,
