@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { startServer, launchBrowser, waitFor, sleep, inboundVideo, waitForLayers, STREAM_KEY } from './harness.js';
 import { ObsPublisher } from './obs-publisher.js';
 
@@ -41,6 +42,15 @@ const counts = (page) => page.evaluate(async () => {
 
 const INSIDE = 'RELAYCAST_TEST_IN_NETNS';
 const sh = (...args) => execFileSync(args[0], args.slice(1), { stdio: 'inherit' });
+
+/// A viewer's state as the progress lines print it.
+const show = (v) => `${v.width} (${v.estimate_kbps} kbit/s, ${v.loss_percent?.toFixed(0) ?? '-'} % lost, rtt ${v.rtt_ms ?? '-'} ms)`;
+
+/// The server's drop counters and keyframe requests, on one line.
+async function printMetrics(server) {
+  const metrics = await (await fetch(`${server.base}/metrics`)).text();
+  console.log(metrics.split('\n').filter((l) => /^relaycast_(drops_total|keyframe_req|datagrams)/.test(l)).join('; '));
+}
 
 async function viewers(server) {
   const res = await fetch(`${server.base}/api/broadcasts/live/viewers`, { headers: await server.modHeaders() });
@@ -108,7 +118,7 @@ if (!process.env[INSIDE]) {
       const freeWidths = [];
       const settled = await waitFor('constrained viewer on the low layer', async () => {
         const v = await viewers(server);
-        console.log(`${Date.now() - limited} ms: constrained ${v[0].width} (${v[0].estimate_kbps} kbit/s), free ${v[1].width} (${v[1].estimate_kbps} kbit/s)`);
+        console.log(`${Date.now() - limited} ms: constrained ${show(v[0])}, free ${show(v[1])}`);
         freeWidths.push(v[1].width);
         return v[0].width <= LOW && Date.now() - limited;
       }, 8_000, 250);
@@ -120,7 +130,7 @@ if (!process.env[INSIDE]) {
       const trace = async (ms) => {
         for (const end = Date.now() + ms; Date.now() < end;) {
           const v = await viewers(server);
-          console.log(`settled +${Date.now() - limited - settled} ms: constrained ${v[0].width} (${v[0].estimate_kbps} kbit/s), free ${v[1].width} (${v[1].estimate_kbps} kbit/s)`);
+          console.log(`settled +${Date.now() - limited - settled} ms: constrained ${show(v[0])}, free ${show(v[1])}`);
           await sleep(500);
         }
       };
@@ -134,8 +144,7 @@ if (!process.env[INSIDE]) {
       const kbps = (bytes) => Math.round((bytes * 8) / 3000);
       console.log(`settled: ${received} packets received, ${lost} lost in 3 s; video ${kbps(after.videoBytes - before.videoBytes)} kbit/s, transport ${kbps(after.transportBytes - before.transportBytes)} kbit/s, retransmitted ${kbps(after.rtxBytes - before.rtxBytes)} kbit/s, ${after.nacks - before.nacks} NACKs sent, decoded width ${after.width}`);
       assert.ok(lost <= Math.max(3, received * 0.25), `loss is not sustained once settled (${lost} lost of ${received + lost})`);
-      const metrics = await (await fetch(`${server.base}/metrics`)).text();
-      console.log(metrics.split('\n').filter((l) => /^relaycast_(viewer_backlog|rtp_drops|keyframe_req)/.test(l)).join('; '));
+      await printMetrics(server);
       const decoded = (await inboundVideo(constrained)).framesDecoded - framesBefore;
       console.log(`settled: ${decoded} frames decoded in 3 s`);
       assert.ok(decoded > 10, `video keeps playing on the low layer (${decoded} frames in 3 s)`);
@@ -145,7 +154,8 @@ if (!process.env[INSIDE]) {
       const lifted = Date.now();
       const recovered = await waitFor('constrained viewer back on the top layer', async () => {
         const v = await viewers(server);
-        console.log(`${Date.now() - lifted} ms after lifting: constrained ${v[0].width} (${v[0].estimate_kbps} kbit/s), free ${v[1].width} (${v[1].estimate_kbps} kbit/s)`);
+        const rates = (await (await fetch(`${server.base}/api/broadcasts/live`)).json()).layers.map((l) => l.bitrate_kbps);
+        console.log(`${Date.now() - lifted} ms after lifting: constrained ${show(v[0])}, free ${show(v[1])}, layers ${rates} kbit/s`);
         freeWidths.push(v[1].width);
         return v[0].width >= TOP && Date.now() - lifted;
       }, 12_000, 250);
@@ -153,7 +163,11 @@ if (!process.env[INSIDE]) {
       assert.ok(recovered <= 10_000, `recovered within 10 s (took ${recovered} ms)`);
       assert.ok(freeWidths.every((w) => w >= TOP), `the free viewer stayed on top: ${freeWidths}`);
     } finally {
+      await printMetrics(server).catch(() => {});
       if (process.env.RELAYCAST_TEST_SERVER_LOG) console.log(server.log());
+      // The namespace's UDP counters: receive-buffer overflows here mean a
+      // process (server or browser) fell behind, not the shaped link.
+      console.log(readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:')).join('\n'));
       await browser?.close().catch(() => {});
       await publisher?.stop().catch(() => {});
       await server.stop();

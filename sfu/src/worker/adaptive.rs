@@ -241,6 +241,7 @@ impl Worker {
             return;
         }
         state.bwe_setting = (current, desired);
+        tracing::debug!(session = %viewer, sustain = current, desired, estimate = ?state.estimate_bps, "bwe setting");
         session
             .rtc
             .bwe()

@@ -10,6 +10,7 @@
 mod adaptive;
 mod broadcast;
 mod control;
+mod deadline;
 mod demux;
 mod fanout;
 mod replay;
@@ -78,6 +79,7 @@ pub(crate) fn spawn(
                     send_queue: send_queue::SendQueue::default(),
                     replays: Vec::new(),
                     recently_ended: VecDeque::new(),
+                    deadline: deadline::Deadline::new(),
                 }
                 .run(commands)
                 .await
@@ -104,6 +106,9 @@ pub(crate) struct Worker {
     /// The last [`RECENTLY_ENDED`] sessions ended, so a DELETE that races
     /// the peer's own close still succeeds.
     recently_ended: VecDeque<(SessionId, BroadcastName)>,
+    /// Wakes the loop for the next timer; precise, unlike tokio's
+    /// millisecond timer (see [`deadline`]).
+    deadline: deadline::Deadline,
 }
 
 enum Wake {
@@ -138,7 +143,7 @@ impl Worker {
                 cmd = commands.recv() => Wake::Command(cmd),
                 r = self.socket.recv_from(&mut buf) => Wake::Datagram(r),
                 _ = self.socket.writable(), if !self.send_queue.is_empty() => Wake::Writable,
-                _ = tokio::time::sleep_until(deadline.into()) => Wake::Deadline,
+                _ = self.deadline.wait_until(deadline) => Wake::Deadline,
             };
             match wake {
                 Wake::Command(None) | Wake::Command(Some(Command::Shutdown)) => break,
