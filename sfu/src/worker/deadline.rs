@@ -25,9 +25,15 @@ mod imp {
     use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
     use tokio::io::unix::AsyncFd;
 
-    /// `None` when no timerfd could be had (out of descriptors): tokio's
-    /// timer then serves, coarser but correct.
-    pub struct Deadline(Option<AsyncFd<TimerFd>>);
+    /// `timer` is `None` when no timerfd could be had (out of
+    /// descriptors): tokio's timer then serves, coarser but correct.
+    /// `armed` is the instant the timerfd is set for, so the worker's loop
+    /// (a wait per wake-up, mostly for the same instant) re-arms it only
+    /// when the instant changes.
+    pub struct Deadline {
+        timer: Option<AsyncFd<TimerFd>>,
+        armed: Option<Instant>,
+    }
 
     impl Deadline {
         pub fn new() -> Self {
@@ -45,17 +51,16 @@ mod imp {
             )
             .map_err(std::io::Error::from)
             .and_then(register);
-            match timer {
-                Ok(timer) => Self(Some(timer)),
-                Err(e) => {
+            let timer = timer
+                .map_err(|e| {
                     tracing::warn!(error = %e, "no timerfd: pacing and probes use tokio's millisecond timer");
-                    Self(None)
-                }
-            }
+                })
+                .ok();
+            Self { timer, armed: None }
         }
 
         pub async fn wait_until(&mut self, at: Instant) {
-            let Some(timer) = &self.0 else {
+            let Some(timer) = &self.timer else {
                 return tokio::time::sleep_until(at.into()).await;
             };
             loop {
@@ -63,25 +68,27 @@ mod imp {
                 if left.is_zero() {
                     return;
                 }
-                // Relative: `Instant` gives no absolute CLOCK_MONOTONIC
-                // value; the microseconds between reading the clock and
-                // arming are negligible next to what this replaces.
-                let armed = timer.get_ref().set(
-                    Expiration::OneShot(TimeSpec::from_duration(left)),
-                    TimerSetTimeFlags::empty(),
-                );
-                let ready = match armed {
-                    Ok(()) => timer.readable().await,
-                    Err(e) => Err(e.into()),
-                };
-                let Ok(mut ready) = ready else {
-                    // Not for a valid timerfd and a positive duration.
+                if self.armed != Some(at) {
+                    // Relative: `Instant` gives no absolute CLOCK_MONOTONIC
+                    // value; the microseconds between reading the clock
+                    // and arming are negligible next to what this replaces.
+                    let set = timer.get_ref().set(
+                        Expiration::OneShot(TimeSpec::from_duration(left)),
+                        TimerSetTimeFlags::empty(),
+                    );
+                    if set.is_err() {
+                        // Not for a valid timerfd and a positive duration.
+                        return tokio::time::sleep_until(at.into()).await;
+                    }
+                    self.armed = Some(at);
+                }
+                let Ok(mut ready) = timer.readable().await else {
                     return tokio::time::sleep_until(at.into()).await;
                 };
                 match timer.get_ref().wait() {
                     // Expired; the loop re-checks the clock, so an
-                    // expiration left from a cancelled wait only re-arms.
-                    Ok(()) => {}
+                    // expiration left from an earlier instant re-arms.
+                    Ok(()) => self.armed = None,
                     Err(Errno::EAGAIN) => ready.clear_ready(),
                     Err(_) => return tokio::time::sleep_until(at.into()).await,
                 }
