@@ -57,19 +57,17 @@ async function viewers(server) {
   return res.json();
 }
 
-// Opt-in: on this 2-core machine it passes about five runs in eight.
-// Settling (1.5-3.4 s) and the loss once settled (0-1 %) hold every time;
-// the return to the top layer takes 4.8-9.7 s when it passes and 11-12 s or
-// more otherwise. The estimate's climb is driven by str0m's probe results,
-// 5-packet clusters whose measured rate swings by a third with the
-// receiver's timing, and a low result replaces the estimate outright.
-// RELAYCAST_BANDWIDTH_TESTS=1 runs it; RELAYCAST_TEST_SERVER_LOG=1 prints
-// the server's log at the end (RUST_LOG=relaycast_sfu::worker::adaptive=debug
-// shows the loss caps and estimator restarts).
-const enabled = process.env.RELAYCAST_BANDWIDTH_TESTS === '1' || process.env[INSIDE];
+// On this 2-core machine (debug server, publisher, two Chromium viewers),
+// 10 runs of 10 passed: settled in 2.1-3.3 s with 0 packets lost in the 3 s
+// after, back on the top layer 3.7-6.8 s after the limit was lifted. (Before
+// the worker's timers were precise, probes went out at two thirds of their
+// rate and only about five runs in eight recovered within 10 s.)
+// RELAYCAST_TEST_SERVER_LOG=1 prints the server's log at the end
+// (RUST_LOG=relaycast_sfu::worker::adaptive=debug shows the loss caps, the
+// estimator restarts and what each viewer's estimator is asked for).
 
 if (!process.env[INSIDE]) {
-  test('a Chromium viewer behind 400 kbit/s settles low and recovers (in a network namespace)', { skip: !enabled && 'set RELAYCAST_BANDWIDTH_TESTS=1' }, () => {
+  test('a Chromium viewer behind 400 kbit/s settles low and recovers (in a network namespace)', () => {
     // The nested run is a test run of its own, not a child of this one.
     const { NODE_TEST_CONTEXT: _, ...env } = process.env;
     const run = spawnSync('unshare', ['-n', '--', process.execPath, '--test', '--test-timeout=150000', fileURLToPath(import.meta.url)], {

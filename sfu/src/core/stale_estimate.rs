@@ -24,7 +24,9 @@
 //!
 //! Invariants: a restart needs [`CLEAN_FOR`] of receiver reports with at
 //! most [`CLEAN_LOSS`] lost; restarts are at least [`RESTART_INTERVAL`]
-//! apart; an estimate that covers what the viewer wants is never stuck.
+//! apart; an estimate that covers what the viewer wants is never stuck; a
+//! viewer with nothing better to climb to is restarted only when its
+//! estimate is under what it receives cleanly.
 
 use std::time::{Duration, Instant};
 
@@ -96,7 +98,11 @@ impl StaleEstimate {
             return None;
         }
         let delivered = rate_bps(bytes_sent.saturating_sub(bytes_then), clean_for) as u64;
-        let held_down = (estimate as f64) < delivered as f64 * HELD_DOWN;
+        // With a better layer to climb to, the estimate needs room above
+        // what arrives; on the best layer already, it only must not
+        // contradict it (restarting sends probes, for nothing to gain).
+        let held_down_under = if wanted_bps > 0 { HELD_DOWN } else { 1.0 };
+        let held_down = (estimate as f64) < delivered as f64 * held_down_under;
         let stuck = estimate < wanted_bps
             && self
                 .flat_since
@@ -262,6 +268,31 @@ mod tests {
         ];
         for (name, steps, want) in cases {
             assert_eq!(run_wanting(3_000, &steps), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn on_the_best_layer_only_an_estimate_under_what_arrives_restarts() {
+        // 25 bytes a millisecond is 200 kbit/s sent; nothing better wanted.
+        let clean = |ms: u64, estimate: u64| (ms, ms * 25, Some(0.0), Some(estimate));
+        let cases: Vec<(
+            &str,
+            Vec<(u64, u64, Option<f32>, Option<u64>)>,
+            Vec<Option<u64>>,
+        )> = vec![
+            (
+                "an estimate a little above what arrives is left alone",
+                vec![clean(0, 220), clean(2_000, 220), clean(4_000, 220)],
+                vec![None, None, None],
+            ),
+            (
+                "an estimate under what arrives restarts",
+                vec![clean(0, 150), clean(2_000, 150)],
+                vec![None, Some(200)],
+            ),
+        ];
+        for (name, steps, want) in cases {
+            assert_eq!(run_wanting(0, &steps), want, "{name}");
         }
     }
 }
