@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use tokio::time::sleep;
+use tokio::time::{sleep, Instant};
 
 use common::publisher::{Publisher, PublisherOptions};
 use common::server::{http_client, TestServer};
@@ -67,6 +67,7 @@ async fn worker_cost_per_forwarded_packet() {
         }
         sleep(Duration::from_secs(2)).await;
 
+        let window_start = Instant::now();
         let cpu0 = metric(&server, "relaycast_media_worker_cpu_seconds_total ").await?;
         let fwd0 = metric(&server, "relaycast_rtp_packets_forwarded_total ").await?;
         let in0 = metric(&server, "relaycast_rtp_packets_in_total ").await?;
@@ -96,14 +97,28 @@ async fn worker_cost_per_forwarded_packet() {
             let rx = viewer.report();
             let (received, missing) = unrecovered(rx.video.iter().map(|p| p.seq));
             let loss = missing as f64 / (received + missing).max(1) as f64;
-            eprintln!("viewer {i}: {received} video packets, {missing} never arrived ({:.2}%)", loss * 100.0);
+            // The measured window only: joining (GOP replays to eight
+            // viewers in turn) is not the load this test is about.
+            let (w_received, w_missing) = unrecovered(
+                rx.video.iter().filter(|p| p.at >= window_start).map(|p| p.seq),
+            );
+            let w_loss = w_missing as f64 / (w_received + w_missing).max(1) as f64;
+            eprintln!(
+                "viewer {i}: {received} video packets, {missing} never arrived ({:.2}%); \
+                 in the measured window {w_received}, {w_missing} never arrived ({:.2}%)",
+                loss * 100.0,
+                w_loss * 100.0
+            );
             checks.first_video_packet_is_keyframe_start(&format!("viewer {i}"), &rx);
             // The debug-built webrtc-rs viewers, eight of them sharing two
             // cores with the server, can overflow their own receive buffers
             // while catching up on the GOP replay, and webrtc-rs 0.14 drops
-            // RTX repairs, so such a loss stays; that is their loss, and what
-            // this allows (the live-path tests require zero).
-            checks.check(loss < 0.01, || format!("viewer {i}: {:.2}% of video never arrived", loss * 100.0));
+            // RTX repairs, so such a loss stays: that is their loss. Once
+            // all have joined, what this allows is under 1 % (the live-path
+            // tests require zero).
+            checks.check(w_loss < 0.01, || {
+                format!("viewer {i}: {:.2}% of video in the measured window never arrived", w_loss * 100.0)
+            });
             checks.check(rx.last_keyframe_width() == Some(1280), || format!("viewer {i} is not on the top layer"));
         }
         checks.finish();
