@@ -275,11 +275,8 @@ mod tests {
     fn on_the_best_layer_only_an_estimate_under_what_arrives_restarts() {
         // 25 bytes a millisecond is 200 kbit/s sent; nothing better wanted.
         let clean = |ms: u64, estimate: u64| (ms, ms * 25, Some(0.0), Some(estimate));
-        let cases: Vec<(
-            &str,
-            Vec<(u64, u64, Option<f32>, Option<u64>)>,
-            Vec<Option<u64>>,
-        )> = vec![
+        type Steps = Vec<(u64, u64, Option<f32>, Option<u64>)>;
+        let cases: Vec<(&str, Steps, Vec<Option<u64>>)> = vec![
             (
                 "an estimate a little above what arrives is left alone",
                 vec![clean(0, 220), clean(2_000, 220), clean(4_000, 220)],
