@@ -18,7 +18,8 @@
 #   DURATION=20s  CAPACITY_POINTS="80 110 140 170 200"  FANOUT="100 300 1000"
 #   MIX_VIEWERS=300  CHURN_VIEWERS=100  RAMP=200/s  SERVER_CORE=0  TOOL_CORE=1  SKIP_BUILD=1
 set -euo pipefail
-cd "$(dirname "$0")/.."
+HERE=$(cd "$(dirname "$0")" && pwd)
+cd "$HERE/.."
 
 DURATION=${DURATION:-20s}
 RAMP=${RAMP:-200/s}
@@ -45,34 +46,14 @@ python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print("   floor µs
 
 # A fresh server for every run: RSS growth per viewer is then measured from
 # a clean baseline, and no session of one run lingers into the next.
-SERVER_PID=
-DATA=
-stop_server() {
-  [ -z "$SERVER_PID" ] || { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
-  [ -z "$DATA" ] || rm -rf "$DATA"
-  SERVER_PID= DATA=
-}
-trap stop_server EXIT
-start_server() { # log name
-  DATA=$(mktemp -d -t relaycast-bench-data.XXXXXX)
-  taskset -c "$SERVER_CORE" "$TARGET/release/relaycast" \
-    --http-addr "127.0.0.1:$HTTP_PORT" --udp-port "$UDP_PORT" --public-ip 127.0.0.1 \
-    --data-dir "$DATA" --stream-key "live=$KEY" >"$OUT/$1.server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    curl -sf --noproxy '*' "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/$1.server.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "relaycast did not answer /healthz within 10 s" >&2
-  exit 1
-}
+# shellcheck source=loadtest/server.sh
+source "$HERE/server.sh"
 
 run() { # name viewers layer [extra loadtest flags…]
   local name=$1 viewers=$2 layer=$3
   shift 3
   echo "== $name: $viewers viewers, layer $layer, $DURATION $*" >&2
-  start_server "$name"
+  start_server "$TARGET/release/relaycast" "$OUT/$name.server.log"
   taskset -c "$TOOL_CORE" "$TARGET/release/relaycast-loadtest" \
     --server "http://127.0.0.1:$HTTP_PORT" --stream live --token "$KEY" \
     --viewers "$viewers" --duration "$DURATION" --ramp "$RAMP" --layer "$layer" \
@@ -113,4 +94,4 @@ RAMP=300/s run "storm-300" 300 high
 run "churn-$CHURN_VIEWERS" "$CHURN_VIEWERS" high --churn 5%/10s
 
 echo "   bench took $(( $(date +%s) - BEGAN )) s" >&2
-python3 "$(dirname "$0")/bench_summary.py" "$OUT"
+python3 "$HERE/bench_summary.py" "$OUT"
