@@ -10,7 +10,9 @@
 //!   resolution. A shallower shortfall must last [`DOWN_HOLD`]: delay-based
 //!   estimators dip by ~15% on receiver-side jitter (a busy phone, a CPU
 //!   spike), and the jitter buffer rides out a second slightly over
-//!   capacity better than the viewer rides out a needless switch.
+//!   capacity better than the viewer rides out a needless switch. Not
+//!   when the receiver has reported heavy loss ([`Link::congested`]):
+//!   that is no jitter, and each step down waits for a keyframe anyway.
 //! - Up only after a better layer has fit in [`HEADROOM`] of the estimate
 //!   for [`UP_HOLD`] without a break, so a noisy estimate does not flap
 //!   (the gap between "fits" and "fits with headroom" is the hysteresis).
@@ -72,6 +74,10 @@ pub struct Link {
     /// lately ([`CleanDelivery`](super::clean_delivery::CleanDelivery));
     /// a floor for staying on a layer, never a reason to climb.
     pub delivered_bps: u64,
+    /// The receiver reported heavy loss lately
+    /// ([`LossCap`](super::loss_cap::LossCap)): a shortfall is then
+    /// congestion, not estimator jitter, and is acted on at once.
+    pub congested: bool,
 }
 
 /// What the selector decided.
@@ -160,7 +166,8 @@ impl LayerSelector {
             Some(cur) if eligible[cur].bps > stay_estimate => {
                 self.climb.clear();
                 let since = *self.shortfall_since.get_or_insert(now);
-                let clearly_short = (stay_estimate as f64) < eligible[cur].bps as f64 * DOWN_MARGIN;
+                let clearly_short = link.congested
+                    || (stay_estimate as f64) < eligible[cur].bps as f64 * DOWN_MARGIN;
                 if clearly_short || now.saturating_duration_since(since) >= DOWN_HOLD {
                     self.shortfall_since = None;
                     fits.min(cur)
@@ -242,6 +249,7 @@ mod tests {
                         estimate_bps: kbps.map(|k| k * 1000),
                         sustained_bps: 0,
                         delivered_bps: 0,
+                        congested: false,
                     },
                     &layers,
                     bounds,
@@ -421,6 +429,7 @@ mod tests {
             estimate_bps: Some(10_000_000),
             sustained_bps: 0,
             delivered_bps: 0,
+            congested: false,
         }
     }
 
@@ -437,6 +446,7 @@ mod tests {
                     estimate_bps: Some(estimate * 1000),
                     sustained_bps: sustained * 1000,
                     delivered_bps: delivered * 1000,
+                    congested: false,
                 };
                 let now = t0 + Duration::from_millis(ms);
                 selector.select(Auto, link, &l, Bounds::default(), now)
@@ -491,6 +501,45 @@ mod tests {
         for (name, steps, want) in cases {
             assert_eq!(run_links(&steps), want, "{name}");
         }
+    }
+
+    #[test]
+    fn a_shallow_shortfall_under_heavy_loss_moves_down_at_once() {
+        // Steps of (ms, estimate kbit/s, heavy loss reported lately).
+        let run = |steps: &[(u64, u64, bool)]| -> Vec<Option<Selection>> {
+            let t0 = Instant::now();
+            let mut selector = LayerSelector::default();
+            let l = layers();
+            steps
+                .iter()
+                .map(|&(ms, estimate, congested)| {
+                    let link = Link {
+                        estimate_bps: Some(estimate * 1000),
+                        sustained_bps: 0,
+                        delivered_bps: 0,
+                        congested,
+                    };
+                    let now = t0 + Duration::from_millis(ms);
+                    selector.select(Auto, link, &l, Bounds::default(), now)
+                })
+                .collect()
+        };
+        // 2,200 is short of the top layer's 2,500 but above 75 % of it.
+        assert_eq!(
+            run(&[(0, 10_000, false), (100, 2_200, false), (600, 2_200, false)]),
+            vec![HIGH, HIGH, HIGH],
+            "estimate jitter: held"
+        );
+        assert_eq!(
+            run(&[(0, 10_000, false), (100, 2_200, true)]),
+            vec![HIGH, MID],
+            "heavy loss: at once"
+        );
+        assert_eq!(
+            run(&[(0, 10_000, false), (100, 3_000, true)]),
+            vec![HIGH, HIGH],
+            "heavy loss with the layer still fitting the capped estimate: stay"
+        );
     }
 
     #[test]

@@ -54,6 +54,11 @@ impl LossCap {
         true
     }
 
+    /// Whether a heavy-loss report's cap holds now: the link is congested.
+    pub fn capping(&self, now: Instant) -> bool {
+        self.cap.is_some_and(|(_, until)| now < until)
+    }
+
     /// The estimate to choose layers by: the estimator's, under the cap
     /// while one holds.
     pub fn apply(&self, now: Instant, estimate: Option<u64>) -> Option<u64> {

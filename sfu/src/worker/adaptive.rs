@@ -56,6 +56,7 @@ pub fn video_target(
         estimate_bps: estimate,
         sustained_bps,
         delivered_bps: state.clean_delivery.floor_bps(now),
+        congested: state.loss_cap.capping(now),
     };
     match state
         .selector
