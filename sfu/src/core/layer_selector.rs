@@ -433,25 +433,31 @@ mod tests {
         }
     }
 
-    /// Runs (ms, estimate, sustained, delivered) steps, rates in kbit/s,
-    /// and returns what was selected at each.
-    fn run_links(steps: &[(u64, u64, u64, u64)]) -> Vec<Option<Selection>> {
+    /// Runs (ms, link) steps for an automatic viewer and returns what was
+    /// selected at each.
+    fn run_link_steps(steps: impl Iterator<Item = (u64, Link)>) -> Vec<Option<Selection>> {
         let t0 = Instant::now();
         let mut selector = LayerSelector::default();
         let l = layers();
         steps
-            .iter()
-            .map(|&(ms, estimate, sustained, delivered)| {
-                let link = Link {
-                    estimate_bps: Some(estimate * 1000),
-                    sustained_bps: sustained * 1000,
-                    delivered_bps: delivered * 1000,
-                    congested: false,
-                };
+            .map(|(ms, link)| {
                 let now = t0 + Duration::from_millis(ms);
                 selector.select(Auto, link, &l, Bounds::default(), now)
             })
             .collect()
+    }
+
+    /// Runs (ms, estimate, sustained, delivered) steps, rates in kbit/s.
+    fn run_links(steps: &[(u64, u64, u64, u64)]) -> Vec<Option<Selection>> {
+        run_link_steps(steps.iter().map(|&(ms, estimate, sustained, delivered)| {
+            let link = Link {
+                estimate_bps: Some(estimate * 1000),
+                sustained_bps: sustained * 1000,
+                delivered_bps: delivered * 1000,
+                congested: false,
+            };
+            (ms, link)
+        }))
     }
 
     #[test]
@@ -506,23 +512,15 @@ mod tests {
     #[test]
     fn a_shallow_shortfall_under_heavy_loss_moves_down_at_once() {
         // Steps of (ms, estimate kbit/s, heavy loss reported lately).
-        let run = |steps: &[(u64, u64, bool)]| -> Vec<Option<Selection>> {
-            let t0 = Instant::now();
-            let mut selector = LayerSelector::default();
-            let l = layers();
-            steps
-                .iter()
-                .map(|&(ms, estimate, congested)| {
-                    let link = Link {
-                        estimate_bps: Some(estimate * 1000),
-                        sustained_bps: 0,
-                        delivered_bps: 0,
-                        congested,
-                    };
-                    let now = t0 + Duration::from_millis(ms);
-                    selector.select(Auto, link, &l, Bounds::default(), now)
-                })
-                .collect()
+        let run = |steps: &[(u64, u64, bool)]| {
+            run_link_steps(steps.iter().map(|&(ms, estimate, congested)| {
+                let link = Link {
+                    estimate_bps: Some(estimate * 1000),
+                    congested,
+                    ..Link::default()
+                };
+                (ms, link)
+            }))
         };
         // 2,200 is short of the top layer's 2,500 but above 75 % of it.
         assert_eq!(
