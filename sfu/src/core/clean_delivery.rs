@@ -4,9 +4,11 @@
 //!
 //! It is a floor under the estimate when deciding whether a viewer must
 //! leave its layer: an estimate that dips below a layer the receiver keeps
-//! getting cleanly is wrong (a probe result measured on a busy receiver
-//! replaces str0m's estimate outright, high or low), and moving the viewer
-//! down for it costs a picture for nothing. A link that really narrows
+//! getting cleanly is wrong (str0m replaces its estimate with each probe
+//! result, high or low, and a result measured over a few milliseconds on a
+//! loaded sender or receiver can come back far under the link), and moving
+//! the viewer down for it costs a picture for nothing. A link that really
+//! narrows
 //! shows loss within a report or two, which ends the floor at once (and
 //! [`LossCap`](super::loss_cap::LossCap) caps the estimate).
 //!

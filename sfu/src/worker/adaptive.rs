@@ -19,7 +19,7 @@ use str0m::stats::MediaEgressStats;
 use super::broadcast::Broadcast;
 use super::session::{Role, ViewerState};
 use super::Worker;
-use crate::core::layer_selector::{Bounds, Link, Selection};
+use crate::core::layer_selector::{Bounds, Link, Selection, HEADROOM};
 use crate::core::layers::LayerChoice;
 use crate::core::SourceKey;
 use crate::ids::SessionId;
@@ -182,8 +182,9 @@ impl Worker {
         // headroom of the next layer up, sustain that layer instead, with
         // padding: the estimator only rises to 1.5x the traffic it sees
         // acknowledged, so without real traffic at that rate only probes
-        // can lift it, and probe results (5-packet clusters) swing with
-        // the receiver's timing; and traffic the link carries at the next
+        // can lift it, and each probe result (a cluster of a few packets
+        // over about 15 ms, whose measured rate varies with scheduling at
+        // either end) replaces the estimate; and traffic the link carries at the next
         // layer's rate is itself proof that the layer fits (the selector's
         // `Link::sustained_bps`). Below that, or within 3 s of a receiver
         // report of noticeable loss, no padding: padding a link that cannot
@@ -198,7 +199,7 @@ impl Worker {
         let covers_next = state
             .loss_cap
             .apply(now, state.estimate_bps)
-            .is_some_and(|e| e as f64 >= next as f64 * crate::core::layer_selector::HEADROOM);
+            .is_some_and(|e| e as f64 >= next as f64 * HEADROOM);
         let sustain = if covers_next && state.clean_delivery.quiet(now) {
             next
         } else {
@@ -208,7 +209,7 @@ impl Worker {
         // (0 at the top): an estimate short of it that does not move is
         // stuck (StaleEstimate).
         state.climb_wanted_bps = if next > current && state.choice == LayerChoice::Auto {
-            (next as f64 / crate::core::layer_selector::HEADROOM) as u64
+            (next as f64 / HEADROOM) as u64
         } else {
             0
         };
@@ -216,15 +217,14 @@ impl Worker {
         let (current, desired) = if state.choice == LayerChoice::Auto {
             // Probing overshoots what it asks for a little; ask for the
             // layer plus its headroom so the selector's fit test can pass.
-            let mut desired =
-                (best.max(current) as f64 / crate::core::layer_selector::HEADROOM) as u64;
+            let mut desired = (best.max(current) as f64 / HEADROOM) as u64;
             // While the estimate is short of that, ask again when the probe
             // pacer says so (soon after a probe that found room, else every
             // second): str0m probes when the desired rate rises. Not while
             // padding toward the next layer: real traffic then lifts the
             // estimate, and every probe result replaces it outright, high
-            // or low (a 5-packet cluster measured at the receiver's timer
-            // resolution swings by a third), which kept breaking the hold
+            // or low (a cluster of a few packets, measured over
+            // milliseconds), which kept breaking the hold
             // the selector needs to climb.
             let short = state.estimate_bps.is_some_and(|e| e < desired);
             let padding = sustain > current;
