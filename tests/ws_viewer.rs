@@ -177,3 +177,58 @@ async fn viewer_leave_ends_the_session() {
     })
     .await;
 }
+
+/// An offer str0m would have panicked on (one payload type in the audio and
+/// the video section) gets an error over the websocket; connections that
+/// sent one and closed leave nothing behind (no registration counted by
+/// `/metrics` or by an alert's `delivered`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_offer_over_the_websocket_is_refused_and_leaves_nothing_behind() {
+    let _gate = shared_gate().await;
+    run(Duration::from_secs(30), async {
+        let server = ws_support::Server::start().await?;
+        let offer = common::publisher::PublisherOffer::new(
+            &common::publisher::PublisherOptions::generation(1),
+        )
+        .await?;
+        let poisoned = offer
+            .sdp
+            .replacen("a=rtpmap:111 opus/48000/2", "a=rtpmap:111 opus/48000/2\r\na=rtpmap:96 VP8/90000", 1)
+            .replace("a=sendonly", "a=recvonly")
+            .replace("a=sendrecv", "a=recvonly");
+        offer.close().await;
+        ensure!(poisoned.contains("a=rtpmap:96 VP8/90000"), "{poisoned}");
+        for _ in 0..10 {
+            let mut client = ws_support::Client::connect(&server.ws_url).await?;
+            client
+                .send(json!({"type": "viewer.offer", "stream": STREAM, "sdp": poisoned}))
+                .await?;
+            let error = client.expect_error("invalid").await?;
+            ensure!(error["ref"] == "viewer.offer", "{error}");
+            client.close().await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let metrics = ws_support::http()
+                .get(format!("{}/metrics", server.base))
+                .send()
+                .await?
+                .text()
+                .await?;
+            if metrics.contains("relaycast_ws_connections 0\n") {
+                break;
+            }
+            ensure!(Instant::now() < deadline, "connections left behind:\n{metrics}");
+            sleep(Duration::from_millis(50)).await;
+        }
+        let mut moderator = server.client(&server.token("moderator", "mod")?).await?;
+        moderator
+            .send(json!({"type": "alert.send", "severity": "info", "text": "hello", "scope": "all", "ttl": 60}))
+            .await?;
+        let sent = moderator.expect("alert.sent", Duration::from_secs(5)).await?;
+        ensure!(sent["delivered"] == 1, "only the moderator is connected: {sent}");
+        server.stop().await;
+        Ok(())
+    })
+    .await;
+}

@@ -49,6 +49,8 @@ pub struct Publisher {
     /// The WHIP resource path, for DELETE.
     resource: String,
     server: ServerUrl,
+    /// `Bearer <stream key>`: a WHIP DELETE needs it.
+    auth: String,
 }
 
 struct Sender {
@@ -166,6 +168,7 @@ impl Publisher {
             counters,
             resource,
             server: server.clone(),
+            auth: auth.clone(),
         })
     }
 
@@ -192,7 +195,13 @@ impl Publisher {
             Some(Err(_)) => Err("the publisher thread panicked".into()),
             None => Ok(()),
         };
-        let _ = http::request(&self.server, "DELETE", &self.resource, &[], "");
+        let _ = http::request(
+            &self.server,
+            "DELETE",
+            &self.resource,
+            &[("Authorization", &self.auth)],
+            "",
+        );
         result
     }
 }

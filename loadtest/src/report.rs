@@ -2,9 +2,11 @@
 //! [`Report::summary_line`]) and machines ([`Report::to_json`]), and the
 //! pass/fail verdict.
 //!
-//! Invariants: a run passes only when every join succeeded and unrecovered
-//! loss is at most [`MAX_LOSS`]; the summary line is one line and states the
-//! verdict first.
+//! Invariants: a run passes only when every join succeeded, unrecovered
+//! loss is at most [`MAX_LOSS`] and no watching viewer's media had stopped
+//! at the end ([`MEDIA_STOPPED_AFTER`]: a stream gone dark shows no sequence
+//! gap, so loss alone would call it a pass); the summary line is one line
+//! and states the verdict first.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,9 @@ use crate::swarm::ViewerOutcome;
 
 /// Unrecovered loss above this fails the run.
 pub const MAX_LOSS: f64 = 0.01;
+/// A viewer still watching whose latest packet is older than this at the
+/// end of the run has lost its stream (audio alone sends 50 packets/s).
+pub const MEDIA_STOPPED_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 /// Above this share of its cores, the tool is the bottleneck.
 pub const TOOL_CPU_WARNING: f64 = 0.9;
 
@@ -136,8 +141,18 @@ impl Report {
         cpu || drops || behind
     }
 
+    /// Viewers that joined, did not leave, and whose media had stopped (or
+    /// never came) by the end of the run.
+    pub fn stopped_media(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.failure.is_none() && !o.left)
+            .filter(|o| o.silent_for.is_none_or(|d| d > MEDIA_STOPPED_AFTER))
+            .count()
+    }
+
     pub fn passed(&self) -> bool {
-        self.failed_joins() == 0 && self.loss() <= MAX_LOSS
+        self.failed_joins() == 0 && self.loss() <= MAX_LOSS && self.stopped_media() == 0
     }
 
     /// Failure reasons with their counts, most frequent first.
@@ -164,6 +179,7 @@ impl Report {
                 "failed": self.failed_joins(),
                 "total": self.outcomes.len(),
                 "churned": self.churned,
+                "media_stopped": self.stopped_media(),
                 "failure_reasons": self.failure_reasons().into_iter()
                     .map(|(r, n)| json!({"reason": r, "count": n})).collect::<Vec<_>>(),
             },
@@ -228,6 +244,13 @@ impl Report {
         ));
         for (reason, n) in self.failure_reasons() {
             line(format!("            {n} × {reason}"));
+        }
+        if self.stopped_media() > 0 {
+            line(format!(
+                "  MEDIA STOPPED for {} viewer(s): nothing received in the last {} s",
+                self.stopped_media(),
+                MEDIA_STOPPED_AFTER.as_secs()
+            ));
         }
         line(format!(
             "  packets   {received} received, {recovered} repaired, {lost} lost ({:.3}% unrecovered)",
@@ -315,10 +338,11 @@ impl Report {
         let lat = &self.histograms.latency_us;
         let ttff = &self.histograms.ttff_ms;
         format!(
-            "{} viewers={} failed={} loss={:.3}% latency_p50={} latency_p99={} ttff_p50={} ttff_p99={} server_us_per_pkt={} fwd_per_s={} tool_cpu={}{}",
+            "{} viewers={} failed={} stopped={} loss={:.3}% latency_p50={} latency_p99={} ttff_p50={} ttff_p99={} server_us_per_pkt={} fwd_per_s={} tool_cpu={}{}",
             if self.passed() { "PASS" } else { "FAIL" },
             self.viewers,
             self.failed_joins(),
+            self.stopped_media(),
             self.loss() * 100.0,
             q(lat, 0.5, 1000.0, "ms"),
             q(lat, 0.99, 1000.0, "ms"),
@@ -358,4 +382,70 @@ fn quantiles(h: &hdrhistogram::Histogram<u64>, per_unit: f64, unit: &str) -> Str
         h.max() as f64 / per_unit,
         h.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn viewer(silent_for: Option<Duration>, left: bool) -> ViewerOutcome {
+        ViewerOutcome {
+            index: 0,
+            resource: None,
+            failure: None,
+            received: 1000,
+            recovered: 0,
+            lost: 0,
+            ttff: Some(Duration::from_millis(100)),
+            left,
+            silent_for,
+        }
+    }
+
+    fn report(outcomes: Vec<ViewerOutcome>) -> Report {
+        Report {
+            viewers: outcomes.len(),
+            layer: "high".into(),
+            duration_s: 10.0,
+            threads: 1,
+            outcomes,
+            histograms: Histograms::default(),
+            window_s: 5.0,
+            received_per_s: 0.0,
+            steady: true,
+            server: ServerFigures::default(),
+            tool_cpu: None,
+            tool_cores: 1,
+            udp_rcvbuf_errors: None,
+            tool_socket_drops: None,
+            churned: 0,
+            tool_backlog: None,
+            publisher_keyframe_requests: None,
+        }
+    }
+
+    #[test]
+    fn a_stream_gone_dark_fails_the_run_though_no_gap_shows() {
+        let ms = Duration::from_millis;
+        let cases = [
+            ("media to the end", vec![viewer(Some(ms(30)), false)], true),
+            (
+                "stopped 5 s before the end",
+                vec![viewer(Some(ms(5000)), false)],
+                false,
+            ),
+            ("never any media", vec![viewer(None, false)], false),
+            (
+                "a churned viewer is silent by design",
+                vec![viewer(None, true)],
+                true,
+            ),
+        ];
+        for (name, outcomes, pass) in cases {
+            let r = report(outcomes);
+            assert_eq!(r.passed(), pass, "{name}");
+            assert_eq!(r.summary_line().starts_with("PASS"), pass, "{name}");
+        }
+    }
 }

@@ -52,6 +52,9 @@ pub struct ViewerOutcome {
     pub ttff: Option<Duration>,
     /// Left on purpose (churn) and already DELETEd.
     pub left: bool,
+    /// How long before the end of the run its media had stopped (`None`
+    /// when no media ever came).
+    pub silent_for: Option<Duration>,
 }
 
 struct ViewerThread {
@@ -106,6 +109,7 @@ impl Joining {
                         lost: 0,
                         ttff: None,
                         left: false,
+                        silent_for: None,
                     });
                 }
             }
@@ -429,10 +433,12 @@ fn drive(
             live.store(&snapshot);
         }
     }
+    let ended = Instant::now();
     let outcomes = viewers
         .iter_mut()
         .map(|v| {
             let (received, recovered, lost) = v.loss();
+            let silent_for = v.last_media.map(|t| ended.saturating_duration_since(t));
             ViewerOutcome {
                 index: v.index,
                 resource: Some(v.resource.clone()),
@@ -445,6 +451,7 @@ fn drive(
                 lost,
                 ttff: v.ttff,
                 left: v.phase == Phase::Left,
+                silent_for,
             }
         })
         .collect();

@@ -76,6 +76,9 @@ pub struct Viewer {
     nack_window: Duration,
     pub packets: u64,
     pub bytes: u64,
+    /// When the latest media packet arrived: a viewer whose stream stopped
+    /// has lost everything since, though no sequence gap shows it.
+    pub last_media: Option<Instant>,
     /// The latest timeout str0m asked for.
     pub next_timeout: Instant,
     /// The earliest entry this viewer has in its thread's timer heap.
@@ -175,6 +178,7 @@ pub fn join(
         streams: Vec::with_capacity(2),
         nack_window,
         packets: 0,
+        last_media: None,
         bytes: 0,
         next_timeout: now,
         scheduled: None,
@@ -291,6 +295,7 @@ impl Viewer {
 
     fn on_rtp(&mut self, packet: &RtpPacket, stats: &mut Histograms) {
         let now = Instant::now();
+        self.last_media = Some(now);
         self.packets += 1;
         self.bytes += packet.payload.len() as u64;
         let ssrc = packet.header.ssrc;

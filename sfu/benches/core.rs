@@ -105,7 +105,7 @@ fn demux_lookup(c: &mut Criterion) {
         .collect();
     for (i, addr) in addrs.iter().enumerate() {
         let ufrag = format!("ufrag{i}");
-        demux.add_session(&ufrag, SessionId(i as u64));
+        demux.add_session(&ufrag, SessionId(i as u128));
         demux
             .route(*addr, &binding_request(&format!("{ufrag}:peer")))
             .expect("a STUN check with our ufrag teaches the address");

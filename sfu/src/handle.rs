@@ -3,7 +3,6 @@
 //! HTTP handlers never touch media state directly.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -35,14 +34,6 @@ pub struct SessionInfo {
     pub ice_ufrag: String,
 }
 
-/// A random number from the standard library's per-process hash keys.
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-}
-
 /// Bounded so a flood of HTTP requests queues in axum, not in memory here.
 const COMMAND_QUEUE: usize = 1024;
 
@@ -55,11 +46,14 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     udp_addr: SocketAddr,
     candidate: SocketAddr,
-    next_id: AtomicU64,
-    id_key: u64,
     metrics: Arc<Metrics>,
+    liveness: Arc<worker::Liveness>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+/// A worker whose loop has not passed for this long is reported dead: it
+/// passes at least every 250 ms (housekeeping) when healthy.
+pub const WORKER_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl SfuHandle {
     /// Binds the UDP socket and starts the media worker thread.
@@ -70,15 +64,22 @@ impl SfuHandle {
         let metrics = Arc::new(Metrics::default());
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let candidate = SocketAddr::new(config.candidate_ip, udp_addr.port());
-        let thread = worker::spawn(socket, candidate, config.viewer_bounds, rx, metrics.clone())?;
+        let liveness = Arc::new(worker::Liveness::default());
+        let thread = worker::spawn(
+            socket,
+            candidate,
+            config.viewer_bounds,
+            rx,
+            metrics.clone(),
+            liveness.clone(),
+        )?;
         Ok(SfuHandle {
             inner: Arc::new(Inner {
                 commands: tx,
                 udp_addr,
                 candidate,
-                next_id: AtomicU64::new(1),
-                id_key: random_u64(),
                 metrics,
+                liveness,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -92,11 +93,14 @@ impl SfuHandle {
         &self.inner.metrics
     }
 
+    /// Whether the media worker runs: it has not given up after repeated
+    /// panics and its loop passed within [`WORKER_STALL`].
+    pub fn is_alive(&self) -> bool {
+        self.inner.liveness.alive(Instant::now(), WORKER_STALL)
+    }
+
     fn next_id(&self) -> SessionId {
-        // Ids appear in resource URLs, and knowing one lets a client end the
-        // session: scramble a counter with a per-process random key.
-        let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        SessionId(n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.inner.id_key)
+        SessionId::random()
     }
 
     async fn call<T>(
@@ -221,6 +225,16 @@ impl SfuHandle {
     ) -> Result<Option<Vec<worker::PublisherLayer>>, MediaError> {
         self.call(|reply| Command::PublisherLayers { id, reply })
             .await
+    }
+
+    /// Test hook: makes the worker or a session panic.
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject_fault(&self, fault: crate::Fault) -> Result<(), MediaError> {
+        self.inner
+            .commands
+            .send(Command::Fault(fault))
+            .await
+            .map_err(|_| MediaError::WorkerGone)
     }
 
     /// Ends every session and joins the worker thread.

@@ -25,4 +25,15 @@ pub use handle::{MediaConfig, SessionInfo, SfuHandle};
 pub use ids::{BroadcastName, SessionId};
 pub use metrics::{DropReason, Metrics};
 pub use sdp::{answer_publisher, answer_viewer, NegotiatedPeer};
+pub use worker::MAX_RESTARTS as MAX_WORKER_RESTARTS;
 pub use worker::{BroadcastStatus, Demux, PublisherLayer, ViewerStatus};
+
+/// A fault to inject (tests only, feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// The worker loop panics outside any session's guard.
+    WorkerPanic,
+    /// This session's next input panics inside its guard.
+    SessionPanic(SessionId),
+}

@@ -86,6 +86,8 @@ pub struct Metrics {
     pub keyframe_requests: AtomicU64,
     /// Sessions ended because handling their input panicked or errored.
     pub sessions_failed: AtomicU64,
+    /// Times a media worker panicked outside any session and was restarted.
+    pub worker_restarts: AtomicU64,
     /// Live publisher sessions.
     pub publishers: AtomicU64,
     /// Live viewer sessions.
@@ -185,6 +187,11 @@ impl Metrics {
                 "relaycast_sessions_failed_total",
                 "sessions ended by an error in their handling",
                 &self.sessions_failed,
+            ),
+            (
+                "relaycast_worker_restarts_total",
+                "media workers restarted after a panic outside any session",
+                &self.worker_restarts,
             ),
         ];
         for (name, help, value) in counters {

@@ -17,13 +17,20 @@ pub struct LayerView {
     pub bitrate_kbps: u64,
 }
 
-pub async fn healthz() -> &'static str {
-    "ok"
+/// Live when the media worker runs: a node whose worker died (and stayed
+/// down after its restarts) answers 503, so an orchestrator replaces it
+/// rather than leaving it half-alive.
+pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.media().is_alive() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "media worker down")
+    }
 }
 
 /// Ready when the media worker and the database both answer.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let media = state.media().broadcasts().await.is_ok();
+    let media = state.media().is_alive() && state.media().broadcasts().await.is_ok();
     let db = state.store().ping().await;
     if media && db {
         (StatusCode::OK, "ready")
@@ -35,6 +42,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     state.media().metrics().render_prometheus(&mut out);
+    out.push_str(&format!(
+        "# HELP relaycast_ws_connections open realtime websocket connections\n\
+         # TYPE relaycast_ws_connections gauge\n\
+         relaycast_ws_connections {}\n",
+        state.hub().connections()
+    ));
     if let Some(seconds) = media_worker_cpu_seconds() {
         out.push_str(&format!(
             "# HELP relaycast_media_worker_cpu_seconds_total CPU time of the media worker thread\n\
@@ -90,7 +103,9 @@ pub struct ViewerView {
     pub rtt_ms: Option<u64>,
     /// Percent of packets lost, from the viewer's receiver reports.
     pub loss_percent: Option<f32>,
-    /// Where its media goes (ip:port), for operators tracing a viewer.
+    /// Where its media goes (ip:port), for operators tracing a viewer;
+    /// only in the moderators' viewer table.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
 }
 
@@ -150,6 +165,13 @@ pub async fn whep_state(
     viewers
         .into_iter()
         .find(|v| v.id == id)
-        .map(|v| Json(viewer_view(v)))
+        .map(|v| {
+            // The viewer's own state, not where its media goes: only the
+            // moderators' table shows addresses.
+            Json(ViewerView {
+                remote: None,
+                ..viewer_view(v)
+            })
+        })
         .ok_or_else(|| ApiError::NotFound("no such session".into()))
 }

@@ -7,9 +7,9 @@ use tower::ServiceExt;
 
 use super::*;
 
-const KEY: &str = "testsecret123";
+pub(super) const KEY: &str = "testsecret123";
 
-fn fixture(name: &str) -> String {
+pub(super) fn fixture(name: &str) -> String {
     let path = format!(
         "{}/../sfu/fixtures/whip-offers/{name}",
         env!("CARGO_MANIFEST_DIR")
@@ -18,7 +18,7 @@ fn fixture(name: &str) -> String {
 }
 
 /// A WHEP-style offer: OBS's single-layer offer turned around to receive.
-fn viewer_offer() -> String {
+pub(super) fn viewer_offer() -> String {
     fixture("obs-emulated-1layer-offer.sdp")
         .lines()
         .filter(|l| !l.starts_with("a=ssrc") && !l.starts_with("a=msid"))
@@ -28,7 +28,12 @@ fn viewer_offer() -> String {
         + "\r\n"
 }
 
-async fn app() -> Router {
+pub(super) async fn app() -> Router {
+    app_with_media().await.0
+}
+
+/// The router and its media plane, for tests that reach the worker directly.
+pub(super) async fn app_with_media() -> (Router, relaycast_sfu::SfuHandle) {
     let media = relaycast_sfu::SfuHandle::start(relaycast_sfu::MediaConfig {
         udp_bind: "127.0.0.1:0".parse().unwrap(),
         candidate_ip: "127.0.0.1".parse().unwrap(),
@@ -47,7 +52,7 @@ async fn app() -> Router {
     settings
         .ice_servers
         .push("stun:stun.example.org:3478".into());
-    router(AppState::new(media, store, settings))
+    (router(AppState::new(media.clone(), store, settings)), media)
 }
 
 fn rand_suffix() -> u64 {
@@ -57,7 +62,7 @@ fn rand_suffix() -> u64 {
         .finish()
 }
 
-fn post(
+pub(super) fn post(
     uri: &str,
     token: Option<&str>,
     content_type: &str,
@@ -70,7 +75,7 @@ fn post(
     req.body(body.into()).unwrap()
 }
 
-async fn json_error(res: Response<Body>) -> (StatusCode, serde_json::Value) {
+pub(super) async fn json_error(res: Response<Body>) -> (StatusCode, serde_json::Value) {
     let status = res.status();
     assert_eq!(
         res.headers()[header::CONTENT_TYPE],
@@ -223,6 +228,7 @@ async fn whip_publish_answers_201_with_location_etag_link_and_cors() {
 
     let patch = Request::patch(&location)
         .header(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag")
+        .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
         .body(Body::from(
             "a=ice-ufrag:ImHx\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n",
         ))
@@ -233,6 +239,7 @@ async fn whip_publish_answers_201_with_location_etag_link_and_cors() {
     );
     let bad_patch = Request::patch(&location)
         .header(header::CONTENT_TYPE, "application/sdp")
+        .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
         .body(Body::empty())
         .unwrap();
     assert_eq!(
@@ -240,7 +247,12 @@ async fn whip_publish_answers_201_with_location_etag_link_and_cors() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE
     );
 
-    let delete = || Request::delete(&location).body(Body::empty()).unwrap();
+    let delete = || {
+        Request::delete(&location)
+            .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
+            .body(Body::empty())
+            .unwrap()
+    };
     assert_eq!(
         app.clone().oneshot(delete()).await.unwrap().status(),
         StatusCode::OK
@@ -251,6 +263,7 @@ async fn whip_publish_answers_201_with_location_etag_link_and_cors() {
         "DELETE is idempotent for a session that just ended (OBS may close first)"
     );
     let unknown = Request::delete("/whip/live/123abc")
+        .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
         .body(Body::empty())
         .unwrap();
     let (status, _) = json_error(app.clone().oneshot(unknown).await.unwrap()).await;
@@ -359,3 +372,5 @@ async fn metrics_and_health_answer() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+mod hardening;

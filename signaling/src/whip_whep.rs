@@ -12,6 +12,11 @@
 //!   `application/trickle-ice-sdpfrag` is accepted (204): the server is
 //!   ICE-lite and learns peers from their STUN checks, so trickled
 //!   candidates need no action.
+//!
+//! Who may act on a resource: a WHIP resource (a broadcast) only with the
+//! stream's key as bearer token, as OBS sends it on DELETE; a WHEP resource
+//! by whoever holds its URL, whose session id is 128 random bits that only
+//! the viewer's own `Location` reveals (and the moderators' viewer table).
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, Query, State};
@@ -146,10 +151,19 @@ fn session_id(s: &str) -> Result<SessionId, ApiError> {
     SessionId::parse(s).ok_or_else(|| ApiError::NotFound("no such session".into()))
 }
 
+/// A WHIP resource acts only for the holder of its stream's key; an
+/// unknown stream is 404 before any key is compared.
+fn require_stream_key(state: &AppState, stream: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+    known_stream(state, stream)?;
+    require_bearer(headers, &state.settings().stream_keys[stream])
+}
+
 pub async fn whip_delete(
     State(state): State<AppState>,
     Path((stream, session)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    require_stream_key(&state, &stream, &headers)?;
     let id = session_id(&session)?;
     state.media().end(id, BroadcastName::new(&stream)).await?;
     if let Err(e) = state.store().session_ended(&session).await {
@@ -194,6 +208,7 @@ pub async fn whip_patch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
+    require_stream_key(&state, &stream, &headers)?;
     patch(state, stream, session, headers, body).await
 }
 

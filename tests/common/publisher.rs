@@ -359,6 +359,11 @@ impl Publisher {
     }
 
     /// The send time of the first keyframe at or after `media_start + at_least`.
+    /// The WHIP resource URL.
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
     pub fn keyframe_time_at_or_after(&self, at_least: Duration) -> Instant {
         let gop = FRAME_INTERVAL * KEYFRAME_EVERY as u32;
         let gops = at_least.as_nanos().div_ceil(gop.as_nanos()) as u32;

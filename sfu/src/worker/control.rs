@@ -65,6 +65,10 @@ pub(crate) enum Command {
         id: SessionId,
         reply: oneshot::Sender<Option<Vec<PublisherLayer>>>,
     },
+    /// Test hook: panic in the worker loop, or in one session's guarded
+    /// input handling.
+    #[cfg(feature = "fault-injection")]
+    Fault(crate::Fault),
     Shutdown,
 }
 
@@ -189,6 +193,14 @@ impl Worker {
             Command::PublisherLayers { id, reply } => {
                 let _ = reply.send(self.publisher_layers(id, now));
             }
+            #[cfg(feature = "fault-injection")]
+            Command::Fault(crate::Fault::WorkerPanic) => panic!("fault injected: worker panic"),
+            #[cfg(feature = "fault-injection")]
+            Command::Fault(crate::Fault::SessionPanic(id)) => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.fault = true;
+                }
+            }
             Command::Shutdown => {}
         }
     }
@@ -212,10 +224,12 @@ impl Worker {
         if let Some(old) = broadcast.publisher {
             self.end_session(old, now);
         }
+        // Ending the old publisher removes a broadcast nobody watches: the
+        // new session then starts a fresh one.
         let broadcast = self
             .broadcasts
-            .get_mut(&name)
-            .expect("inserted above; end_session keeps broadcasts with viewers or creates none");
+            .entry(name.clone())
+            .or_insert_with(|| Broadcast::new(name.clone()));
         let expected_layers = peer
             .media
             .iter()
@@ -265,7 +279,7 @@ impl Worker {
         let mut video = None;
         // Outgoing sequence numbers start at a random point below 2^15 so
         // they never need an SRTP rollover counter signalled.
-        let first_seq = (id.0 >> 17) as u16 & 0x7fff;
+        let first_seq = (id.low_u64() >> 17) as u16 & 0x7fff;
         for line in peer.media.iter().filter(|m| m.direction.is_sending()) {
             let track = |is_video, clock| DownTrack {
                 mid: line.mid,

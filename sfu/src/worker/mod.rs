@@ -49,12 +49,50 @@ const RECV_BATCH: usize = 64;
 /// How many ended sessions a late DELETE may still name.
 const RECENTLY_ENDED: usize = 1024;
 
+/// A worker that panics is restarted with fresh state (its sessions are
+/// lost, the node stays up) at most this many times within
+/// [`RESTART_WINDOW`]; past that it stays down and `/healthz` says so.
+pub const MAX_RESTARTS: usize = 5;
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// Liveness as the control plane sees it: the loop's heartbeat and
+/// whether the thread has given up.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    /// Milliseconds since `started` at the loop's latest pass.
+    heartbeat_ms: std::sync::atomic::AtomicU64,
+    dead: std::sync::atomic::AtomicBool,
+    started: std::sync::OnceLock<Instant>,
+}
+
+impl Liveness {
+    fn beat(&self, now: Instant) {
+        let started = *self.started.get_or_init(|| now);
+        let ms = now.saturating_duration_since(started).as_millis() as u64;
+        self.heartbeat_ms.store(ms, Relaxed);
+    }
+
+    /// Alive: not given up, and the loop passed within `within`
+    /// (housekeeping makes it pass at least every [`HOUSEKEEPING`]).
+    pub fn alive(&self, now: Instant, within: Duration) -> bool {
+        if self.dead.load(Relaxed) {
+            return false;
+        }
+        let Some(started) = self.started.get() else {
+            return true;
+        };
+        let last = *started + Duration::from_millis(self.heartbeat_ms.load(Relaxed));
+        now.saturating_duration_since(last) <= within
+    }
+}
+
 pub(crate) fn spawn(
     socket: std::net::UdpSocket,
     candidate: SocketAddr,
     bounds: Bounds,
-    commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::Receiver<Command>,
     metrics: Arc<Metrics>,
+    liveness: Arc<Liveness>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("media-worker".into())
@@ -63,27 +101,45 @@ pub(crate) fn spawn(
                 .enable_all()
                 .build()
                 .expect("a current-thread runtime builds on any supported OS");
-            runtime.block_on(async move {
-                let socket = tokio::net::UdpSocket::from_std(socket)
-                    .expect("the socket is non-blocking and the runtime has IO enabled");
-                Worker {
-                    socket,
-                    candidate,
-                    bounds,
-                    metrics,
-                    sessions: HashMap::new(),
-                    broadcasts: HashMap::new(),
-                    demux: Demux::default(),
-                    timers: BinaryHeap::new(),
-                    events: Vec::new(),
-                    send_queue: send_queue::SendQueue::default(),
-                    replays: Vec::new(),
-                    recently_ended: VecDeque::new(),
-                    deadline: deadline::Deadline::new(),
+            let mut restarts: VecDeque<Instant> = VecDeque::new();
+            loop {
+                let socket = match socket.try_clone() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "media worker: cannot reuse its UDP socket");
+                        break;
+                    }
+                };
+                let run = catch_unwind(AssertUnwindSafe(|| {
+                    runtime.block_on(async {
+                        let socket = tokio::net::UdpSocket::from_std(socket)
+                            .expect("the socket is non-blocking and the runtime has IO enabled");
+                        Worker::new(socket, candidate, bounds, metrics.clone(), liveness.clone())
+                            .run(&mut commands)
+                            .await
+                    })
+                }));
+                if run.is_ok() {
+                    return;
                 }
-                .run(commands)
-                .await
-            })
+                // The worker's own code panicked outside any session's
+                // guard: every session on it is lost, but the node lives.
+                let now = Instant::now();
+                metrics.worker_restarts.fetch_add(1, Relaxed);
+                metrics.publishers.store(0, Relaxed);
+                metrics.viewers.store(0, Relaxed);
+                restarts.retain(|t| now.saturating_duration_since(*t) < RESTART_WINDOW);
+                restarts.push_back(now);
+                if restarts.len() > MAX_RESTARTS {
+                    tracing::error!(
+                        restarts = restarts.len(),
+                        "media worker panicked too often; it stays down"
+                    );
+                    break;
+                }
+                tracing::error!("media worker panicked; restarted with no sessions");
+            }
+            liveness.dead.store(true, Relaxed);
         })
 }
 
@@ -109,6 +165,7 @@ pub(crate) struct Worker {
     /// Wakes the loop for the next timer; precise, unlike tokio's
     /// millisecond timer (see [`deadline`]).
     deadline: deadline::Deadline,
+    liveness: Arc<Liveness>,
 }
 
 enum Wake {
@@ -125,7 +182,32 @@ struct Due {
 }
 
 impl Worker {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    fn new(
+        socket: tokio::net::UdpSocket,
+        candidate: SocketAddr,
+        bounds: Bounds,
+        metrics: Arc<Metrics>,
+        liveness: Arc<Liveness>,
+    ) -> Worker {
+        Worker {
+            socket,
+            candidate,
+            bounds,
+            metrics,
+            sessions: HashMap::new(),
+            broadcasts: HashMap::new(),
+            demux: Demux::default(),
+            timers: BinaryHeap::new(),
+            events: Vec::new(),
+            send_queue: send_queue::SendQueue::default(),
+            replays: Vec::new(),
+            recently_ended: VecDeque::new(),
+            deadline: deadline::Deadline::new(),
+            liveness,
+        }
+    }
+
+    async fn run(mut self, commands: &mut mpsc::Receiver<Command>) {
         let mut buf = vec![0u8; 2048];
         let mut due = Due {
             housekeeping: Instant::now() + HOUSEKEEPING,
@@ -162,7 +244,9 @@ impl Worker {
                 // concern one peer, never the socket.
                 Wake::Datagram(Err(_)) => {}
             }
-            self.run_due(Instant::now(), &mut due);
+            let now = Instant::now();
+            self.liveness.beat(now);
+            self.run_due(now, &mut due);
         }
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
         for id in ids {
@@ -229,6 +313,8 @@ impl Worker {
                 addrs: Vec::new(),
                 next_timeout: now,
                 last_input: now,
+                #[cfg(feature = "fault-injection")]
+                fault: false,
             },
         );
         self.timers.push(Reverse((now, id)));
@@ -305,6 +391,10 @@ impl Worker {
         };
         let events = &mut self.events;
         let result = catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(feature = "fault-injection")]
+            if session.fault {
+                panic!("fault injected: session panic");
+            }
             session.rtc.handle_input(input)?;
             drain(&mut session.rtc, &mut io, events)
         }));

@@ -113,6 +113,9 @@ pub struct Session {
     /// entries, this is the truth.
     pub next_timeout: Instant,
     pub last_input: Instant,
+    /// Test hook: the session's next input panics inside its guard.
+    #[cfg(feature = "fault-injection")]
+    pub fault: bool,
 }
 
 /// The socket side of draining: where transmits go and what is counted.

@@ -79,6 +79,9 @@ pub struct Connection {
     last_layers: Option<Vec<LayerState>>,
     streak: MalformedStreak,
     reactions: TokenBucket,
+    /// `finish` ran; otherwise dropping the connection (a handler that
+    /// panicked, a cancelled task) still cleans up.
+    finished: bool,
 }
 
 impl Connection {
@@ -93,6 +96,7 @@ impl Connection {
             last_layers: None,
             streak: MalformedStreak::default(),
             reactions: TokenBucket::new(REACTIONS, Instant::now()),
+            finished: false,
         }
     }
 
@@ -596,6 +600,34 @@ impl Connection {
             self.end_session(id).await;
         }
         self.hub().disconnect(self.conn.id);
+        self.finished = true;
+    }
+}
+
+impl Drop for Connection {
+    /// The connection ended without `finish` (its task panicked or was
+    /// cancelled): nothing of it may stay behind — no room membership, no
+    /// hub registration (alerts would count it as delivered), no viewer
+    /// session.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.leave_room();
+        self.hub().disconnect(self.conn.id);
+        let sessions: Vec<(SessionId, BroadcastName)> = self.sessions.drain().collect();
+        if sessions.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let media = self.state.media().clone();
+        runtime.spawn(async move {
+            for (id, name) in sessions {
+                let _ = media.end(id, name).await;
+            }
+        });
     }
 }
 
