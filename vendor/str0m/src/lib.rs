@@ -796,7 +796,8 @@ pub mod rtp {
     };
     pub use crate::rtp_::{RtpHeader, SeqNo, Ssrc, VideoOrientation};
     pub use crate::streams::{
-        RtpPacket, RtpWrite, StreamPaused, StreamRx, StreamTx, StreamTxQueueInfo,
+        DirectSendError, NackRequest, RtpPacket, RtpWrite, StreamPaused, StreamRx, StreamTx,
+        StreamTxQueueInfo,
     };
 
     /// Debug output of the unencrypted RTP and RTCP packets.
@@ -1037,6 +1038,12 @@ pub enum Event {
     ///
     /// The request is either PLI (Picture Loss Indication) or FIR (Full Intra Request).
     KeyframeRequest(KeyframeRequest),
+
+    /// relaycast patch 2: a receiver asked for packets of a send stream in
+    /// NACK passthrough ([`StreamTx::set_nack_passthrough`]) to be resent.
+    ///
+    /// [`StreamTx::set_nack_passthrough`]: crate::rtp::StreamTx::set_nack_passthrough
+    Nack(rtp::NackRequest),
 
     /// Whether an incoming encoded stream is paused.
     ///
@@ -1602,7 +1609,8 @@ impl Rtc {
                 | Event::PeerStats(_)
                 | Event::ChannelBufferedAmountLow(_)
                 | Event::EgressBitrateEstimate(_)
-                | Event::KeyframeRequest(_) => {
+                | Event::KeyframeRequest(_)
+                | Event::Nack(_) => {
                     trace!("{:?}", e)
                 }
                 _ => debug!("{:?}", e),

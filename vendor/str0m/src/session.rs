@@ -38,6 +38,7 @@ use crate::rtp_::{RtpHeader, SessionId, TwccPacketId, extend_u16};
 use crate::rtp_::{SrtpContext, Ssrc};
 use crate::rtp_::{TwccRecvRegister, TwccSendRegister};
 use crate::stats::StatsSnapshot;
+use crate::streams::{DirectPacket, DirectSendError, RtpWrite};
 use crate::streams::{RtpPacket, StreamTimeoutConfig, Streams};
 use crate::util::{Soonest, SystemTimeExt, already_happened, not_happening};
 use crate::{Reason, net};
@@ -1068,6 +1069,10 @@ impl Session {
             return Some(Event::KeyframeRequest(req));
         }
 
+        if let Some(nack) = self.streams.poll_nack() {
+            return Some(Event::Nack(nack));
+        }
+
         if let Some(report) = self.streams.poll_sender_feedback() {
             return Some(Event::SenderFeedback(report));
         }
@@ -1226,6 +1231,109 @@ impl Session {
         );
 
         Some(protected.into())
+    }
+
+    /// relaycast patch 1: serializes and protects one RTP packet into `out`
+    /// at once, bypassing the send queue, the pacer's queues and the RTX
+    /// cache, and accounts it as `poll_packet` accounts a queued one (TWCC
+    /// sequence and send register, BWE, pacer budget, statistics).
+    ///
+    /// Returns whether it was the stream's first packet: only then may a
+    /// timer have moved.
+    pub(crate) fn send_rtp_now(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        rid: Option<crate::rtp_::Rid>,
+        rtp: RtpWrite,
+        resend: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, DirectSendError> {
+        let srtp_tx = self.srtp_tx.as_mut().ok_or(DirectSendError::NotConnected)?;
+        let midrid = MidRid(mid, rid);
+        let media = self
+            .medias
+            .iter()
+            .find(|m| m.mid() == mid)
+            .ok_or(DirectSendError::NoSuchStream)?;
+        let stream = self
+            .streams
+            .stream_tx_by_midrid(midrid)
+            .ok_or(DirectSendError::NoSuchStream)?;
+        let DirectPacket {
+            mut header,
+            srtp_index,
+            osn,
+            payload,
+            vp8_patch,
+            first,
+        } = stream.direct_packet(now, rtp, resend, &self.codec_config)?;
+
+        let exts = media.remote_extmap();
+        if exts.id_of(Extension::AbsoluteSendTime).is_some() {
+            header.ext_vals.abs_send_time = Some(now);
+        }
+        let twcc_enabled = exts.id_of(Extension::TransportSequenceNumber).is_some();
+        let twcc_seq = self.twcc;
+        if twcc_enabled {
+            header.ext_vals.transport_cc = Some(twcc_seq as u16);
+            self.twcc += 1;
+        }
+
+        // The header, and (only when the body differs from the payload) the
+        // body, go into the scratch buffer; a plain payload is encrypted
+        // from where it is.
+        let buf = &mut self.poll_packet_buf;
+        buf.resize(crate::io::DATAGRAM_MAX_PACKET_SIZE, 0);
+        let header_len = header.write_to(buf, exts);
+        debug_assert!(header_len % 4 == 0, "RTP header must be multiple of 4");
+        let mut body_len = payload.len();
+        let plain = osn.is_none() && vp8_patch.is_none();
+        if !plain {
+            let mut at = header_len;
+            if let Some(osn) = osn {
+                at += RtpHeader::write_original_sequence_number(&mut buf[at..], osn);
+                body_len += 2;
+            }
+            let end = at + payload.len();
+            if end > buf.len() {
+                buf.resize(end, 0);
+            }
+            match &vp8_patch {
+                Some(patch) => patch.copy_to(payload.as_ref(), &mut buf[at..end]),
+                None => buf[at..end].copy_from_slice(payload.as_ref()),
+            }
+        }
+        let (head, rest) = buf.split_at(header_len);
+        let body = if plain {
+            payload.as_ref()
+        } else {
+            &rest[..body_len]
+        };
+        srtp_tx.protect_rtp_parts(
+            head,
+            body,
+            *header.ssrc,
+            header.sequence_number,
+            *srtp_index,
+            out,
+        );
+
+        self.pacer.register_send(now, body_len.into(), midrid);
+        if twcc_enabled {
+            let packet_id = match self.pacer.active_cluster() {
+                Some(cluster) => TwccPacketId::with_cluster(twcc_seq, cluster),
+                None => TwccPacketId::new(twcc_seq),
+            };
+            self.twcc_tx_register.register_seq(packet_id, now, body_len);
+        }
+        if let Some(bwe) = self.bwe.as_mut() {
+            bwe.on_media_sent(body_len.into(), false, now);
+        }
+        if !header.ssrc.is_probe() {
+            self.media_bytes_tx += body_len as u64;
+        }
+        Ok(first)
     }
 
     fn poll_packet(&mut self, now: Instant) -> Option<DatagramSend> {

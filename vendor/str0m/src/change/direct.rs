@@ -358,6 +358,48 @@ impl<'a> DirectApi<'a> {
         self.rtc.session.streams.stream_tx(ssrc)
     }
 
+    /// relaycast patch 1: sends one RTP packet at once, protected into
+    /// `out`, and returns where to send it (the nominated ICE pair's remote
+    /// address). Unlike [`StreamTx::write_rtp`], the packet skips the send
+    /// queue, the pacer's queues and the RTX cache, so an SFU forwarding one
+    /// incoming packet to many receivers pays for serializing and encrypting
+    /// it and nothing else. It is accounted like a queued packet: TWCC
+    /// sequence numbers and send times (bandwidth estimation), the pacer's
+    /// budget, sender reports and statistics.
+    ///
+    /// `now` is the send time (the TWCC send time and abs-send-time); an
+    /// instant before the session's latest input counts as that input's
+    /// time. `resend`: `rtp` repeats an earlier packet (a NACK answered by
+    /// the caller, see [`StreamTx::set_nack_passthrough`]); it goes out on
+    /// the RTX stream when one is negotiated, else again on the main SSRC.
+    ///
+    /// Nothing is queued, so there is nothing to poll afterwards; only a
+    /// stream's first packet may move a timer.
+    pub fn send_rtp_now(
+        &mut self,
+        mid: Mid,
+        rid: Option<Rid>,
+        rtp: crate::rtp::RtpWrite,
+        resend: bool,
+        now: std::time::Instant,
+        out: &mut Vec<u8>,
+    ) -> Result<std::net::SocketAddr, crate::rtp::DirectSendError> {
+        let mut m = self.rtc.mutate();
+        m.no_events();
+        let destination = m
+            .send_addr
+            .as_ref()
+            .map(|a| a.destination)
+            .ok_or(crate::rtp::DirectSendError::NotConnected)?;
+        let now = now.max(m.last_now);
+        let first = m.session.send_rtp_now(now, mid, rid, rtp, resend, out)?;
+        if !first {
+            m.no_timeout();
+        }
+        m.peer_bytes_tx += out.len() as u64;
+        Ok(destination)
+    }
+
     /// Obtain a send stream by looking it up via mid/rid.
     pub fn stream_tx_by_mid(&mut self, mid: Mid, rid: Option<Rid>) -> Option<&mut StreamTx> {
         let midrid = MidRid(mid, rid);

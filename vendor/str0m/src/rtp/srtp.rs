@@ -254,93 +254,90 @@ impl SrtpContext {
         header: &RtpHeader,
         srtp_index: u64, // same as ext_seq
     ) -> Vec<u8> {
+        let hlen = header.header_len;
+        let mut output = Vec::new();
+        self.protect_rtp_parts(
+            &buf[..hlen],
+            &buf[hlen..],
+            *header.ssrc,
+            header.sequence_number,
+            srtp_index,
+            &mut output,
+        );
+        output
+    }
+
+    /// relaycast patch 1: protects an RTP packet given as its serialized
+    /// header and its (unencrypted) body, writing `header ‖ ciphertext ‖ tag`
+    /// into `output` (cleared first; its capacity is reused, so a caller that
+    /// keeps one buffer per datagram allocates nothing). The body need not
+    /// sit behind the header in memory, so a payload shared by many
+    /// receivers is encrypted straight from where it is, without a copy.
+    pub fn protect_rtp_parts(
+        &mut self,
+        header: &[u8],
+        body: &[u8],
+        ssrc: u32,
+        sequence_number: u16,
+        srtp_index: u64, // same as ext_seq
+        output: &mut Vec<u8>,
+    ) {
         // SRTP layout
         // [header, [rtp, (padding + pad_count)], tag]
-
-        //     0                   1                   2                   3
-        //     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
-        //    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+<+
-        //    |V=2|P|X|  CC   |M|     PT      |       sequence number         | |
-        //    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+ |
-        //    |                           timestamp                           | |
-        //    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+ |
-        //    |           synchronization source (SSRC) identifier            | |
-        //    +=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+=+ |
-        //    |            contributing source (CSRC) identifiers             | |
-        //    |                               ....                            | |
-        //    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+ |
-        //    |                   RTP extension (OPTIONAL)                    | |
-        //  +>+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+ |
-        //  | |                          payload  ...                         | |
-        //  | |                               +-------------------------------+ |
-        //  | |                               | RTP padding   | RTP pad count | |
-        //  +>+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+<+
-        //  | ~                     SRTP MKI (OPTIONAL)                       ~ |
-        //  | +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+ |
-        //  | :                 authentication tag (RECOMMENDED)              : |
-        //  | +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+ |
-        //  |                                                                   |
-        //  +- Encrypted Portion*                      Authenticated Portion ---+
-        let hlen = header.header_len;
-        let input = &buf[hlen..];
+        //
+        // Encrypted portion: the body. Authenticated portion: header and
+        // body (RFC 3711 section 3.1, RFC 7714 section 5).
+        let hlen = header.len();
+        let len = hlen + body.len();
+        output.clear();
 
         match &mut self.rtp {
             Derived::Aes128CmSha1_80 { key, salt, enc, .. } => {
                 // arbitrary body lengths are fine: the output buffer below is
-                // allocated with the CTR scratch the ciphers need and truncated
+                // sized with the CTR scratch the ciphers need and truncated
                 // after encryption, so no 16-byte alignment is required.
-                let iv = Aes128CmSha1_80::rtp_iv(*salt, *header.ssrc, srtp_index);
+                let iv = Aes128CmSha1_80::rtp_iv(*salt, ssrc, srtp_index);
 
                 // Allocate buffer with CTR padding (aws-lc-rs requirement)
                 // HMAC_TAG_LEN is 10, CTR_BUFFER_PADDING is 15, so we need 5 extra bytes
                 let padding_needed =
                     CTR_BUFFER_PADDING.saturating_sub(Aes128CmSha1_80::HMAC_TAG_LEN);
-                let mut output =
-                    vec![0_u8; buf.len() + Aes128CmSha1_80::HMAC_TAG_LEN + padding_needed];
+                output.resize(len + Aes128CmSha1_80::HMAC_TAG_LEN + padding_needed, 0);
 
-                enc.encrypt(&iv, input, &mut output[hlen..])
+                enc.encrypt(&iv, body, &mut output[hlen..])
                     .expect("rtp encrypt");
 
-                output[..hlen].copy_from_slice(&buf[..hlen]);
+                output[..hlen].copy_from_slice(header);
 
-                let hmac_start = buf.len();
+                let hmac_start = len;
                 let sha1_hmac = |k: &[u8], p: &[&[u8]]| self.sha1_hmac_provider.sha1_hmac(k, p);
-                Aes128CmSha1_80::rtp_hmac(sha1_hmac, key, &mut output, srtp_index, hmac_start);
+                Aes128CmSha1_80::rtp_hmac(sha1_hmac, key, output, srtp_index, hmac_start);
 
-                output.truncate(buf.len() + Aes128CmSha1_80::HMAC_TAG_LEN);
-                output
+                output.truncate(len + Aes128CmSha1_80::HMAC_TAG_LEN);
             }
             Derived::AeadAes128Gcm { salt, enc, .. } => {
                 let roc = (srtp_index >> 16) as u32;
 
-                let iv = AeadAes128Gcm::rtp_iv(*salt, *header.ssrc, roc, header.sequence_number);
-                let aad = &buf[..hlen];
+                let iv = AeadAes128Gcm::rtp_iv(*salt, ssrc, roc, sequence_number);
 
                 // Input and output lengths for encryption:
                 // https://www.rfc-editor.org/rfc/rfc7714#section-5.2.1
-                let mut output = vec![0_u8; buf.len() + AeadAes128Gcm::TAG_LEN];
-                enc.encrypt(&iv, aad, input, &mut output[hlen..])
-                    .expect("rtp encrypt");
-
-                output[..hlen].copy_from_slice(aad);
-
-                output
+                output.resize(len + AeadAes128Gcm::TAG_LEN, 0);
+                let (aad, out) = output.split_at_mut(hlen);
+                aad.copy_from_slice(header);
+                enc.encrypt(&iv, aad, body, out).expect("rtp encrypt");
             }
             Derived::AeadAes256Gcm { salt, enc, .. } => {
                 let roc = (srtp_index >> 16) as u32;
 
-                let iv = AeadAes256Gcm::rtp_iv(*salt, *header.ssrc, roc, header.sequence_number);
-                let aad = &buf[..hlen];
+                let iv = AeadAes256Gcm::rtp_iv(*salt, ssrc, roc, sequence_number);
 
                 // Input and output lengths for encryption:
                 // https://www.rfc-editor.org/rfc/rfc7714#section-5.2.1
-                let mut output = vec![0_u8; buf.len() + AeadAes256Gcm::TAG_LEN];
-                enc.encrypt(&iv, aad, input, &mut output[hlen..])
-                    .expect("rtp encrypt");
-
-                output[..hlen].copy_from_slice(aad);
-
-                output
+                output.resize(len + AeadAes256Gcm::TAG_LEN, 0);
+                let (aad, out) = output.split_at_mut(hlen);
+                aad.copy_from_slice(header);
+                enc.encrypt(&iv, aad, body, out).expect("rtp encrypt");
             }
         }
     }

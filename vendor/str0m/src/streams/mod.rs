@@ -19,7 +19,22 @@ use crate::rtp_::{Mid, Rid, SeqNo};
 use crate::util::already_happened;
 
 pub use self::receive::StreamRx;
-pub use self::send::{RtpWrite, StreamTx, StreamTxQueueInfo};
+pub use self::send::{DirectSendError, RtpWrite, StreamTx, StreamTxQueueInfo};
+pub(crate) use self::send::DirectPacket;
+
+/// relaycast patch 2: sequence numbers a receiver asked to have resent, on a
+/// send stream in NACK passthrough ([`StreamTx::set_nack_passthrough`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NackRequest {
+    /// The media of the send stream.
+    pub mid: Mid,
+    /// Its rid, when simulcast.
+    pub rid: Option<Rid>,
+    /// Its (main) SSRC.
+    pub ssrc: Ssrc,
+    /// Extended sequence numbers, as written with `write_rtp`/`send_rtp_now`.
+    pub seq_nos: Vec<SeqNo>,
+}
 
 mod receive;
 pub(crate) mod register;
@@ -497,6 +512,19 @@ impl Streams {
                 mid: s.mid(),
                 rid: s.rid(),
                 kind,
+            })
+        })
+    }
+
+    /// relaycast patch 2: NACKs of a stream in NACK passthrough.
+    pub(crate) fn poll_nack(&mut self) -> Option<NackRequest> {
+        self.streams_tx.values_mut().find_map(|s| {
+            let seq_nos = s.take_nacks()?;
+            Some(NackRequest {
+                mid: s.mid(),
+                rid: s.rid(),
+                ssrc: s.ssrc(),
+                seq_nos,
             })
         })
     }

@@ -179,6 +179,55 @@ pub struct StreamTx {
 
     /// MTU warn threshold; used to cap spurious-padding RTX cache lookups.
     mtu_warn: usize,
+
+    /// relaycast patch 2: NACKs are handed to the application
+    /// ([`crate::Event::Nack`]) instead of answered from the RTX cache.
+    nack_passthrough: bool,
+
+    /// relaycast patch 2: NACKed sequence numbers not yet polled.
+    pending_nacks: Vec<SeqNo>,
+}
+
+/// relaycast patch 2: at most this many NACKed sequence numbers wait to be
+/// polled per stream; more are dropped (a receiver asking for more than this
+/// between two polls has lost far more than resends can repair).
+const MAX_PENDING_NACKS: usize = 512;
+
+/// relaycast patch 1: why [`crate::change::DirectApi::send_rtp_now`] sent nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DirectSendError {
+    /// No ICE pair is nominated or SRTP keys are not yet derived.
+    NotConnected,
+    /// No send stream exists for the mid/rid.
+    NoSuchStream,
+    /// The payload type is not negotiated on this session.
+    UnknownPt,
+}
+
+impl std::fmt::Display for DirectSendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DirectSendError::NotConnected => write!(f, "not connected"),
+            DirectSendError::NoSuchStream => write!(f, "no such send stream"),
+            DirectSendError::UnknownPt => write!(f, "payload type not negotiated"),
+        }
+    }
+}
+
+impl std::error::Error for DirectSendError {}
+
+/// relaycast patch 1: a packet about to be sent directly, as its stream made it.
+pub(crate) struct DirectPacket {
+    pub header: RtpHeader,
+    /// SRTP index: the extended sequence number the header carries.
+    pub srtp_index: SeqNo,
+    /// For an RTX resend, the original sequence number (prefixed to the body).
+    pub osn: Option<SeqNo>,
+    pub payload: Arc<[u8]>,
+    pub vp8_patch: Option<Vp8Patch>,
+    /// Whether this is the stream's first packet (timers may move).
+    pub first: bool,
 }
 
 /// RTP packet data to enqueue on a direct RTP send stream.
@@ -390,6 +439,8 @@ impl StreamTx {
             remote_acked_ssrc: false,
             remote_acked_rtx_ssrc: false,
             mtu_warn,
+            nack_passthrough: false,
+            pending_nacks: Vec::new(),
         }
     }
 
@@ -553,6 +604,139 @@ impl StreamTx {
         };
 
         self.send_queue.push(packet);
+    }
+
+    /// relaycast patch 1: makes the header of a packet to send at once,
+    /// bypassing the send queue, the pacer's queues and the RTX cache, and
+    /// accounts it as sent (statistics, sender reports, padding PT).
+    ///
+    /// `resend`: `rtp.seq_no` is a packet sent before, asked for by a NACK;
+    /// it goes out on the RTX stream when there is one (with the original
+    /// sequence number before the payload, RFC 4588), else again on the main
+    /// SSRC.
+    pub(crate) fn direct_packet(
+        &mut self,
+        now: Instant,
+        rtp: RtpWrite,
+        resend: bool,
+        params: &[PayloadParams],
+    ) -> Result<DirectPacket, DirectSendError> {
+        let RtpWrite {
+            pt,
+            seq_no,
+            time,
+            wallclock,
+            marker,
+            ext_vals,
+            nackable: _,
+            payload,
+            csrc_count,
+            csrc,
+            vp8_patch,
+        } = rtp;
+        let param = params
+            .iter()
+            .find(|p| p.pt() == pt || p.red() == Some(pt))
+            .ok_or(DirectSendError::UnknownPt)?;
+        let mid = self.midrid.mid();
+        let rid = self.midrid.rid();
+        let first = self.rtp_and_wallclock.is_none();
+
+        let mut header = RtpHeader {
+            csrc_count,
+            sequence_number: *seq_no as u16,
+            marker,
+            payload_type: pt,
+            timestamp: time,
+            ssrc: self.ssrc,
+            csrc,
+            ext_vals,
+            ..Default::default()
+        };
+        header.ext_vals.rid_repair = None;
+
+        let len = payload.len() as u64;
+        let rtx = self.rtx.zip(param.resend()).filter(|_| resend);
+        let (srtp_index, osn) = match rtx {
+            Some((rtx_ssrc, rtx_pt)) => {
+                header.payload_type = rtx_pt;
+                header.ssrc = rtx_ssrc;
+                let rtx_seq = self.seq_no_rtx.inc();
+                header.sequence_number = *rtx_seq as u16;
+                header.ext_vals.rid = None;
+                header.ext_vals.rid_repair = rid;
+                if !self.remote_acked_rtx_ssrc {
+                    header.ext_vals.mid = Some(mid);
+                }
+                (rtx_seq, Some(seq_no))
+            }
+            None => {
+                if !self.remote_acked_ssrc {
+                    header.ext_vals.mid = Some(mid);
+                    header.ext_vals.rid = rid;
+                }
+                (seq_no, None)
+            }
+        };
+
+        if resend {
+            self.stats.update_packet_counts(len, true);
+            if let Some(h) = &mut self.stats.bytes_retransmitted {
+                h.push(now, len);
+            }
+        } else {
+            if first && seq_no.roc() > 0 {
+                warn!(
+                    "First SeqNo has non-zero ROC ({}), which needs out-of-band signalling \
+                    to remote peer",
+                    seq_no.roc()
+                );
+            }
+            self.rtp_and_wallclock = Some((time, wallclock));
+            self.stats.update_packet_counts(len, false);
+            if let Some(h) = &mut self.stats.bytes_transmitted {
+                h.push(now, len)
+            }
+            self.last_sent_seq_no = seq_no;
+            let is_red_packet = param.red() == Some(pt);
+            if param.resend().is_some() && !is_red_packet && self.pt_for_padding != Some(pt) {
+                self.pt_for_padding = Some(pt);
+            }
+            let clock_rate = param.spec().rtp_clock_rate();
+            if self.clock_rate != Some(clock_rate) {
+                self.clock_rate = Some(clock_rate);
+            }
+        }
+        self.last_used = now;
+
+        Ok(DirectPacket {
+            header,
+            srtp_index,
+            osn,
+            payload,
+            vp8_patch,
+            first,
+        })
+    }
+
+    /// relaycast patch 2: hand NACKs to the application as
+    /// [`Event::Nack`][crate::Event::Nack] instead of answering them from
+    /// this stream's RTX cache (an SFU that keeps one packet store per
+    /// incoming layer answers for every receiver from it). Packets written
+    /// to the stream are then not cached for resends either way.
+    pub fn set_nack_passthrough(&mut self, passthrough: bool) {
+        self.nack_passthrough = passthrough;
+        if !passthrough {
+            self.pending_nacks.clear();
+        }
+    }
+
+    /// relaycast patch 2: NACKed sequence numbers waiting to be polled.
+    pub(crate) fn take_nacks(&mut self) -> Option<Vec<SeqNo>> {
+        if self.pending_nacks.is_empty() {
+            return None;
+        }
+        Some(std::mem::take(&mut self.pending_nacks))
     }
 
     fn padding_enabled(&self) -> bool {
@@ -811,7 +995,7 @@ impl StreamTx {
                 .send_queue
                 .pop(now)
                 .expect("head of send_queue to be there");
-            if pkt.nackable {
+            if pkt.nackable && !self.nack_passthrough {
                 self.rtx_cache.cache_sent_packet(pkt, now);
             }
         }
@@ -1057,6 +1241,18 @@ impl StreamTx {
         entries: impl Iterator<Item = NackEntry>,
         now: Instant,
     ) -> Option<()> {
+        if self.nack_passthrough {
+            // relaycast patch 2: the last sent number lengthens the 16-bit ones.
+            let last = self.last_sent_seq_no;
+            for seq_no in entries.flat_map(|n| n.into_iter(last)) {
+                if self.pending_nacks.len() >= MAX_PENDING_NACKS {
+                    break;
+                }
+                self.pending_nacks.push(seq_no);
+            }
+            return Some(());
+        }
+
         // Turning NackEntry into SeqNo we need to know a SeqNo "close by" to lengthen the 16 bit
         // sequence number into the 64 bit we have in SeqNo.
         let seq_no = self.rtx_cache.last_cached_seq_no()?;
