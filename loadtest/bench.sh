@@ -16,7 +16,7 @@
 # Then a summary with cost ÷ floor. Every JSON report and log lands in $OUT
 # (default: a fresh temp dir, printed). Environment knobs:
 #   DURATION=20s  CAPACITY_POINTS="80 110 140 170 200"  FANOUT="100 300 1000"
-#   MIX_VIEWERS=300  CHURN_VIEWERS=100  RAMP=200/s  SERVER_CORE=0  TOOL_CORE=1  SKIP_BUILD=1
+#   MIX_VIEWERS=300  CHURN_VIEWERS=100  RAMP=200/s  SERVER_CORE=0  TOOL_CORE=1  WORKERS=0  SKIP_BUILD=1
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE/.."
