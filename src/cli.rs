@@ -48,9 +48,15 @@ pub struct ServerFlags {
     /// HTTP listen address [default: 127.0.0.1:8080].
     #[arg(long, env = "RELAYCAST_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
-    /// The one UDP port all WebRTC media uses [default: 8189].
+    /// First UDP media port; worker i uses port + i, so open P..P+N-1 [default: 8189].
     #[arg(long, env = "RELAYCAST_UDP_PORT")]
     pub udp_port: Option<u16>,
+    /// Media worker threads, one UDP port each [default: available cores].
+    #[arg(long, env = "RELAYCAST_WORKERS")]
+    pub workers: Option<usize>,
+    /// Viewers this node admits at most, then 503 + Retry-After [default: measured load only].
+    #[arg(long, env = "RELAYCAST_MAX_VIEWERS")]
+    pub max_viewers: Option<usize>,
     /// Address put in ICE candidates [default: detected].
     #[arg(long, env = "RELAYCAST_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
@@ -104,6 +110,12 @@ impl ServerFlags {
         }
         if let Some(v) = self.udp_port {
             config.udp_port = v;
+        }
+        if let Some(v) = self.workers {
+            config.workers = v;
+        }
+        if let Some(v) = self.max_viewers {
+            config.max_viewers = v;
         }
         if let Some(v) = self.public_ip {
             config.public_ip = Some(v);

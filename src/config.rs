@@ -11,14 +11,24 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+/// More workers than this is a typo, not a machine.
+pub const MAX_WORKERS: usize = 256;
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the HTTP API (WHIP, WHEP, pages) listens.
     pub http_addr: SocketAddr,
-    /// The single UDP port all WebRTC peers share (0 = any free port).
+    /// The first media worker's UDP port; worker `i` listens on
+    /// `udp_port + i` (0 = any free ports).
     pub udp_port: u16,
+    /// Media workers, one thread and one UDP port each; 0 = one per
+    /// available core.
+    pub workers: usize,
+    /// Viewers this node admits at most (then 503 + `Retry-After`); 0 = only
+    /// the workers' measured load limits admission.
+    pub max_viewers: usize,
     /// The address put in our ICE candidates; `None` = detect.
     pub public_ip: Option<IpAddr>,
     /// Where the SQLite database and generated secrets live.
@@ -44,6 +54,8 @@ impl Default for Config {
         Config {
             http_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             udp_port: 8189,
+            workers: 0,
+            max_viewers: 0,
             public_ip: None,
             data_dir: PathBuf::from("data"),
             stream_keys: BTreeMap::new(),
@@ -81,6 +93,16 @@ impl Config {
                 self.viewer_max_kbps
             );
         }
+        if self.workers > MAX_WORKERS {
+            bail!("workers is {}: at most {MAX_WORKERS}", self.workers);
+        }
+        let workers = self.media_workers();
+        if self.udp_port != 0 && usize::from(self.udp_port) + workers - 1 > usize::from(u16::MAX) {
+            bail!(
+                "udp_port {} + {workers} workers runs past port 65535",
+                self.udp_port
+            );
+        }
         if self.jwt_secret.as_ref().is_some_and(|s| s.len() < 16) {
             bail!("jwt_secret is too short: use at least 16 characters");
         }
@@ -96,6 +118,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Media workers to start: configured, else one per available core.
+    pub fn media_workers(&self) -> usize {
+        if self.workers != 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
     /// The per-viewer bounds the media plane applies.

@@ -21,8 +21,10 @@ pub use config::Config;
 pub struct Server {
     /// The bound HTTP address (useful when the config asked for port 0).
     pub http_addr: SocketAddr,
-    /// The bound UDP media address.
+    /// The first media worker's bound UDP address.
     pub udp_addr: SocketAddr,
+    /// Every media worker's bound UDP address, in worker order.
+    pub udp_addrs: Vec<SocketAddr>,
     /// Stream keys in force, including a generated one.
     pub stream_keys: std::collections::BTreeMap<String, String>,
     stop: oneshot::Sender<()>,
@@ -30,7 +32,7 @@ pub struct Server {
     media: relaycast_sfu::SfuHandle,
 }
 
-/// Starts the media worker and the HTTP server.
+/// Starts the media workers and the HTTP server.
 pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
@@ -45,9 +47,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         udp_bind: SocketAddr::new(bind_ip_for(candidate_ip), config.udp_port),
         candidate_ip,
         viewer_bounds: config.viewer_bounds(),
+        workers: config.media_workers(),
+        max_viewers: (config.max_viewers != 0).then_some(config.max_viewers),
     })
-    .context("starting the media worker")?;
+    .context("starting the media workers")?;
     let udp_addr = media.udp_addr();
+    let udp_addrs = media.udp_addrs();
 
     let store = match &config.database_url {
         Some(url) => relaycast_signaling::Store::open_postgres(url)
@@ -64,7 +69,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
             .context("recording the configured streams")?;
     }
     let state = relaycast_signaling::AppState::new(
-        media.clone(),
+        std::sync::Arc::new(media.clone()),
         store,
         relaycast_signaling::Settings {
             stream_keys: config.stream_keys.clone(),
@@ -90,6 +95,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     Ok(Server {
         http_addr,
         udp_addr,
+        udp_addrs,
         stream_keys: config.stream_keys,
         stop,
         http,
@@ -124,7 +130,7 @@ impl Server {
         &self.media
     }
 
-    /// Stops accepting HTTP, ends every session and joins the media worker.
+    /// Stops accepting HTTP, ends every session and joins the media workers.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
         let _ = self.http.await;

@@ -25,10 +25,11 @@ async fn main() -> anyhow::Result<()> {
     let server = relaycast::start(config).await?;
 
     let base = format!("http://{}", server.http_addr);
-    tracing::info!(http = %server.http_addr, udp = %server.udp_addr, "relaycast is running");
+    let ports = media_ports(&server.udp_addrs);
+    tracing::info!(http = %server.http_addr, udp = %ports, "relaycast is running");
     println!(
-        "relaycast is running on {base} (media on UDP {})",
-        server.udp_addr
+        "relaycast is running on {base} (media on UDP {ports}, {} workers)",
+        server.udp_addrs.len()
     );
     for (name, secret) in &server.stream_keys {
         println!();
@@ -42,4 +43,25 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// "ip:P" for one worker, "ip:P-Q" for consecutive ports, else a list.
+fn media_ports(addrs: &[std::net::SocketAddr]) -> String {
+    let (Some(first), Some(last)) = (addrs.first(), addrs.last()) else {
+        return String::from("none");
+    };
+    let consecutive = addrs
+        .windows(2)
+        .all(|w| w[0].ip() == w[1].ip() && w[1].port() == w[0].port().wrapping_add(1));
+    if addrs.len() == 1 {
+        first.to_string()
+    } else if consecutive {
+        format!("{first}-{}", last.port())
+    } else {
+        addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }

@@ -90,15 +90,15 @@ async fn garbage_datagrams_are_dropped_counted_and_harmless() {
         std::thread::sleep(Duration::from_micros(50));
     }
 
-    let metrics = server.media().metrics();
+    let media = server.media();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while metrics.drops(relaycast_sfu::DropReason::UnknownPeer) < sent
+    while media.drops_total(relaycast_sfu::DropReason::UnknownPeer) < sent
         && std::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        metrics.drops(relaycast_sfu::DropReason::UnknownPeer),
+        media.drops_total(relaycast_sfu::DropReason::UnknownPeer),
         sent,
         "every stranger datagram is counted"
     );

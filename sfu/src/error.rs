@@ -18,4 +18,11 @@ pub enum MediaError {
     WorkerGone,
     #[error("the media worker is overloaded; retry shortly")]
     Busy,
+    /// Admission control: no worker may take another viewer without its
+    /// viewers suffering, or the node is at its configured maximum.
+    #[error("{}; retry in {} s", if *node_full { "this server has as many viewers as it is configured for" } else { "this server is at capacity" }, retry_after.as_secs())]
+    Overloaded {
+        retry_after: std::time::Duration,
+        node_full: bool,
+    },
 }

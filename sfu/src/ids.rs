@@ -17,6 +17,12 @@ impl BroadcastName {
     }
 }
 
+impl Default for BroadcastName {
+    fn default() -> Self {
+        BroadcastName::new("")
+    }
+}
+
 impl fmt::Display for BroadcastName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -1,6 +1,8 @@
-//! Counters the media worker bumps on its hot path (relaxed atomics written by
-//! one thread, read by `/metrics`). Drops are counted by reason, never logged
-//! per packet.
+//! Counters the media workers bump on their hot path. Each worker has its own
+//! [`Metrics`], written by that worker's thread alone (a plain load and
+//! store, no locked read-modify-write, no cache line shared between
+//! workers) and summed when `/metrics` is scraped. Drops are counted by
+//! reason, never logged per packet.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -33,10 +35,18 @@ pub enum DropReason {
     SendQueueFull,
     /// The kernel refused the datagram (e.g. an unreachable peer).
     SendFailed,
+    /// Another worker's inbox was full: that worker's viewers miss this
+    /// packet (a worker that cannot keep up never blocks the publisher's).
+    MirrorLagging,
+    /// A NACKed packet is no longer in the layer's packet store, or too old
+    /// to be worth resending.
+    ResendUnavailable,
+    /// A viewer's resend budget (a share of its layer's bitrate) was spent.
+    ResendBudget,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::WaitingKeyframe,
         DropReason::NotSelected,
         DropReason::SwitchPending,
@@ -49,6 +59,9 @@ impl DropReason {
         DropReason::CodecMismatch,
         DropReason::SendQueueFull,
         DropReason::SendFailed,
+        DropReason::MirrorLagging,
+        DropReason::ResendUnavailable,
+        DropReason::ResendBudget,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +78,9 @@ impl DropReason {
             DropReason::CodecMismatch => "codec_mismatch",
             DropReason::SendQueueFull => "send_queue_full",
             DropReason::SendFailed => "send_failed",
+            DropReason::MirrorLagging => "mirror_lagging",
+            DropReason::ResendUnavailable => "resend_unavailable",
+            DropReason::ResendBudget => "resend_budget",
         }
     }
 }
@@ -88,6 +104,16 @@ pub struct Metrics {
     pub sessions_failed: AtomicU64,
     /// Times a media worker panicked outside any session and was restarted.
     pub worker_restarts: AtomicU64,
+    /// NACKed packets resent from a layer's packet store.
+    pub resends: AtomicU64,
+    /// Packets handed to another worker's Mirror.
+    pub bus_packets: AtomicU64,
+    /// Times the worker's load governor raised its shed level.
+    pub shed_raises: AtomicU64,
+    /// The worker's current shed level (0 none … 3 audio only).
+    pub shed_level: AtomicU64,
+    /// The worker's busy share over its last tick, in thousandths.
+    pub busy_permille: AtomicU64,
     /// Live publisher sessions.
     pub publishers: AtomicU64,
     /// Live viewer sessions.
@@ -121,6 +147,26 @@ impl Histogram {
         self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
     }
 
+    /// The sum of several workers' histograms.
+    fn render_sum<'a>(
+        all: impl Iterator<Item = &'a Histogram> + Clone,
+        name: &str,
+        help: &str,
+        out: &mut String,
+    ) {
+        let total = Histogram::default();
+        for h in all {
+            for (t, b) in total.buckets.iter().zip(&h.buckets) {
+                t.fetch_add(b.load(Relaxed), Relaxed);
+            }
+            total.count.fetch_add(h.count.load(Relaxed), Relaxed);
+            total
+                .sum_micros
+                .fetch_add(h.sum_micros.load(Relaxed), Relaxed);
+        }
+        total.render(name, help, out);
+    }
+
     fn render(&self, name: &str, help: &str, out: &mut String) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (bucket, bound) in self.buckets.iter().zip(SWITCH_BUCKETS) {
@@ -142,91 +188,149 @@ impl Histogram {
 }
 
 impl Metrics {
+    /// Adds to a counter of this worker's (single writer: a plain load and
+    /// store, not a locked add).
+    pub fn add(&self, counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    pub fn inc(&self, counter: &AtomicU64) {
+        self.add(counter, 1);
+    }
+
     pub fn count_drop(&self, reason: DropReason) {
-        self.drops[reason as usize].fetch_add(1, Relaxed);
+        self.inc(&self.drops[reason as usize]);
     }
 
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize].load(Relaxed)
     }
 
-    /// Prometheus text exposition of every counter.
-    pub fn render_prometheus(&self, out: &mut String) {
-        let counters = [
+    /// Prometheus text exposition of every counter, summed over `workers`
+    /// (gauges of shed level and busy share per worker).
+    pub fn render_prometheus(workers: &[&Metrics], out: &mut String) {
+        let sum = |f: &dyn Fn(&Metrics) -> &AtomicU64| -> u64 {
+            workers.iter().map(|m| f(m).load(Relaxed)).sum()
+        };
+        type Field = fn(&Metrics) -> &AtomicU64;
+        let counters: [(&str, &str, Field); 11] = [
             (
                 "relaycast_datagrams_in_total",
                 "UDP datagrams received",
-                &self.datagrams_in,
+                |m| &m.datagrams_in,
             ),
-            (
-                "relaycast_datagrams_out_total",
-                "UDP datagrams sent",
-                &self.datagrams_out,
-            ),
+            ("relaycast_datagrams_out_total", "UDP datagrams sent", |m| {
+                &m.datagrams_out
+            }),
             (
                 "relaycast_rtp_packets_in_total",
                 "RTP packets received from publishers",
-                &self.packets_in,
+                |m| &m.packets_in,
             ),
             (
                 "relaycast_rtp_packets_forwarded_total",
                 "RTP packets forwarded to viewers",
-                &self.packets_forwarded,
+                |m| &m.packets_forwarded,
             ),
             (
                 "relaycast_gop_cache_packets_total",
                 "packets served from GOP caches to joining viewers",
-                &self.gop_cache_packets,
+                |m| &m.gop_cache_packets,
             ),
             (
                 "relaycast_keyframe_requests_total",
                 "keyframe requests sent to publishers",
-                &self.keyframe_requests,
+                |m| &m.keyframe_requests,
             ),
             (
                 "relaycast_sessions_failed_total",
                 "sessions ended by an error in their handling",
-                &self.sessions_failed,
+                |m| &m.sessions_failed,
             ),
             (
                 "relaycast_worker_restarts_total",
                 "media workers restarted after a panic outside any session",
-                &self.worker_restarts,
+                |m| &m.worker_restarts,
+            ),
+            (
+                "relaycast_resends_total",
+                "NACKed packets resent from a layer's packet store",
+                |m| &m.resends,
+            ),
+            (
+                "relaycast_bus_packets_total",
+                "packets handed from a Source to another worker's Mirror",
+                |m| &m.bus_packets,
+            ),
+            (
+                "relaycast_shed_raises_total",
+                "times a worker's load governor shed another layer",
+                |m| &m.shed_raises,
             ),
         ];
-        for (name, help, value) in counters {
+        for (name, help, field) in counters {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Relaxed)
+                sum(&field)
             );
         }
-        for (name, help, value) in [
-            (
-                "relaycast_publishers",
-                "live publisher sessions",
-                &self.publishers,
-            ),
-            ("relaycast_viewers", "live viewer sessions", &self.viewers),
-        ] {
+        let gauges: [(&str, &str, Field); 2] = [
+            ("relaycast_publishers", "live publisher sessions", |m| {
+                &m.publishers
+            }),
+            ("relaycast_viewers", "live viewer sessions", |m| &m.viewers),
+        ];
+        for (name, help, field) in gauges {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                value.load(Relaxed)
+                sum(&field)
             );
         }
-        self.layer_switch.render(
+        let per_worker: [(&str, &str, Field, f64); 3] = [
+            (
+                "relaycast_worker_viewers",
+                "live viewer sessions on a worker",
+                |m| &m.viewers,
+                1.0,
+            ),
+            (
+                "relaycast_worker_shed_level",
+                "what a worker sheds: 0 nothing, 1 top layer, 2 all but the lowest, 3 video",
+                |m| &m.shed_level,
+                1.0,
+            ),
+            (
+                "relaycast_worker_busy_ratio",
+                "share of its last tick a worker spent working",
+                |m| &m.busy_permille,
+                1000.0,
+            ),
+        ];
+        for (name, help, field, scale) in per_worker {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (i, m) in workers.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{worker=\"{i}\"}} {}",
+                    field(m).load(Relaxed) as f64 / scale
+                );
+            }
+        }
+        Histogram::render_sum(
+            workers.iter().map(|m| &m.layer_switch),
             "relaycast_layer_switch_seconds",
             "time from a viewer's layer-switch decision to the first packet of the new layer",
             out,
         );
         let _ = writeln!(out, "# HELP relaycast_drops_total packets or datagrams not forwarded, by reason\n# TYPE relaycast_drops_total counter");
         for reason in DropReason::ALL {
+            let total: u64 = workers.iter().map(|m| m.drops(reason)).sum();
             let _ = writeln!(
                 out,
-                "relaycast_drops_total{{reason=\"{}\"}} {}",
+                "relaycast_drops_total{{reason=\"{}\"}} {total}",
                 reason.as_str(),
-                self.drops(reason)
             );
         }
     }

@@ -30,7 +30,7 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Ready when the media worker and the database both answer.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let media = state.media().is_alive() && state.media().broadcasts().await.is_ok();
+    let media = state.media().is_alive();
     let db = state.store().ping().await;
     if media && db {
         (StatusCode::OK, "ready")
@@ -41,7 +41,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
-    state.media().metrics().render_prometheus(&mut out);
+    state.media().render_metrics(&mut out);
     out.push_str(&format!(
         "# HELP relaycast_ws_connections open realtime websocket connections\n\
          # TYPE relaycast_ws_connections gauge\n\
@@ -50,7 +50,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ));
     if let Some(seconds) = media_worker_cpu_seconds() {
         out.push_str(&format!(
-            "# HELP relaycast_media_worker_cpu_seconds_total CPU time of the media worker thread\n\
+            "# HELP relaycast_media_worker_cpu_seconds_total CPU time of the media worker threads\n\
              # TYPE relaycast_media_worker_cpu_seconds_total counter\n\
              relaycast_media_worker_cpu_seconds_total {seconds:.3}\n"
         ));
@@ -58,7 +58,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
-/// CPU seconds (user + system) of the `media-worker` thread, from procfs;
+/// CPU seconds (user + system) of the `media-worker-N` threads, from procfs;
 /// `None` where procfs is absent. Divided by forwarded packets, this is the
 /// server's cost per packet.
 pub fn media_worker_cpu_seconds() -> Option<f64> {
@@ -70,7 +70,7 @@ pub fn media_worker_cpu_seconds() -> Option<f64> {
     for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let path = entry.path();
         let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if comm.trim() != "media-worker" {
+        if !comm.trim().starts_with("media-worker") {
             continue;
         }
         let stat = std::fs::read_to_string(path.join("stat")).ok()?;
@@ -98,6 +98,9 @@ pub struct ViewerView {
     pub estimate_kbps: Option<u64>,
     /// Video paused because the estimate is below `--viewer-min-kbps`.
     pub paused_low_bandwidth: bool,
+    /// The server sheds load: this viewer gets a lower layer than its link
+    /// could take, or audio only, until the load falls.
+    pub limited_by_server_load: bool,
     pub switches: u32,
     pub connected: bool,
     pub rtt_ms: Option<u64>,
@@ -124,6 +127,7 @@ pub fn viewer_view(v: relaycast_sfu::ViewerStatus) -> ViewerView {
         layer_bitrate_kbps: v.layer.map(|(_, bps)| bps / 1000),
         estimate_kbps: v.estimate_bps.map(|b| b / 1000),
         paused_low_bandwidth: v.paused_low_bandwidth,
+        limited_by_server_load: v.limited_by_server_load,
         switches: v.switches,
         connected: v.connected,
         rtt_ms: v.rtt.map(|d| d.as_millis() as u64),
@@ -145,8 +149,7 @@ pub async fn list_viewers(
     }
     let viewers = state
         .media()
-        .viewers(relaycast_sfu::BroadcastName::new(&id))
-        .await?;
+        .viewers(&relaycast_sfu::BroadcastName::new(&id));
     Ok(Json(viewers.into_iter().map(viewer_view).collect()))
 }
 
@@ -158,13 +161,10 @@ pub async fn whep_state(
 ) -> Result<Json<ViewerView>, ApiError> {
     let id = relaycast_sfu::SessionId::parse(&session)
         .ok_or_else(|| ApiError::NotFound("no such session".into()))?;
-    let viewers = state
+    state
         .media()
-        .viewers(relaycast_sfu::BroadcastName::new(&stream))
-        .await?;
-    viewers
-        .into_iter()
-        .find(|v| v.id == id)
+        .viewer(id)
+        .filter(|v| v.broadcast.as_str() == stream)
         .map(|v| {
             // The viewer's own state, not where its media goes: only the
             // moderators' table shows addresses.

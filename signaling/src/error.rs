@@ -30,6 +30,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the server is busy; retry shortly")]
     Unavailable,
+    /// Admission control refused a viewer: 503 with `Retry-After`.
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -49,6 +55,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -64,6 +71,10 @@ impl From<MediaError> for ApiError {
             MediaError::AlreadyLive(_) => ApiError::Conflict(e.to_string()),
             MediaError::NoSuchSession => ApiError::NotFound("no such session".into()),
             MediaError::Busy => ApiError::Unavailable,
+            MediaError::Overloaded { retry_after, .. } => ApiError::Overloaded {
+                message: e.to_string(),
+                retry_after_secs: retry_after.as_secs().max(1),
+            },
             MediaError::WorkerGone => ApiError::Internal(e.to_string()),
         }
     }
@@ -81,6 +92,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::Overloaded {
+            retry_after_secs, ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         response
     }

@@ -1,7 +1,8 @@
 //! relaycast's control plane: the axum [`router`] serving WHIP ingest, WHEP
 //! egress, the broadcast directory API, health and metrics, over a shared
 //! [`AppState`]. Handlers never touch media state: they call the media
-//! worker through [`relaycast_sfu::SfuHandle`].
+//! plane through the [`MediaPlane`] trait (the sfu's handle, or a fake in
+//! tests).
 //!
 //! Every error a client can cause is an [`ApiError`]: an HTTP status plus a
 //! JSON body `{"error": code, "message": text}`, never a panic.
@@ -10,7 +11,10 @@ mod api;
 mod auth;
 mod cors;
 mod error;
+#[cfg(test)]
+mod fake_media;
 pub mod identity;
+pub mod media;
 pub mod realtime;
 mod rest;
 pub mod store;
@@ -25,6 +29,7 @@ use axum::Router;
 
 pub use error::ApiError;
 pub use identity::{Identity, Role, Tokens};
+pub use media::MediaPlane;
 pub use store::{Store, StoreError};
 
 /// Settings read once at start; handlers never read env or files.
@@ -46,7 +51,7 @@ pub struct AppState {
 }
 
 struct Inner {
-    media: relaycast_sfu::SfuHandle,
+    media: Arc<dyn MediaPlane>,
     store: Store,
     settings: Settings,
     tokens: Tokens,
@@ -54,7 +59,7 @@ struct Inner {
 }
 
 impl AppState {
-    pub fn new(media: relaycast_sfu::SfuHandle, store: Store, settings: Settings) -> Self {
+    pub fn new(media: Arc<dyn MediaPlane>, store: Store, settings: Settings) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 media,
@@ -66,8 +71,13 @@ impl AppState {
         }
     }
 
-    pub fn media(&self) -> &relaycast_sfu::SfuHandle {
-        &self.inner.media
+    pub fn media(&self) -> &dyn MediaPlane {
+        &*self.inner.media
+    }
+
+    /// The media plane as a shared handle, for tasks that outlive a request.
+    pub fn media_arc(&self) -> Arc<dyn MediaPlane> {
+        self.inner.media.clone()
     }
 
     pub fn store(&self) -> &Store {

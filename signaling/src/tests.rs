@@ -37,7 +37,7 @@ pub(super) async fn app_with_media() -> (Router, relaycast_sfu::SfuHandle) {
     let media = relaycast_sfu::SfuHandle::start(relaycast_sfu::MediaConfig {
         udp_bind: "127.0.0.1:0".parse().unwrap(),
         candidate_ip: "127.0.0.1".parse().unwrap(),
-        viewer_bounds: Default::default(),
+        ..Default::default()
     })
     .unwrap();
     let dir = std::env::temp_dir().join(format!(
@@ -52,7 +52,14 @@ pub(super) async fn app_with_media() -> (Router, relaycast_sfu::SfuHandle) {
     settings
         .ice_servers
         .push("stun:stun.example.org:3478".into());
-    (router(AppState::new(media.clone(), store, settings)), media)
+    (
+        router(AppState::new(
+            std::sync::Arc::new(media.clone()),
+            store,
+            settings,
+        )),
+        media,
+    )
 }
 
 fn rand_suffix() -> u64 {

@@ -192,11 +192,7 @@ async fn patch(
     let id = session_id(&session)?;
     require_content_type(&headers, SDPFRAG)?;
     let _fragment = read_text(body).await?;
-    if !state
-        .media()
-        .exists(id, BroadcastName::new(&stream))
-        .await?
-    {
+    if !state.media().exists(id, &BroadcastName::new(&stream)) {
         return Err(ApiError::NotFound("no such session".into()));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -263,11 +259,7 @@ pub async fn whep_layer(
         .layer
         .parse::<LayerChoice>()
         .map_err(ApiError::BadRequest)?;
-    if !state
-        .media()
-        .exists(id, BroadcastName::new(&stream))
-        .await?
-    {
+    if !state.media().exists(id, &BroadcastName::new(&stream)) {
         return Err(ApiError::NotFound("no such session".into()));
     }
     state.media().set_layer(id, choice).await?;

@@ -18,11 +18,18 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server with one media worker per core (the default).
     pub async fn start() -> anyhow::Result<TestServer> {
+        Self::start_with_workers(0).await
+    }
+
+    /// A server with this many media workers (0: one per core).
+    pub async fn start_with_workers(workers: usize) -> anyhow::Result<TestServer> {
         let dir = TempDir::new()?;
         let mut config = relaycast::Config {
             http_addr: "127.0.0.1:0".parse().unwrap(),
             udp_port: 0,
+            workers,
             public_ip: Some("127.0.0.1".parse().unwrap()),
             data_dir: dir.0.clone(),
             ..Default::default()
@@ -58,6 +65,11 @@ impl TestServer {
             },
             Duration::from_secs(3600),
         )
+    }
+
+    /// The media plane, for placement and status queries.
+    pub fn media(&self) -> &relaycast_sfu::SfuHandle {
+        self.server.media()
     }
 
     pub async fn stop(self) {

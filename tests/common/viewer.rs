@@ -240,6 +240,24 @@ impl Viewer {
         &self.resource
     }
 
+    /// The session id: the last segment of the resource URL.
+    pub fn session_id(&self) -> Option<relaycast_sfu::SessionId> {
+        relaycast_sfu::SessionId::parse(self.resource.rsplit('/').next()?)
+    }
+
+    /// Asks for another layer (`POST {resource}/layer`), without renegotiation.
+    pub async fn choose_layer(&self, layer: &str) -> anyhow::Result<()> {
+        let res = self
+            .http
+            .post(format!("{}/layer", self.resource))
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"layer":"{layer}"}}"#))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().is_success(), "layer change: {}", res.status());
+        Ok(())
+    }
+
     /// DELETEs the WHEP session (status not checked) and closes.
     pub async fn leave(self) {
         let _ = self.http.delete(&self.resource).send().await;

@@ -12,6 +12,11 @@
 //! - Packets of the current source older than the switch point are dropped:
 //!   re-sending them would rewind the viewer's sequence.
 //!
+//! - A NACKed outgoing sequence number maps back to the source packet it
+//!   carried through the last [`SEGMENTS`] switches ([`Forwarder::resend`]):
+//!   resends come from the layer's shared packet store, rewritten exactly as
+//!   the original was.
+//!
 //! A "source" is one layer of one publisher session ([`SourceKey`]); a
 //! publisher reconnect is a new epoch and so a new source.
 
@@ -69,6 +74,30 @@ struct Offsets {
     tl0: u8,
 }
 
+/// How many switches back a NACK can still be mapped to its source.
+pub const SEGMENTS: usize = 4;
+
+/// Outgoing sequence numbers from `out_start` on came from `source`,
+/// rewritten with `offsets`, since `started`.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    source: SourceKey,
+    out_start: u64,
+    offsets: Offsets,
+    started: Instant,
+}
+
+/// Where a NACKed packet came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResendRef {
+    pub source: SourceKey,
+    /// The source's extended sequence number of the packet.
+    pub in_seq: u64,
+    /// When the viewer started on that source: a replayed packet was sent
+    /// then, however long ago it arrived.
+    pub since: Instant,
+}
+
 /// The rewrite state of one (viewer, track).
 #[derive(Debug)]
 pub struct Forwarder {
@@ -85,6 +114,9 @@ pub struct Forwarder {
     offsets: Offsets,
     last: Option<Last>,
     first_seq: u64,
+    /// The latest switches, newest at `segment_head`.
+    segments: [Option<Segment>; SEGMENTS],
+    segment_head: usize,
 }
 
 impl Forwarder {
@@ -102,6 +134,8 @@ impl Forwarder {
             offsets: Offsets::default(),
             last: None,
             first_seq: u64::from(first_seq),
+            segments: [None; SEGMENTS],
+            segment_head: 0,
         }
     }
 
@@ -176,22 +210,7 @@ impl Forwarder {
         self.highest_in = self.highest_in.max(pkt.seq);
         let seq = pkt.seq.wrapping_add(self.offsets.seq);
         let ts = pkt.ts.wrapping_add(self.offsets.ts);
-        let mut vp8_patch = None;
-        let (mut out_pid, mut out_tl0) = (None, None);
-        if let Some(vp8) = &pkt.vp8 {
-            let mut builder = vp8.descriptor.patch();
-            if let Some((pid, mask)) = vp8.picture_id {
-                let p = pid.wrapping_add(self.offsets.picture_id) & mask;
-                builder = builder.picture_id(p);
-                out_pid = Some(p);
-            }
-            if let Some(tl0) = vp8.tl0_pic_idx {
-                let t = tl0.wrapping_add(self.offsets.tl0);
-                builder = builder.tl0_pic_idx(t);
-                out_tl0 = Some(t);
-            }
-            vp8_patch = builder.build().ok();
-        }
+        let (vp8_patch, out_pid, out_tl0) = vp8_rewrite(pkt, &self.offsets);
         let newest = self.last.is_none_or(|l| seq > l.seq);
         if newest {
             self.last = Some(Last {
@@ -208,6 +227,42 @@ impl Forwarder {
             vp8_patch,
             switched,
         })
+    }
+
+    /// The source packet behind outgoing sequence number `out_seq`, if it
+    /// was sent within the last [`SEGMENTS`] switches.
+    pub fn resend(&self, out_seq: u64) -> Option<ResendRef> {
+        let segment = self.segment_of(out_seq)?;
+        Some(ResendRef {
+            source: segment.source,
+            in_seq: out_seq.wrapping_sub(segment.offsets.seq),
+            since: segment.started,
+        })
+    }
+
+    /// `pkt` (found through [`Forwarder::resend`]) rewritten as it was sent
+    /// under `out_seq`.
+    pub fn rewrite_resend(&self, out_seq: u64, pkt: &SourcePacket) -> Option<Translated> {
+        let segment = self.segment_of(out_seq)?;
+        let (vp8_patch, _, _) = vp8_rewrite(pkt, &segment.offsets);
+        Some(Translated {
+            seq: out_seq,
+            ts: pkt.ts.wrapping_add(segment.offsets.ts),
+            vp8_patch,
+            switched: false,
+        })
+    }
+
+    /// The newest segment that `out_seq` can belong to: sent already, and
+    /// at or after the segment's start.
+    fn segment_of(&self, out_seq: u64) -> Option<&Segment> {
+        if self.last.is_none_or(|l| out_seq > l.seq) {
+            return None;
+        }
+        (0..SEGMENTS)
+            .map(|back| (self.segment_head + SEGMENTS - back) % SEGMENTS)
+            .filter_map(|i| self.segments[i].as_ref())
+            .find(|s| s.out_start <= out_seq)
     }
 
     fn switch_to(&mut self, source: SourceKey, pkt: &SourcePacket, now: Instant) {
@@ -245,7 +300,38 @@ impl Forwarder {
         self.switch_seq = pkt.seq;
         self.highest_in = pkt.seq;
         self.state = DownTrackState::Forwarding;
+        self.segment_head = (self.segment_head + 1) % SEGMENTS;
+        self.segments[self.segment_head] = Some(Segment {
+            source,
+            out_start: pkt.seq.wrapping_add(self.offsets.seq),
+            offsets: self.offsets,
+            started: now,
+        });
     }
+}
+
+/// The VP8 descriptor patch for `pkt` under `offsets`, and the PictureID
+/// and TL0PICIDX it writes.
+fn vp8_rewrite(
+    pkt: &SourcePacket,
+    offsets: &Offsets,
+) -> (Option<Vp8Patch>, Option<u16>, Option<u8>) {
+    let Some(vp8) = &pkt.vp8 else {
+        return (None, None, None);
+    };
+    let (mut out_pid, mut out_tl0) = (None, None);
+    let mut builder = vp8.descriptor.patch();
+    if let Some((pid, mask)) = vp8.picture_id {
+        let p = pid.wrapping_add(offsets.picture_id) & mask;
+        builder = builder.picture_id(p);
+        out_pid = Some(p);
+    }
+    if let Some(tl0) = vp8.tl0_pic_idx {
+        let t = tl0.wrapping_add(offsets.tl0);
+        builder = builder.tl0_pic_idx(t);
+        out_tl0 = Some(t);
+    }
+    (builder.build().ok(), out_pid, out_tl0)
 }
 
 #[cfg(test)]
@@ -269,6 +355,7 @@ mod tests {
             arrival: at,
             keyframe_start: key,
             vp8: None,
+            dimensions: None,
         }
     }
 
@@ -428,6 +515,38 @@ mod tests {
             t0,
             &[step(L0, 2, 0, false, 1, Err(DropReason::NotSelected))],
         );
+    }
+
+    #[test]
+    fn a_nack_maps_back_to_the_source_packet_across_switches() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(true, 90_000, 100);
+        f.set_target(Some(L0));
+        run(
+            &mut f,
+            t0,
+            &[
+                step(L0, 5000, 9000, true, 0, Ok((100, 9000))),
+                step(L0, 5001, 9000, false, 0, Ok((101, 9000))),
+            ],
+        );
+        f.set_target(Some(L1));
+        run(&mut f, t0, &[step(L1, 700, 1, true, 34, Ok((102, 12060)))]);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // (outgoing seq, what it maps to)
+        let cases = [
+            (100, Some((L0, 5000, at(0)))),
+            (101, Some((L0, 5001, at(0)))),
+            (102, Some((L1, 700, at(34)))),
+            (103, None),
+            (99, None),
+        ];
+        for (out, want) in cases {
+            let got = f.resend(out).map(|r| (r.source, r.in_seq, r.since));
+            assert_eq!(got, want, "out {out}");
+        }
+        let resent = f.rewrite_resend(102, &pkt(700, 1, true, t0)).unwrap();
+        assert_eq!((resent.seq, resent.ts), (102, 12060), "rewritten as sent");
     }
 
     #[test]

@@ -3,9 +3,14 @@
 //! OBS ignores PLI and sends a keyframe only every few seconds, so without
 //! this a viewer could wait that long for a first picture.
 //!
+//! Packets are held as the `Arc`s every Mirror shares: a cached GOP costs
+//! pointers, not payload copies.
+//!
 //! Invariants: the cache is empty or begins with a keyframe-start packet;
 //! it never holds more than its packet and byte bounds (a GOP that outgrows
 //! them is dropped whole, and the cache waits for the next keyframe).
+
+use std::sync::Arc;
 
 use super::packet::SourcePacket;
 
@@ -15,13 +20,13 @@ pub const MAX_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct GopCache {
-    packets: Vec<SourcePacket>,
+    packets: Vec<Arc<SourcePacket>>,
     bytes: usize,
 }
 
 impl GopCache {
     /// Records an incoming packet of this layer.
-    pub fn push(&mut self, pkt: &SourcePacket) {
+    pub fn push(&mut self, pkt: &Arc<SourcePacket>) {
         if pkt.keyframe_start {
             self.packets.clear();
             self.bytes = 0;
@@ -38,7 +43,7 @@ impl GopCache {
     }
 
     /// The cached GOP, keyframe first, in arrival order.
-    pub fn packets(&self) -> &[SourcePacket] {
+    pub fn packets(&self) -> &[Arc<SourcePacket>] {
         &self.packets
     }
 
@@ -55,11 +60,10 @@ impl GopCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::time::Instant;
 
-    fn pkt(seq: u64, key: bool, size: usize) -> SourcePacket {
-        SourcePacket {
+    fn pkt(seq: u64, key: bool, size: usize) -> Arc<SourcePacket> {
+        Arc::new(SourcePacket {
             seq,
             ts: seq as u32,
             marker: false,
@@ -68,7 +72,8 @@ mod tests {
             arrival: Instant::now(),
             keyframe_start: key,
             vp8: None,
-        }
+            dimensions: None,
+        })
     }
 
     fn seqs(cache: &GopCache) -> Vec<u64> {
@@ -132,6 +137,6 @@ mod tests {
         let mut cache = GopCache::default();
         let p = pkt(1, true, 1200);
         cache.push(&p);
-        assert!(Arc::ptr_eq(&cache.packets()[0].payload, &p.payload));
+        assert!(Arc::ptr_eq(&cache.packets()[0], &p));
     }
 }

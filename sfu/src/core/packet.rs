@@ -1,5 +1,7 @@
 //! [`SourcePacket`]: one incoming RTP packet as the fan-out sees it. Parsed
-//! once on arrival; every viewer shares the same payload `Arc`.
+//! once on arrival by the Source and shared as an `Arc<SourcePacket>` by
+//! every Mirror, GopCache, packet store and viewer: nothing is copied per
+//! viewer.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +26,9 @@ pub struct SourcePacket {
     pub keyframe_start: bool,
     /// VP8 descriptor fields the Forwarder rewrites, when the codec is VP8.
     pub vp8: Option<Vp8Fields>,
+    /// The frame size a keyframe packet carries (VP8 header, H264 SPS), as
+    /// the Source parsed it once for every Mirror.
+    pub dimensions: Option<(u16, u16)>,
 }
 
 /// The parts of a VP8 payload descriptor the Forwarder rewrites.

@@ -1,54 +1,63 @@
-//! Per-viewer adaptive quality: the viewer's egress estimate (TWCC, or REMB
-//! from receivers without TWCC) feeds its [`LayerSelector`]; the estimator is
-//! told to sustain the current layer and to probe for the better one before
-//! the selector may switch up.
+//! Per-viewer layer choice and adaptive quality: which source each of a
+//! viewer's DownTracks follows, from its choice, its bandwidth estimate
+//! ([`LayerSelector`]), its worker's load ([`ShedLevel`]) and the Mirror's
+//! layers; what its estimator is told ([`BwePolicy`]); and what its
+//! receiver reports change ([`LossCap`], [`StaleEstimate`]).
 //!
-//! Invariant: a viewer's estimate is ignored for [`ESTIMATE_WARMUP`] after it
-//! connects; until then it is the estimator's starting value and the
+//! Invariant: a viewer's estimate is ignored for [`ESTIMATE_WARMUP`] after
+//! it connects; until then it is the estimator's starting value and the
 //! results of its first probes, which swing widely, not a measurement of
 //! the viewer's link. A receiver report of heavy loss applies from the
 //! start ([`LossCap`]), so a viewer on a weak link still moves down at once.
 //!
+//! [`LayerSelector`]: crate::core::layer_selector::LayerSelector
+//! [`ShedLevel`]: crate::core::overload::ShedLevel
+//! [`BwePolicy`]: crate::core::bwe_policy::BwePolicy
 //! [`LossCap`]: crate::core::loss_cap::LossCap
+//! [`StaleEstimate`]: crate::core::stale_estimate::StaleEstimate
 
 use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::stats::MediaEgressStats;
 
-use super::broadcast::Broadcast;
-use super::session::{Role, ViewerState};
+use super::mirror::{Mirror, LAYER_STOPPED_AFTER};
+use super::session::{viewer_pt, Limit, SessionKey, ViewerState};
 use super::Worker;
-use crate::core::layer_selector::{Bounds, Link, Selection, HEADROOM};
-use crate::core::layers::LayerChoice;
+use crate::core::bwe_policy::BweInput;
+use crate::core::layer_selector::{Bounds, Link, Selection};
+use crate::core::layers::{self, LayerChoice};
+use crate::core::overload::ShedLevel;
 use crate::core::SourceKey;
-use crate::ids::SessionId;
+use crate::ids::BroadcastName;
 
 pub const ESTIMATE_WARMUP: Duration = Duration::from_secs(2);
 
 /// The video source a viewer should receive now, by its choice, its
-/// estimate and the bounds; records a pause for low bandwidth.
+/// estimate, the bounds and its worker's shed level; records why it is
+/// held back.
 pub fn video_target(
     state: &mut ViewerState,
-    broadcast: &Broadcast,
+    mirror: &Mirror,
     bounds: Bounds,
+    shed: ShedLevel,
     now: Instant,
 ) -> Option<SourceKey> {
-    broadcast.publisher?;
-    if !broadcast.layers_settled(now) {
+    let epoch = mirror.audio_target()?.epoch;
+    if !mirror.layers_settled(now) {
         return None;
     }
-    let measures = broadcast.measures(now);
+    let measures = mirror.measures(now);
     let estimate = state.estimate_bps.filter(|_| {
         state
             .connected_at
             .is_some_and(|t| now.saturating_duration_since(t) >= ESTIMATE_WARMUP)
     });
     let estimate = state.loss_cap.apply(now, estimate);
-    // What the sender sustains (media plus padding, see `update_bwe`),
-    // as long as the receiver reports no noticeable loss.
+    // What the sender sustains (media plus padding, see `update_bwe`), as
+    // long as the receiver reports no noticeable loss.
     let sustained_bps = if state.clean_delivery.quiet(now) {
-        state.bwe_setting.0
+        state.bwe.sustained_bps()
     } else {
         0
     };
@@ -58,26 +67,127 @@ pub fn video_target(
         delivered_bps: state.clean_delivery.floor_bps(now),
         congested: state.loss_cap.capping(now),
     };
-    match state
+    let selected = state
         .selector
-        .select(state.choice, link, &measures, bounds, now)?
-    {
-        Selection::Layer(layer) => {
-            state.paused_low_bandwidth = false;
-            Some(SourceKey {
-                epoch: broadcast.epoch,
-                layer,
-            })
-        }
+        .select(state.choice, link, &measures, bounds, now)?;
+    let layer = match selected {
+        Selection::Layer(layer) => layer,
         Selection::PausedLowBandwidth => {
-            state.paused_low_bandwidth = true;
-            None
+            state.limit = Limit::LowBandwidth;
+            return None;
         }
-    }
+    };
+    // The worker's load caps every viewer, whatever it chose.
+    let ranked = layers::rank(&measures);
+    let rank = ranked.iter().position(|m| m.index == layer);
+    let Some(max_rank) = shed.max_rank(ranked.len()) else {
+        state.limit = Limit::ServerLoad;
+        return None;
+    };
+    let layer = match rank {
+        Some(r) if r > max_rank => {
+            state.limit = Limit::ServerLoad;
+            ranked[max_rank].index
+        }
+        _ => {
+            state.limit = Limit::None;
+            layer
+        }
+    };
+    Some(SourceKey { epoch, layer })
 }
 
 impl Worker {
-    pub(super) fn on_estimate(&mut self, viewer: SessionId, kind: BweKind, now: Instant) {
+    /// Recomputes the targets of every viewer of a Mirror.
+    pub(super) fn retarget_mirror(&mut self, name: &BroadcastName, now: Instant) {
+        let Some(mirror) = self.mirrors.get(name) else {
+            return;
+        };
+        let viewers = mirror.viewers.clone();
+        for key in viewers {
+            self.retarget_viewer(key, now);
+        }
+    }
+
+    /// Points a connected viewer's DownTracks at the sources its choice
+    /// selects; a viewer that gains a video target with no picture of it
+    /// yet is served from the target layer's GopCache at once, else a
+    /// keyframe is requested upstream.
+    pub(super) fn retarget_viewer(&mut self, key: SessionKey, now: Instant) {
+        let shed = self.governor.level();
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let name = session.broadcast.clone();
+        let Some(mirror) = self.mirrors.get(&name) else {
+            return;
+        };
+        let rtc = &session.rtc;
+        let super::session::Role::Viewer(state) = &mut session.role else {
+            return;
+        };
+        if !state.connected {
+            return;
+        }
+        let info = mirror.info.clone();
+        let epoch = info.as_ref().map(|i| i.epoch);
+        for (track, spec) in [
+            (state.audio.as_mut(), info.as_ref().and_then(|i| i.audio)),
+            (
+                state.video.as_mut(),
+                info.as_ref().and_then(|i| i.video.map(|(_, s)| s)),
+            ),
+        ] {
+            let (Some(track), Some(spec), Some(epoch)) = (track, spec, epoch) else {
+                continue;
+            };
+            if track.pt_epoch != Some(epoch) {
+                track.pt = viewer_pt(rtc, track.mid, &spec);
+                track.pt_epoch = Some(epoch);
+                if track.pt.is_none() {
+                    tracing::info!(codec = ?spec.codec, "viewer did not negotiate the publisher's codec");
+                }
+            }
+        }
+        if let Some(audio) = state.audio.as_mut() {
+            audio.forwarder.set_target(mirror.audio_target());
+        }
+        if state.video.is_none() {
+            return;
+        }
+        let target = video_target(state, mirror, self.bounds, shed, now);
+        let Some(video) = state.video.as_mut() else {
+            return;
+        };
+        if video.forwarder.target() == target {
+            return;
+        }
+        state.switches += 1;
+        state.switch_decided = Some(now);
+        // The cached GOP is served to a viewer with no picture yet, and to
+        // one moving to a new publisher session (nothing of it was seen).
+        // Within a session it is not: replaying would rewind the picture.
+        let current = video.forwarder.current();
+        let serve_cached = current.is_none_or(|c| target.is_some_and(|t| t.epoch != c.epoch));
+        video.forwarder.set_target(target);
+        let Some(target) = target else {
+            return;
+        };
+        let Some(layer) = mirror.layers.get(usize::from(target.layer)) else {
+            return;
+        };
+        // A paused or stopped layer's cache is stale: wait for it to resume.
+        let fresh = layer.meter.active(now, LAYER_STOPPED_AFTER);
+        if serve_cached && fresh && !layer.gop.is_empty() {
+            let cached = layer.gop.packets().to_vec();
+            let bps = layer.meter.bps();
+            self.start_replay(key, target, cached, bps, now);
+        } else {
+            self.upstream(&name, super::bus::Upstream::KeyframeRequest(target.layer));
+        }
+    }
+
+    pub(super) fn on_estimate(&mut self, key: SessionKey, kind: BweKind, now: Instant) {
         let estimate = match kind {
             BweKind::Twcc {
                 estimate,
@@ -91,12 +201,11 @@ impl Worker {
             } => None,
             _ => return,
         };
-        if let Some(Role::Viewer(v)) = self.sessions.get_mut(&viewer).map(|s| &mut s.role) {
+        if let Some(v) = self.sessions.get_mut(key).and_then(|s| s.viewer_mut()) {
             v.estimate_bps = estimate;
-            tracing::debug!(session = %viewer, ?estimate, "egress estimate");
         }
-        self.retarget_viewer(viewer, now);
-        self.update_bwe(viewer, now);
+        self.retarget_viewer(key, now);
+        self.update_bwe(key, now);
     }
 
     /// The viewer's sender statistics: RTT and loss for the viewer API; a
@@ -108,14 +217,11 @@ impl Worker {
     /// [`StaleEstimate`]: crate::core::stale_estimate::StaleEstimate
     pub(super) fn on_egress_stats(
         &mut self,
-        viewer: SessionId,
+        key: SessionKey,
         stats: &MediaEgressStats,
         now: Instant,
     ) {
-        let Some(session) = self.sessions.get_mut(&viewer) else {
-            return;
-        };
-        let Role::Viewer(v) = &mut session.role else {
+        let Some(v) = self.sessions.get_mut(key).and_then(|s| s.viewer_mut()) else {
             return;
         };
         if v.audio.as_ref().is_some_and(|t| t.mid == stats.mid) {
@@ -133,7 +239,7 @@ impl Worker {
         let total_sent = stats.bytes + v.audio_bytes_sent;
         // Video alone: the floor is compared with video layers.
         v.clean_delivery.on_report(now, stats.bytes, stats.loss);
-        let wanted = v.climb_wanted_bps;
+        let wanted = v.bwe.climb_wanted_bps();
         let restart = (v.choice == LayerChoice::Auto)
             .then(|| {
                 v.stale_estimate
@@ -141,112 +247,59 @@ impl Worker {
             })
             .flatten();
         if let Some(rate) = restart {
-            tracing::debug!(session = %viewer, estimate = ?v.estimate_bps, rate, "stale estimate: estimator restarted");
-            session.rtc.bwe().reset(Bitrate::bps(rate));
-            self.input_drain(viewer, now);
+            tracing::debug!(estimate = ?v.estimate_bps, rate, "stale estimate: estimator restarted");
+            self.call(key, now, |rtc| {
+                rtc.bwe().reset(Bitrate::bps(rate));
+                Ok(())
+            });
         }
         if capped {
-            tracing::debug!(session = %viewer, loss = ?stats.loss, "heavy loss: estimate capped");
-            self.retarget_viewer(viewer, now);
-            self.update_bwe(viewer, now);
+            self.retarget_viewer(key, now);
+            self.update_bwe(key, now);
         }
     }
 
-    /// Tells the viewer's estimator what to sustain and what to probe for
-    /// (the best layer the viewer may get).
-    pub(super) fn update_bwe(&mut self, viewer: SessionId, now: Instant) {
-        let Some(session) = self.sessions.get_mut(&viewer) else {
+    /// Tells the viewer's estimator what to sustain and what to probe for.
+    pub(super) fn update_bwe(&mut self, key: SessionKey, now: Instant) {
+        let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
-        let Role::Viewer(state) = &mut session.role else {
+        let Some(mirror) = self.mirrors.get(&session.broadcast) else {
             return;
         };
-        let Some(broadcast) = self.broadcasts.get(&session.broadcast) else {
+        let Some(state) = session.viewer_mut() else {
             return;
         };
-        let measures = broadcast.measures(now);
+        let measures = mirror.measures(now);
         let mut eligible: Vec<u64> = measures
             .iter()
             .filter(|m| m.active && self.bounds.max_bps.is_none_or(|max| m.bps <= max))
             .map(|m| m.bps)
             .collect();
         eligible.sort_unstable();
-        let current = state
+        let current_bps = state
             .video
             .as_ref()
             .and_then(|v| v.forwarder.target())
             .and_then(|t| measures.iter().find(|m| m.index == t.layer))
             .map_or(0, |m| m.bps);
-        // Sustain the layer being sent, and probe toward the best layer the
-        // viewer may get. Once the estimate is within the selector's
-        // headroom of the next layer up, sustain that layer instead, with
-        // padding: the estimator only rises to 1.5x the traffic it sees
-        // acknowledged, so without real traffic at that rate only probes
-        // can lift it, and each probe result (a cluster of a few packets
-        // over about 15 ms, whose measured rate varies with scheduling at
-        // either end) replaces the estimate; and traffic the link carries at the next
-        // layer's rate is itself proof that the layer fits (the selector's
-        // `Link::sustained_bps`). Below that, or within 3 s of a receiver
-        // report of noticeable loss, no padding: padding a link that cannot
-        // carry the next layer only fills its queue, and the loss-based
-        // estimator then falls under the layer being sent and bars the
-        // probes that would find the link freed.
-        let next = eligible
-            .iter()
-            .copied()
-            .find(|bps| *bps > current)
-            .unwrap_or(current);
-        let covers_next = state
-            .loss_cap
-            .apply(now, state.estimate_bps)
-            .is_some_and(|e| e as f64 >= next as f64 * HEADROOM);
-        let sustain = if covers_next && state.clean_delivery.quiet(now) {
-            next
-        } else {
-            current
+        let input = BweInput {
+            choice: state.choice,
+            eligible_bps: &eligible,
+            current_bps,
+            estimate_bps: state.estimate_bps,
+            capped_estimate_bps: state.loss_cap.apply(now, state.estimate_bps),
+            quiet: state.clean_delivery.quiet(now),
         };
-        // What the viewer could climb to next, with the selector's headroom
-        // (0 at the top): an estimate short of it that does not move is
-        // stuck (StaleEstimate).
-        state.climb_wanted_bps = if next > current && state.choice == LayerChoice::Auto {
-            (next as f64 / HEADROOM) as u64
-        } else {
-            0
-        };
-        let best = eligible.last().copied().unwrap_or(0);
-        let (current, desired) = if state.choice == LayerChoice::Auto {
-            // Probing overshoots what it asks for a little; ask for the
-            // layer plus its headroom so the selector's fit test can pass.
-            let mut desired = (best.max(current) as f64 / HEADROOM) as u64;
-            // While the estimate is short of that, ask again when the probe
-            // pacer says so (soon after a probe that found room, else every
-            // second): str0m probes when the desired rate rises. Not while
-            // padding toward the next layer: real traffic then lifts the
-            // estimate, and every probe result replaces it outright, high
-            // or low (a cluster of a few packets, measured over
-            // milliseconds), which kept breaking the hold
-            // the selector needs to climb.
-            let short = state.estimate_bps.is_some_and(|e| e < desired);
-            let padding = sustain > current;
-            if short && !padding && state.probe.due(now, state.estimate_bps) {
-                state.probe_bump = (state.probe_bump + 1) % 16;
-            }
-            desired += desired * u64::from(state.probe_bump) * 2 / 100;
-            (sustain, desired)
-        } else {
-            // A viewer who chose a layer gets that layer: no padding or
-            // probes toward others (they would only cost its link).
-            (current, current)
-        };
-        if (current, desired) == state.bwe_setting || desired == 0 {
+        let Some(setting) = state.bwe.update(input, now) else {
             return;
-        }
-        state.bwe_setting = (current, desired);
-        tracing::debug!(session = %viewer, sustain = current, desired, estimate = ?state.estimate_bps, "bwe setting");
-        session
-            .rtc
-            .bwe()
-            .set_bitrate(Bitrate::bps(current), Bitrate::bps(desired));
-        self.input_drain(viewer, now);
+        };
+        self.call(key, now, |rtc| {
+            rtc.bwe().set_bitrate(
+                Bitrate::bps(setting.sustain_bps),
+                Bitrate::bps(setting.desired_bps),
+            );
+            Ok(())
+        });
     }
 }

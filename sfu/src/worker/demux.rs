@@ -5,16 +5,25 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::ids::SessionId;
-
-#[derive(Debug, Default)]
-pub struct Demux {
-    by_addr: HashMap<SocketAddr, SessionId>,
-    by_ufrag: HashMap<String, SessionId>,
+/// Generic over the session handle: the worker routes to its own table's
+/// keys; the benchmarks use plain numbers.
+#[derive(Debug)]
+pub struct Demux<K> {
+    by_addr: HashMap<SocketAddr, K>,
+    by_ufrag: HashMap<String, K>,
 }
 
-impl Demux {
-    pub fn add_session(&mut self, ufrag: &str, id: SessionId) {
+impl<K> Default for Demux<K> {
+    fn default() -> Self {
+        Demux {
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Copy> Demux<K> {
+    pub fn add_session(&mut self, ufrag: &str, id: K) {
         self.by_ufrag.insert(ufrag.to_owned(), id);
     }
 
@@ -27,7 +36,7 @@ impl Demux {
     }
 
     /// The session for a datagram, and whether its address is newly learned.
-    pub fn route(&mut self, source: SocketAddr, datagram: &[u8]) -> Option<(SessionId, bool)> {
+    pub fn route(&mut self, source: SocketAddr, datagram: &[u8]) -> Option<(K, bool)> {
         if let Some(id) = self.by_addr.get(&source) {
             return Some((*id, false));
         }
@@ -68,6 +77,9 @@ pub fn stun_local_ufrag(d: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct SessionId(u32);
 
     fn binding_request(username: &str) -> Vec<u8> {
         let mut attr = Vec::new();
@@ -119,7 +131,7 @@ mod tests {
             ("attribute longer than the message", lying_length),
         ];
         for (name, datagram) in cases {
-            let mut demux = Demux::default();
+            let mut demux = Demux::<SessionId>::default();
             demux.add_session("abcd", SessionId(1));
             let addr: SocketAddr = "127.0.0.1:6000".parse().unwrap();
             assert_eq!(demux.route(addr, datagram), None, "{name}");

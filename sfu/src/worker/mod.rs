@@ -1,21 +1,41 @@
-//! The media worker: one thread that owns the UDP socket, every session's
-//! `Rtc`, every Broadcast and every DownTrack. Nothing in it is shared or
-//! locked; the control plane reaches it only through [`Command`]s.
+//! A media worker: one thread that owns its UDP socket (its own port), its
+//! sessions' `Rtc`s, the [`Source`]s of the broadcasts whose publisher it
+//! holds and a [`Mirror`] of every broadcast it has viewers of. Nothing in
+//! it is shared or locked; the control plane reaches it through
+//! [`Command`]s, other workers through its bounded inbox ([`bus`]), and it
+//! tells the world what it has by publishing a [`status::WorkerStatus`]
+//! snapshot.
 //!
-//! Per incoming RTP packet: find its layer (one map lookup), update the
-//! layer's GopCache and meter, then for each viewer wanting that source:
-//! `Forwarder::translate` → `write_rtp` with the shared payload → drain.
-//! A panic while handling one session ends that session only.
+//! One pass of the loop: wake for a command, an inbox message, a datagram
+//! (then read up to [`RECV_BATCH`] more) or a timer; feed each to its
+//! session through the guard; handle that session's events after its
+//! drain; then [`Worker::pump`] the local queue (Source → Mirror, upstream
+//! requests, NACKs, sessions that failed during a fan-out) until it is
+//! empty; then timers, replays and housekeeping; then flush the batched
+//! sends. Nothing re-enters: no session is ever called while another is
+//! being drained, and a fan-out never edits the viewer list it walks.
+//!
+//! Per incoming RTP packet: Source (classify, parse once) → Mirrors (local
+//! queue, other workers' inboxes) → per viewer on that layer:
+//! `Forwarder::translate` → str0m's direct send (SRTP into an egress slot)
+//! → `sendmmsg`. No allocation, lock or payload copy per viewer.
 
 mod adaptive;
-mod broadcast;
+mod bus;
 mod control;
 mod deadline;
 mod demux;
+mod egress;
 mod fanout;
+mod guard;
+mod ingest;
+mod mirror;
+mod mmsg;
+mod nack;
 mod replay;
-mod send_queue;
 mod session;
+mod source;
+pub(crate) mod status;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -26,28 +46,38 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
-use str0m::{Event, IceConnectionState, Input, Rtc};
-use tokio::sync::mpsc;
+use str0m::rtp::NackRequest;
+use str0m::{Event, IceConnectionState, Input};
+use tokio::sync::{mpsc, watch};
 
 use crate::core::layer_selector::Bounds;
+use crate::core::overload::{LoadGovernor, ShedLevel};
 use crate::ids::{BroadcastName, SessionId};
 use crate::metrics::{DropReason, Metrics};
-use broadcast::Broadcast;
-use session::{drain, Io, Role, Session};
+use bus::{Bus, Downstream, Upstream};
+use egress::Egress;
+use guard::{guarded, Guarded, Io};
+use mirror::Mirror;
+use session::{Role, SessionKey, Sessions};
+use source::Source;
 
+pub(crate) use bus::Peers;
 pub(crate) use control::Command;
-pub use control::{BroadcastStatus, PublisherLayer, ViewerStatus};
 /// Public for the benchmarks (`sfu/benches`): pure routing state.
 pub use demux::Demux;
+pub use status::{BroadcastStatus, PublisherLayer, ViewerStatus, WorkerStatus};
+
+/// Capacity of a worker's inbox.
+pub(crate) fn bus_inbox() -> usize {
+    bus::INBOX
+}
 
 /// A session that sends nothing (no STUN consent, no RTCP, no media) for
 /// this long is gone; browsers send consent checks every few seconds.
 const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
-/// How many more datagrams to read without yielding once the socket is ready.
+/// How many more datagrams, or inbox messages, to take without yielding.
 const RECV_BATCH: usize = 64;
-/// How many ended sessions a late DELETE may still name.
-const RECENTLY_ENDED: usize = 1024;
 
 /// A worker that panics is restarted with fresh state (its sessions are
 /// lost, the node stays up) at most this many times within
@@ -86,90 +116,124 @@ impl Liveness {
     }
 }
 
-pub(crate) fn spawn(
-    socket: std::net::UdpSocket,
-    candidate: SocketAddr,
-    bounds: Bounds,
-    mut commands: mpsc::Receiver<Command>,
-    metrics: Arc<Metrics>,
-    liveness: Arc<Liveness>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+/// What a worker is told of its place in the node.
+pub(crate) struct WorkerSetup {
+    pub index: usize,
+    pub socket: std::net::UdpSocket,
+    pub candidate: SocketAddr,
+    pub bounds: Bounds,
+    pub commands: mpsc::Receiver<Command>,
+    pub inbox: mpsc::Receiver<Bus>,
+    pub peers: Peers,
+    pub metrics: Arc<Metrics>,
+    pub liveness: Arc<Liveness>,
+    pub status: watch::Sender<Arc<WorkerStatus>>,
+    /// Called for every session that ends, whatever the reason (not for
+    /// the sessions a restart loses: see `on_restart`).
+    pub on_ended: Arc<dyn Fn(SessionId) + Send + Sync>,
+    /// Called when the worker restarted after a panic: all its sessions
+    /// are gone.
+    pub on_restart: Arc<dyn Fn(usize) + Send + Sync>,
+}
+
+pub(crate) fn spawn(setup: WorkerSetup) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
-        .name("media-worker".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a current-thread runtime builds on any supported OS");
-            let mut restarts: VecDeque<Instant> = VecDeque::new();
-            loop {
-                let socket = match socket.try_clone() {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "media worker: cannot reuse its UDP socket");
-                        break;
-                    }
-                };
-                let run = catch_unwind(AssertUnwindSafe(|| {
-                    runtime.block_on(async {
-                        let socket = tokio::net::UdpSocket::from_std(socket)
-                            .expect("the socket is non-blocking and the runtime has IO enabled");
-                        Worker::new(socket, candidate, bounds, metrics.clone(), liveness.clone())
-                            .run(&mut commands)
-                            .await
-                    })
-                }));
-                if run.is_ok() {
-                    return;
-                }
-                // The worker's own code panicked outside any session's
-                // guard: every session on it is lost, but the node lives.
-                let now = Instant::now();
-                metrics.worker_restarts.fetch_add(1, Relaxed);
-                metrics.publishers.store(0, Relaxed);
-                metrics.viewers.store(0, Relaxed);
-                restarts.retain(|t| now.saturating_duration_since(*t) < RESTART_WINDOW);
-                restarts.push_back(now);
-                if restarts.len() > MAX_RESTARTS {
-                    tracing::error!(
-                        restarts = restarts.len(),
-                        "media worker panicked too often; it stays down"
-                    );
-                    break;
-                }
-                tracing::error!("media worker panicked; restarted with no sessions");
+        .name(format!("media-worker-{}", setup.index))
+        .spawn(move || supervise(setup))
+}
+
+/// Runs the worker; restarts it (fresh state, same socket, same channels)
+/// when its own code panics outside any session's guard.
+fn supervise(mut setup: WorkerSetup) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds on any supported OS");
+    let mut restarts: VecDeque<Instant> = VecDeque::new();
+    loop {
+        let socket = match setup.socket.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "media worker: cannot reuse its UDP socket");
+                break;
             }
-            liveness.dead.store(true, Relaxed);
-        })
+        };
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(async {
+                let socket = tokio::net::UdpSocket::from_std(socket)
+                    .expect("the socket is non-blocking and the runtime has IO enabled");
+                Worker::new(&setup, socket)
+                    .run(&mut setup.commands, &mut setup.inbox)
+                    .await
+            })
+        }));
+        if run.is_ok() {
+            return;
+        }
+        let now = Instant::now();
+        let metrics = &setup.metrics;
+        metrics.inc(&metrics.worker_restarts);
+        metrics.publishers.store(0, Relaxed);
+        metrics.viewers.store(0, Relaxed);
+        (setup.on_restart)(setup.index);
+        restarts.retain(|t| now.saturating_duration_since(*t) < RESTART_WINDOW);
+        restarts.push_back(now);
+        if restarts.len() > MAX_RESTARTS {
+            tracing::error!(
+                worker = setup.index,
+                restarts = restarts.len(),
+                "media worker panicked too often; it stays down"
+            );
+            break;
+        }
+        tracing::error!(
+            worker = setup.index,
+            "media worker panicked; restarted with no sessions"
+        );
+    }
+    setup.liveness.dead.store(true, Relaxed);
 }
 
 pub(crate) struct Worker {
+    index: usize,
     socket: tokio::net::UdpSocket,
     /// Our candidate address: the destination str0m expects on input.
     candidate: SocketAddr,
     /// Per-viewer bitrate bounds for automatic layer selection.
     bounds: Bounds,
     metrics: Arc<Metrics>,
-    sessions: HashMap<SessionId, Session>,
-    broadcasts: HashMap<BroadcastName, Broadcast>,
-    demux: Demux,
-    timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
+    sessions: Sessions,
+    demux: Demux<SessionKey>,
+    sources: HashMap<BroadcastName, Source>,
+    mirrors: HashMap<BroadcastName, Mirror>,
+    peers: Peers,
+    /// Bus messages for this worker itself, handled by [`Worker::pump`].
+    local: VecDeque<Bus>,
+    /// NACKs received, answered by [`Worker::pump`] after the drain.
+    nacks: Vec<(SessionKey, NackRequest)>,
+    /// Sessions that failed while a fan-out walked a viewer list: ended
+    /// after the walk.
+    failed: Vec<SessionKey>,
+    timers: BinaryHeap<Reverse<(Instant, SessionKey, SessionId)>>,
     /// Scratch buffer for one session's events, reused to avoid allocating.
     events: Vec<Event>,
-    send_queue: send_queue::SendQueue,
+    egress: Egress,
     /// GOPs being served to joining viewers, paced.
     replays: Vec<replay::Replay>,
-    /// The last [`RECENTLY_ENDED`] sessions ended, so a DELETE that races
-    /// the peer's own close still succeeds.
-    recently_ended: VecDeque<(SessionId, BroadcastName)>,
     /// Wakes the loop for the next timer; precise, unlike tokio's
     /// millisecond timer (see [`deadline`]).
     deadline: deadline::Deadline,
     liveness: Arc<Liveness>,
+    governor: LoadGovernor,
+    /// Time spent waiting since the last housekeeping tick.
+    waited: Duration,
+    status: watch::Sender<Arc<WorkerStatus>>,
+    on_ended: Arc<dyn Fn(SessionId) + Send + Sync>,
 }
 
 enum Wake {
     Command(Option<Command>),
+    Bus(Option<Bus>),
     Writable,
     Datagram(std::io::Result<(usize, SocketAddr)>),
     Deadline,
@@ -179,63 +243,87 @@ enum Wake {
 struct Due {
     housekeeping: Instant,
     replay: Instant,
+    last_tick: Instant,
 }
 
 impl Worker {
-    fn new(
-        socket: tokio::net::UdpSocket,
-        candidate: SocketAddr,
-        bounds: Bounds,
-        metrics: Arc<Metrics>,
-        liveness: Arc<Liveness>,
-    ) -> Worker {
+    fn new(setup: &WorkerSetup, socket: tokio::net::UdpSocket) -> Worker {
         Worker {
+            index: setup.index,
             socket,
-            candidate,
-            bounds,
-            metrics,
-            sessions: HashMap::new(),
-            broadcasts: HashMap::new(),
+            candidate: setup.candidate,
+            bounds: setup.bounds,
+            metrics: setup.metrics.clone(),
+            sessions: Sessions::default(),
             demux: Demux::default(),
+            sources: HashMap::new(),
+            mirrors: HashMap::new(),
+            peers: setup.peers.clone(),
+            local: VecDeque::new(),
+            nacks: Vec::new(),
+            failed: Vec::new(),
             timers: BinaryHeap::new(),
             events: Vec::new(),
-            send_queue: send_queue::SendQueue::default(),
+            egress: Egress::default(),
             replays: Vec::new(),
-            recently_ended: VecDeque::new(),
             deadline: deadline::Deadline::new(),
-            liveness,
+            liveness: setup.liveness.clone(),
+            governor: LoadGovernor::default(),
+            waited: Duration::ZERO,
+            status: setup.status.clone(),
+            on_ended: setup.on_ended.clone(),
         }
     }
 
-    async fn run(mut self, commands: &mut mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        inbox: &mut mpsc::Receiver<Bus>,
+    ) {
         let mut buf = vec![0u8; 2048];
+        let start = Instant::now();
         let mut due = Due {
-            housekeeping: Instant::now() + HOUSEKEEPING,
-            replay: Instant::now(),
+            housekeeping: start + HOUSEKEEPING,
+            replay: start,
+            last_tick: start,
         };
         loop {
             let deadline = self.next_deadline(&due);
-            // Biased: commands, then datagrams. Timers, replays and queued
-            // sends are never left to the select alone — under load the
-            // socket is always readable and they would starve (str0m's
-            // pacers only release packets on their timeouts) — so every
-            // pass ends with `run_due`.
+            let wait_from = Instant::now();
+            // Biased: commands, then other workers' packets, then datagrams.
+            // Timers, replays and queued sends are never left to the select
+            // alone (under load the socket is always readable and they
+            // would starve: str0m's pacers only release packets on their
+            // timeouts), so every pass ends with `run_due`.
             let wake = tokio::select! {
                 biased;
                 cmd = commands.recv() => Wake::Command(cmd),
+                msg = inbox.recv() => Wake::Bus(msg),
                 r = self.socket.recv_from(&mut buf) => Wake::Datagram(r),
-                _ = self.socket.writable(), if !self.send_queue.is_empty() => Wake::Writable,
+                _ = self.socket.writable(), if self.egress.has_backlog() => Wake::Writable,
                 _ = self.deadline.wait_until(deadline) => Wake::Deadline,
             };
+            let now = Instant::now();
+            self.waited += now.saturating_duration_since(wait_from);
             match wake {
                 Wake::Command(None) | Wake::Command(Some(Command::Shutdown)) => break,
-                Wake::Command(Some(cmd)) => self.command(cmd),
+                Wake::Command(Some(cmd)) => self.command(cmd, now),
+                Wake::Bus(None) => {}
+                Wake::Bus(Some(msg)) => {
+                    self.on_bus(msg);
+                    for _ in 0..RECV_BATCH {
+                        match inbox.try_recv() {
+                            Ok(msg) => self.on_bus(msg),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Wake::Writable | Wake::Deadline => {}
                 Wake::Datagram(Ok((n, source))) => {
-                    self.datagram(source, &buf[..n]);
+                    self.datagram(source, &buf[..n], now);
                     for _ in 0..RECV_BATCH {
                         match self.socket.try_recv_from(&mut buf) {
-                            Ok((n, source)) => self.datagram(source, &buf[..n]),
+                            Ok((n, source)) => self.datagram(source, &buf[..n], Instant::now()),
                             Err(_) => break,
                         }
                     }
@@ -244,21 +332,24 @@ impl Worker {
                 // concern one peer, never the socket.
                 Wake::Datagram(Err(_)) => {}
             }
+            self.pump();
             let now = Instant::now();
             self.liveness.beat(now);
             self.run_due(now, &mut due);
+            self.pump();
+            self.egress.flush(&self.socket, &self.metrics);
         }
-        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
-        for id in ids {
-            self.end_session(id, Instant::now());
+        for key in self.sessions.keys() {
+            self.end_session(key, Instant::now());
         }
+        self.egress.flush(&self.socket, &self.metrics);
     }
 
     /// The earliest instant something is due: a str0m timeout, housekeeping
     /// or (while replays run) the next replay tick.
     fn next_deadline(&self, due: &Due) -> Instant {
         let mut deadline = due.housekeeping;
-        if let Some(Reverse((t, _))) = self.timers.peek() {
+        if let Some(Reverse((t, _, _))) = self.timers.peek() {
             deadline = deadline.min(*t);
         }
         if !self.replays.is_empty() {
@@ -268,7 +359,7 @@ impl Worker {
     }
 
     /// Everything whose time has come, after every wake-up: session
-    /// timeouts, replay ticks, housekeeping, and queued sends.
+    /// timeouts, replay ticks and housekeeping.
     fn run_due(&mut self, now: Instant, due: &mut Due) {
         self.fire_timers(now);
         if !self.replays.is_empty() && now >= due.replay {
@@ -276,91 +367,147 @@ impl Worker {
             self.advance_replays(now);
         }
         if now >= due.housekeeping {
+            let tick = now.saturating_duration_since(due.last_tick);
             due.housekeeping = now + HOUSEKEEPING;
-            self.housekeeping(now);
-        }
-        if !self.send_queue.is_empty() {
-            self.send_queue.flush(&self.socket, &self.metrics);
+            due.last_tick = now;
+            let busy = if tick.is_zero() {
+                0.0
+            } else {
+                1.0 - (self.waited.as_secs_f32() / tick.as_secs_f32()).min(1.0)
+            };
+            self.waited = Duration::ZERO;
+            self.housekeeping(now, busy);
         }
     }
 
-    fn io(&mut self) -> Io<'_> {
+    fn io(&mut self) -> Io<'_, tokio::net::UdpSocket> {
         Io {
             socket: &self.socket,
+            egress: &mut self.egress,
             metrics: &self.metrics,
-            queue: &mut self.send_queue,
         }
     }
 
-    fn insert_session(
-        &mut self,
-        id: SessionId,
-        broadcast: BroadcastName,
-        rtc: Rtc,
-        ufrag: String,
-        role: Role,
-        now: Instant,
-    ) {
-        self.demux.add_session(&ufrag, id);
-        self.sessions.insert(
-            id,
-            Session {
-                id,
-                broadcast,
-                rtc,
-                role,
-                ufrag,
-                addrs: Vec::new(),
-                next_timeout: now,
-                last_input: now,
-                #[cfg(feature = "fault-injection")]
-                fault: false,
-            },
-        );
-        self.timers.push(Reverse((now, id)));
+    /// Delivers a bus message to worker `to`: this one through the local
+    /// queue, another through its inbox.
+    fn deliver(&mut self, to: usize, msg: Bus) {
+        if to == self.index {
+            self.local.push_back(msg);
+        } else {
+            self.peers.send(to, msg, &self.metrics);
+        }
     }
 
-    fn end_session(&mut self, id: SessionId, now: Instant) {
-        let Some(mut session) = self.sessions.remove(&id) else {
+    /// A Source's message to every Mirror it feeds.
+    fn emit(&mut self, name: &BroadcastName, msg: Downstream) {
+        if self.mirrors.contains_key(name) {
+            self.local
+                .push_back(Bus::Down(name.clone(), self.index, msg.clone()));
+        }
+        let Some(source) = self.sources.get(name) else {
             return;
         };
-        if self.recently_ended.len() >= RECENTLY_ENDED {
-            self.recently_ended.pop_front();
+        for &worker in &source.links {
+            self.peers.send(
+                worker,
+                Bus::Down(name.clone(), self.index, msg.clone()),
+                &self.metrics,
+            );
         }
-        self.recently_ended
-            .push_back((id, session.broadcast.clone()));
-        self.demux.remove_session(&session.ufrag, &session.addrs);
-        // Let str0m say goodbye (RTCP BYE, DTLS close_notify) if it can.
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            if session.rtc.close().is_ok() {
-                let mut scratch = Vec::new();
-                let _ = drain(&mut session.rtc, &mut self.io(), &mut scratch);
+    }
+
+    /// A Mirror's message to its Source.
+    fn upstream(&mut self, name: &BroadcastName, msg: Upstream) {
+        let to = if self.sources.contains_key(name) {
+            Some(self.index)
+        } else {
+            self.mirrors.get(name).and_then(|m| m.source_worker)
+        };
+        if let Some(to) = to {
+            let msg = Bus::Up {
+                broadcast: name.clone(),
+                msg,
+            };
+            self.deliver(to, msg);
+        }
+    }
+
+    fn on_bus(&mut self, msg: Bus) {
+        match msg {
+            Bus::Down(name, from, msg) => self.on_downstream(name, from, msg),
+            Bus::Up { broadcast, msg, .. } => self.on_upstream(broadcast, msg),
+        }
+    }
+
+    /// Handles queued work until none is left: bus messages, NACKs, failed
+    /// sessions. Each may queue more; nothing here calls into a session
+    /// that is being drained.
+    fn pump(&mut self) {
+        loop {
+            if let Some(msg) = self.local.pop_front() {
+                self.on_bus(msg);
+            } else if !self.nacks.is_empty() {
+                let nacks = std::mem::take(&mut self.nacks);
+                for (key, nack) in nacks {
+                    self.answer_nack(key, nack, Instant::now());
+                }
+            } else if let Some(key) = self.failed.pop() {
+                self.fail_session(key, Instant::now());
+            } else {
+                break;
             }
-        }));
-        let Some(broadcast) = self.broadcasts.get_mut(&session.broadcast) else {
+        }
+    }
+
+    fn on_downstream(&mut self, name: BroadcastName, from: usize, msg: Downstream) {
+        let now = Instant::now();
+        let Some(mirror) = self.mirrors.get_mut(&name) else {
+            // No viewer here (any more): the placement unlinks us shortly.
             return;
         };
-        match session.role {
-            Role::Publisher(_) => {
-                self.metrics.publishers.fetch_sub(1, Relaxed);
-                if broadcast.publisher == Some(id) {
-                    broadcast.end_publisher();
+        mirror.source_worker = Some(from);
+        match msg {
+            Downstream::Packet(track, pkt) => self.fan_out(&name, track, &pkt, now),
+            Downstream::Epoch(info) => {
+                if mirror.on_epoch(info) {
+                    self.retarget_mirror(&name, now);
                 }
             }
-            Role::Viewer(_) => {
-                self.metrics.viewers.fetch_sub(1, Relaxed);
-                broadcast.viewers.retain(|v| *v != id);
+            Downstream::Ended => {
+                mirror.on_ended();
+                self.retarget_mirror(&name, now);
             }
         }
-        if broadcast.publisher.is_none() && broadcast.viewers.is_empty() {
-            self.broadcasts.remove(&session.broadcast);
-        }
-        let _ = now;
     }
 
-    fn datagram(&mut self, source: SocketAddr, data: &[u8]) {
-        self.metrics.datagrams_in.fetch_add(1, Relaxed);
-        let Some((id, learned)) = self.demux.route(source, data) else {
+    fn on_upstream(&mut self, name: BroadcastName, msg: Upstream) {
+        let now = Instant::now();
+        let Some(source) = self.sources.get_mut(&name) else {
+            return;
+        };
+        match msg {
+            Upstream::Wanted(layers) => source.on_wanted(layers, now),
+            Upstream::KeyframeRequest(layer) => {
+                let Some(ssrc) = source.keyframe_request(layer, now) else {
+                    return;
+                };
+                let Some(key) = source.publisher.and_then(|id| self.sessions.key(id)) else {
+                    return;
+                };
+                self.metrics.inc(&self.metrics.keyframe_requests);
+                self.call(key, now, |rtc| {
+                    if let Some(stream) = rtc.direct_api().stream_rx(&ssrc) {
+                        stream.request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+
+    fn datagram(&mut self, source: SocketAddr, data: &[u8], now: Instant) {
+        self.metrics.inc(&self.metrics.datagrams_in);
+        let Some((key, learned)) = self.demux.route(source, data) else {
             self.metrics.count_drop(DropReason::UnknownPeer);
             return;
         };
@@ -368,148 +515,259 @@ impl Worker {
             self.metrics.count_drop(DropReason::Malformed);
             return;
         };
-        let now = Instant::now();
-        if let Some(session) = self.sessions.get_mut(&id) {
+        if let Some(session) = self.sessions.get_mut(key) {
             session.last_input = now;
             if learned {
                 session.addrs.push(source);
             }
         }
-        self.input(id, Input::Receive(now, receive), now);
+        self.input(key, Input::Receive(now, receive), now);
+        self.pump();
     }
 
-    /// Feeds one input to a session, drains it and handles its events. A
-    /// panic or a fatal error ends this session only.
-    fn input(&mut self, id: SessionId, input: Input, now: Instant) {
-        let Some(session) = self.sessions.get_mut(&id) else {
-            return;
-        };
-        let mut io = Io {
-            socket: &self.socket,
-            metrics: &self.metrics,
-            queue: &mut self.send_queue,
-        };
-        let events = &mut self.events;
-        let result = catch_unwind(AssertUnwindSafe(|| {
+    /// Feeds one input to a session through the guard and handles its
+    /// events. A panic or a fatal error ends this session only.
+    fn input(&mut self, key: SessionKey, input: Input, now: Instant) {
+        #[cfg(feature = "fault-injection")]
+        let fault = self.sessions.get(key).is_some_and(|s| s.fault);
+        self.call(key, now, move |rtc| {
             #[cfg(feature = "fault-injection")]
-            if session.fault {
+            if fault {
                 panic!("fault injected: session panic");
             }
-            session.rtc.handle_input(input)?;
-            drain(&mut session.rtc, &mut io, events)
-        }));
-        match result {
-            Ok(Ok(timeout)) => self.schedule(id, timeout, now),
-            Ok(Err(_)) => {
-                // str0m refuses input it cannot use (a bad SRTP packet, a
-                // stray DTLS record); the session lives on if it is alive.
-                self.metrics.count_drop(DropReason::Malformed);
-                if !self.sessions.get(&id).is_some_and(|s| s.rtc.is_alive()) {
-                    self.fail_session(id, now);
-                }
+            rtc.handle_input(input)
+        });
+    }
+
+    /// A guarded call into one session's `Rtc`, its drain, its scheduling
+    /// and its events. The one way the worker calls str0m, besides the
+    /// fan-out's direct sends (guarded the same way).
+    fn call<T>(
+        &mut self,
+        key: SessionKey,
+        now: Instant,
+        f: impl FnOnce(&mut str0m::Rtc) -> Result<T, str0m::RtcError>,
+    ) -> Option<T> {
+        let Worker {
+            sessions,
+            socket,
+            egress,
+            metrics,
+            events,
+            ..
+        } = self;
+        let session = sessions.get_mut(key)?;
+        let mut io = Io {
+            socket: &*socket,
+            egress,
+            metrics,
+        };
+        let outcome = guarded(&mut session.rtc, &mut io, events, f);
+        let value = match outcome {
+            Guarded::Done(value, timeout) => {
+                self.schedule(key, timeout, now);
+                Some(value)
             }
-            Err(_) => self.fail_session(id, now),
+            Guarded::Refused => {
+                self.metrics.count_drop(DropReason::Malformed);
+                if !self.sessions.get(key).is_some_and(|s| s.rtc.is_alive()) {
+                    self.fail_session(key, now);
+                }
+                None
+            }
+            Guarded::Panicked => {
+                self.fail_session(key, now);
+                None
+            }
+        };
+        self.handle_events(key, now);
+        value
+    }
+
+    fn fail_session(&mut self, key: SessionKey, now: Instant) {
+        if let Some(s) = self.sessions.get(key) {
+            self.metrics.inc(&self.metrics.sessions_failed);
+            tracing::warn!(session = %s.id, "session ended after an error in its handling");
         }
-        self.handle_events(id, now);
-    }
-
-    fn fail_session(&mut self, id: SessionId, now: Instant) {
-        self.metrics.sessions_failed.fetch_add(1, Relaxed);
-        tracing::warn!(session = %id, "session ended after an error in its handling");
         self.events.clear();
-        self.end_session(id, now);
+        self.end_session(key, now);
     }
 
-    fn schedule(&mut self, id: SessionId, timeout: Instant, now: Instant) {
-        let Some(session) = self.sessions.get_mut(&id) else {
+    fn schedule(&mut self, key: SessionKey, timeout: Instant, now: Instant) {
+        let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
         if timeout < session.next_timeout || session.next_timeout <= now {
             session.next_timeout = timeout;
-            self.timers.push(Reverse((timeout, id)));
+            self.timers.push(Reverse((timeout, key, session.id)));
         }
     }
 
     fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+        while let Some(Reverse((t, key, id))) = self.timers.peek().copied() {
             if t > now {
                 break;
             }
             self.timers.pop();
             let due = self
                 .sessions
-                .get(&id)
+                .get_checked(key, id)
                 .is_some_and(|s| s.next_timeout <= now);
             if due {
-                self.input(id, Input::Timeout(now), now);
+                self.input(key, Input::Timeout(now), now);
+                self.pump();
             }
         }
     }
 
-    fn handle_events(&mut self, id: SessionId, now: Instant) {
-        let mut events = std::mem::take(&mut self.events);
-        for event in events.drain(..) {
-            match event {
-                Event::RtpPacket(pkt) => self.on_publisher_rtp(id, pkt, now),
-                Event::Connected => self.on_connected(id, now),
-                Event::KeyframeRequest(req) => self.on_viewer_keyframe_request(id, req.mid, now),
-                Event::EgressBitrateEstimate(kind) => self.on_estimate(id, kind, now),
-                Event::MediaEgressStats(stats) => self.on_egress_stats(id, &stats, now),
-                // Not the end by itself: some peers (webrtc-rs among them)
-                // keep a connection alive with media and RTCP rather than
-                // STUN checks, and str0m reconnects on the next check. A
-                // peer that sends nothing at all is ended by housekeeping.
-                Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                    tracing::debug!(session = %id, "ICE consent checks stopped");
+    /// Handles the events one session's drain produced. A session's own
+    /// follow-up calls (its estimator, its keyframe requests upstream) may
+    /// add events; those are handled here too, in rounds.
+    fn handle_events(&mut self, key: SessionKey, now: Instant) {
+        for _ in 0..8 {
+            if self.events.is_empty() {
+                return;
+            }
+            let mut events = std::mem::take(&mut self.events);
+            for event in events.drain(..) {
+                if self.sessions.get(key).is_none() {
+                    break;
                 }
-                Event::Closed => {
-                    tracing::info!(session = %id, "session ended: the peer closed it");
-                    self.end_session(id, now);
+                match event {
+                    Event::RtpPacket(pkt) => self.on_publisher_rtp(key, pkt, now),
+                    Event::Connected => self.on_connected(key, now),
+                    Event::KeyframeRequest(req) => self.on_viewer_keyframe_request(key, req.mid),
+                    Event::EgressBitrateEstimate(kind) => self.on_estimate(key, kind, now),
+                    Event::MediaEgressStats(stats) => self.on_egress_stats(key, &stats, now),
+                    Event::Nack(nack) => self.nacks.push((key, nack)),
+                    // Not the end by itself: some peers (webrtc-rs among
+                    // them) keep a connection alive with media and RTCP
+                    // rather than STUN checks, and str0m reconnects on the
+                    // next check. A peer that sends nothing at all is ended
+                    // by housekeeping.
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        tracing::debug!("ICE consent checks stopped");
+                    }
+                    Event::Closed => {
+                        tracing::info!("session ended: the peer closed it");
+                        self.end_session(key, now);
+                    }
+                    _ => {}
                 }
-                _ => {}
+            }
+            // Keep the buffer's capacity for the next session.
+            if self.events.is_empty() {
+                self.events = events;
             }
         }
-        // Keep the buffer's capacity for the next session.
-        if self.events.is_empty() {
-            self.events = events;
-        }
+        self.events.clear();
     }
 
-    fn on_connected(&mut self, id: SessionId, now: Instant) {
-        let Some(session) = self.sessions.get_mut(&id) else {
+    fn on_connected(&mut self, key: SessionKey, now: Instant) {
+        let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
-        tracing::info!(session = %id, broadcast = %session.broadcast, "peer connected");
-        if let Role::Viewer(v) = &mut session.role {
+        tracing::info!(session = %session.id, broadcast = %session.broadcast, "peer connected");
+        if let Some(v) = session.viewer_mut() {
             v.connected = true;
             v.connected_at = Some(now);
-            self.retarget_viewer(id, now);
+            self.retarget_viewer(key, now);
         }
     }
 
-    fn housekeeping(&mut self, now: Instant) {
-        let idle: Vec<SessionId> = self
+    pub(super) fn end_session(&mut self, key: SessionKey, now: Instant) {
+        let Some(mut session) = self.sessions.remove(key) else {
+            return;
+        };
+        self.demux.remove_session(&session.ufrag, &session.addrs);
+        // Let str0m say goodbye (RTCP BYE, DTLS close_notify) if it can.
+        {
+            let mut scratch = Vec::new();
+            let mut io = self.io();
+            let _ = guarded(&mut session.rtc, &mut io, &mut scratch, |rtc| rtc.close());
+        }
+        let name = session.broadcast.clone();
+        match session.role {
+            Role::Publisher(_) => {
+                self.metrics.publishers.store(
+                    self.metrics.publishers.load(Relaxed).saturating_sub(1),
+                    Relaxed,
+                );
+                if let Some(source) = self.sources.get_mut(&name) {
+                    if source.publisher == Some(session.id) {
+                        source.end_publisher();
+                        self.emit(&name, Downstream::Ended);
+                        self.announce_epoch(&name);
+                    }
+                }
+            }
+            Role::Viewer(_) => {
+                self.metrics.viewers.store(
+                    self.metrics.viewers.load(Relaxed).saturating_sub(1),
+                    Relaxed,
+                );
+                self.replays.retain(|r| r.viewer != key);
+                if let Some(mirror) = self.mirrors.get_mut(&name) {
+                    mirror.remove_viewer(key);
+                    if mirror.viewers.is_empty() {
+                        self.mirrors.remove(&name);
+                    }
+                }
+            }
+        }
+        self.remove_source_if_unused(&name);
+        let _ = now;
+        (self.on_ended)(session.id);
+    }
+
+    fn housekeeping(&mut self, now: Instant, busy: f32) {
+        let idle: Vec<SessionKey> = self
             .sessions
-            .values()
-            .filter(|s| {
+            .iter()
+            .filter(|(_, s)| {
                 !s.rtc.is_alive()
                     || now.saturating_duration_since(s.last_input) > SESSION_IDLE_TIMEOUT
             })
-            .map(|s| s.id)
+            .map(|(k, _)| k)
             .collect();
-        for id in idle {
-            tracing::info!(session = %id, "session ended: peer gone");
-            self.end_session(id, now);
+        for key in idle {
+            tracing::info!("session ended: peer gone");
+            self.end_session(key, now);
         }
-        let viewers: Vec<SessionId> = self
-            .broadcasts
+        let backlog = self.egress.backlog_bytes();
+        self.metrics
+            .busy_permille
+            .store((busy * 1000.0) as u64, Relaxed);
+        if let Some(level) = self.governor.on_tick(now, busy, backlog) {
+            self.metrics.shed_level.store(level as u64, Relaxed);
+            if level > ShedLevel::None {
+                self.metrics.inc(&self.metrics.shed_raises);
+            }
+            tracing::warn!(
+                worker = self.index,
+                ?level,
+                busy,
+                backlog,
+                "load shedding level changed"
+            );
+        }
+        let viewers: Vec<SessionKey> = self
+            .mirrors
             .values()
-            .flat_map(|b| b.viewers.iter().copied())
+            .flat_map(|m| m.viewers.iter().copied())
             .collect();
-        for id in viewers {
-            self.retarget_viewer(id, now);
-            self.update_bwe(id, now);
+        for key in viewers {
+            self.retarget_viewer(key, now);
+            self.update_bwe(key, now);
         }
-        self.mark_wanted_layers(now);
+        self.report_wanted_layers(now);
+        let names: Vec<BroadcastName> = self.sources.keys().cloned().collect();
+        for name in names {
+            if let Some(source) = self.sources.get_mut(&name) {
+                source.update_paused(now);
+            }
+            self.announce_epoch(&name);
+        }
+        self.publish_status(now);
     }
 }

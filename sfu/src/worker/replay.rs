@@ -8,8 +8,10 @@
 //! maps sequence numbers one to one, so the receiver's jitter buffer puts
 //! replayed and live packets back in order.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::session::SessionKey;
 use crate::core::{SourceKey, SourcePacket};
 use crate::ids::SessionId;
 
@@ -24,9 +26,11 @@ pub const TICK: Duration = Duration::from_millis(5);
 
 #[derive(Debug)]
 pub struct Replay {
-    pub viewer: SessionId,
+    pub viewer: SessionKey,
+    /// The viewer's id: its key may be reused once it ends.
+    pub id: SessionId,
     pub source: SourceKey,
-    packets: Vec<SourcePacket>,
+    packets: Vec<Arc<SourcePacket>>,
     next: usize,
     /// Bytes per second.
     rate: u64,
@@ -37,14 +41,16 @@ pub struct Replay {
 
 impl Replay {
     pub fn new(
-        viewer: SessionId,
+        viewer: SessionKey,
+        id: SessionId,
         source: SourceKey,
-        packets: Vec<SourcePacket>,
+        packets: Vec<Arc<SourcePacket>>,
         layer_bps: u64,
         now: Instant,
     ) -> Self {
         Replay {
             viewer,
+            id,
             source,
             packets,
             next: 0,
@@ -55,7 +61,7 @@ impl Replay {
     }
 
     /// The packets that may go now; advances the cursor past them.
-    pub fn due(&mut self, now: Instant) -> &[SourcePacket] {
+    pub fn due(&mut self, now: Instant) -> &[Arc<SourcePacket>] {
         let elapsed = now
             .saturating_duration_since(self.last_refill)
             .as_secs_f64();
@@ -75,7 +81,7 @@ impl Replay {
     }
 
     /// Queues a live packet behind the cached ones.
-    pub fn push(&mut self, pkt: SourcePacket) {
+    pub fn push(&mut self, pkt: Arc<SourcePacket>) {
         self.packets.push(pkt);
     }
 
@@ -87,19 +93,21 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    fn gop(packets: usize, size: usize) -> Vec<SourcePacket> {
+    fn gop(packets: usize, size: usize) -> Vec<Arc<SourcePacket>> {
         (0..packets)
-            .map(|i| SourcePacket {
-                seq: i as u64,
-                ts: 0,
-                marker: false,
-                ext: Default::default(),
-                payload: Arc::from(vec![0u8; size]),
-                arrival: Instant::now(),
-                keyframe_start: i == 0,
-                vp8: None,
+            .map(|i| {
+                Arc::new(SourcePacket {
+                    seq: i as u64,
+                    ts: 0,
+                    marker: false,
+                    ext: Default::default(),
+                    payload: Arc::from(vec![0u8; size]),
+                    arrival: Instant::now(),
+                    keyframe_start: i == 0,
+                    vp8: None,
+                    dimensions: None,
+                })
             })
             .collect()
     }
@@ -109,6 +117,7 @@ mod tests {
         let t0 = Instant::now();
         // 400 packets of 1000 bytes: 65 go at once (64 KiB), the rest at 1.5 MB/s.
         let mut replay = Replay::new(
+            SessionKey(1),
             SessionId(1),
             SourceKey { epoch: 1, layer: 0 },
             gop(400, 1000),

@@ -1,6 +1,11 @@
-//! [`Session`]: one peer's `Rtc` and what its role needs (a publisher's track
-//! map, a viewer's DownTracks), plus [`drain`], str0m's rule made code: after
-//! every input or write, poll until `Timeout`.
+//! [`Session`]: one peer's `Rtc` and what its role needs (a publisher's
+//! track map, a viewer's DownTracks and adaptive state), and [`Sessions`],
+//! the worker's table of them by [`SessionKey`].
+//!
+//! Invariants: a [`SessionKey`] is an index into this worker's table only;
+//! whoever keeps one across calls (the timer heap, a replay) also keeps the
+//! [`SessionId`] and checks it, because a slot is reused once its session
+//! ends.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,25 +13,24 @@ use std::time::Instant;
 
 use str0m::format::{Codec, CodecSpec};
 use str0m::media::{Mid, Pt, Rid};
-use str0m::net::Protocol;
 use str0m::rtp::Ssrc;
-use str0m::{Event, Output, Rtc, RtcError};
+use str0m::Rtc;
 
+use super::bus::TrackRef;
+use crate::core::bwe_policy::BwePolicy;
+use crate::core::clean_delivery::CleanDelivery;
 use crate::core::layer_selector::LayerSelector;
 use crate::core::layers::LayerChoice;
+use crate::core::loss_cap::LossCap;
+use crate::core::resend_budget::ResendBudget;
+use crate::core::stale_estimate::StaleEstimate;
 use crate::core::Forwarder;
 use crate::ids::{BroadcastName, SessionId};
-use crate::metrics::Metrics;
 use crate::sdp::MediaLine;
 
-use super::send_queue::SendQueue;
-
-/// Which incoming track an SSRC carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrackRef {
-    Audio,
-    Video { layer: u8 },
-}
+/// A session's slot in its worker's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey(pub u32);
 
 #[derive(Debug)]
 pub struct PublisherState {
@@ -48,8 +52,19 @@ pub struct DownTrack {
     /// epoch (a publisher may reconnect with another codec).
     pub pt: Option<Pt>,
     pub pt_epoch: Option<u32>,
-    /// The viewer's send stream has been set up (pacing, resend cache).
+    /// The send stream is set up (NACKs handed to us, not str0m's cache).
     pub stream_configured: bool,
+}
+
+/// Why a viewer's video is held below what its link could take.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Limit {
+    #[default]
+    None,
+    /// The estimate is below the per-viewer minimum: video paused.
+    LowBandwidth,
+    /// Its worker sheds load: a lower layer, or audio only.
+    ServerLoad,
 }
 
 #[derive(Debug)]
@@ -61,29 +76,16 @@ pub struct ViewerState {
     pub selector: LayerSelector,
     /// The latest egress estimate (TWCC or REMB), once it is meaningful.
     pub estimate_bps: Option<u64>,
-    /// Caps the estimate at what arrives while the receiver reports heavy
-    /// loss.
-    pub loss_cap: crate::core::loss_cap::LossCap,
-    /// Notices an estimate stuck below what arrives cleanly.
-    pub stale_estimate: crate::core::stale_estimate::StaleEstimate,
-    /// The estimate the next layer up needs (0 at the top), for noticing
-    /// a stuck estimate.
-    pub climb_wanted_bps: u64,
-    /// What the link has carried without noticeable loss lately.
-    pub clean_delivery: crate::core::clean_delivery::CleanDelivery,
+    pub loss_cap: LossCap,
+    pub stale_estimate: StaleEstimate,
+    pub clean_delivery: CleanDelivery,
+    pub bwe: BwePolicy,
     /// Bytes sent on the audio stream, from its latest sender statistics.
     pub audio_bytes_sent: u64,
     /// When the viewer connected: early estimates are the estimator's
     /// starting value, not a measurement.
     pub connected_at: Option<Instant>,
-    /// Video is paused because the estimate is below the minimum.
-    pub paused_low_bandwidth: bool,
-    /// The (minimum, desired) last given to the estimator.
-    pub bwe_setting: (u64, u64),
-    /// A small rise of the desired rate that makes str0m probe again.
-    pub probe_bump: u32,
-    /// When to probe again while the estimate is short.
-    pub probe: crate::core::probe_pacer::ProbePacer,
+    pub limit: Limit,
     /// Layer switches so far, for the viewer API.
     pub switches: u32,
     /// When the latest switch was decided; cleared by its first packet.
@@ -91,14 +93,48 @@ pub struct ViewerState {
     /// Round-trip time and fraction lost, from the viewer's receiver reports.
     pub rtt: Option<std::time::Duration>,
     pub loss: Option<f32>,
+    pub resend_budget: ResendBudget,
     pub audio: Option<DownTrack>,
     pub video: Option<DownTrack>,
 }
 
+impl ViewerState {
+    pub fn new(choice: LayerChoice, audio: Option<DownTrack>, video: Option<DownTrack>) -> Self {
+        ViewerState {
+            choice,
+            connected: false,
+            replaying: false,
+            selector: Default::default(),
+            estimate_bps: None,
+            loss_cap: Default::default(),
+            stale_estimate: Default::default(),
+            clean_delivery: Default::default(),
+            bwe: Default::default(),
+            audio_bytes_sent: 0,
+            connected_at: None,
+            limit: Limit::None,
+            switches: 0,
+            switch_decided: None,
+            rtt: None,
+            loss: None,
+            resend_budget: Default::default(),
+            audio,
+            video,
+        }
+    }
+
+    pub fn track(&mut self, is_video: bool) -> Option<&mut DownTrack> {
+        if is_video {
+            self.video.as_mut()
+        } else {
+            self.audio.as_mut()
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Role {
-    Publisher(PublisherState),
-    /// Boxed: a viewer's state is several times a publisher's.
+    Publisher(Box<PublisherState>),
     Viewer(Box<ViewerState>),
 }
 
@@ -109,6 +145,8 @@ pub struct Session {
     pub role: Role,
     pub ufrag: String,
     pub addrs: Vec<SocketAddr>,
+    /// When the session was created: orders the viewer table by join.
+    pub created: Instant,
     /// The earliest timeout str0m asked for; the timer heap may hold stale
     /// entries, this is the truth.
     pub next_timeout: Instant,
@@ -118,31 +156,80 @@ pub struct Session {
     pub fault: bool,
 }
 
-/// The socket side of draining: where transmits go and what is counted.
-pub struct Io<'a> {
-    pub socket: &'a tokio::net::UdpSocket,
-    pub metrics: &'a Metrics,
-    pub queue: &'a mut SendQueue,
-}
+impl Session {
+    pub fn viewer(&self) -> Option<&ViewerState> {
+        match &self.role {
+            Role::Viewer(v) => Some(v),
+            Role::Publisher(_) => None,
+        }
+    }
 
-impl Io<'_> {
-    fn send(&mut self, proto: Protocol, destination: SocketAddr, contents: &[u8]) {
-        if proto == Protocol::Udp {
-            self.queue
-                .send(self.socket, self.metrics, destination, contents);
+    pub fn viewer_mut(&mut self) -> Option<&mut ViewerState> {
+        match &mut self.role {
+            Role::Viewer(v) => Some(v),
+            Role::Publisher(_) => None,
         }
     }
 }
 
-/// Polls `rtc` until it only has a timeout left, sending what it transmits
-/// and keeping its events for the caller. Returns the next timeout.
-pub fn drain(rtc: &mut Rtc, io: &mut Io, events: &mut Vec<Event>) -> Result<Instant, RtcError> {
-    loop {
-        match rtc.poll_output()? {
-            Output::Timeout(t) => return Ok(t),
-            Output::Transmit(t) => io.send(t.proto, t.destination, &t.contents),
-            Output::Event(e) => events.push(e),
-        }
+/// The worker's sessions, by key and by id.
+#[derive(Default)]
+pub struct Sessions {
+    slots: Vec<Option<Box<Session>>>,
+    free: Vec<u32>,
+    by_id: HashMap<SessionId, SessionKey>,
+}
+
+impl Sessions {
+    pub fn insert(&mut self, session: Session) -> SessionKey {
+        let id = session.id;
+        let key = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(Box::new(session));
+                SessionKey(i)
+            }
+            None => {
+                self.slots.push(Some(Box::new(session)));
+                SessionKey(self.slots.len() as u32 - 1)
+            }
+        };
+        self.by_id.insert(id, key);
+        key
+    }
+
+    pub fn remove(&mut self, key: SessionKey) -> Option<Box<Session>> {
+        let session = self.slots.get_mut(key.0 as usize)?.take()?;
+        self.by_id.remove(&session.id);
+        self.free.push(key.0);
+        Some(session)
+    }
+
+    pub fn get(&self, key: SessionKey) -> Option<&Session> {
+        self.slots.get(key.0 as usize)?.as_deref()
+    }
+
+    pub fn get_mut(&mut self, key: SessionKey) -> Option<&mut Session> {
+        self.slots.get_mut(key.0 as usize)?.as_deref_mut()
+    }
+
+    /// The session in `key` if it is still `id`.
+    pub fn get_checked(&mut self, key: SessionKey, id: SessionId) -> Option<&mut Session> {
+        self.get_mut(key).filter(|s| s.id == id)
+    }
+
+    pub fn key(&self, id: SessionId) -> Option<SessionKey> {
+        self.by_id.get(&id).copied()
+    }
+
+    pub fn keys(&self) -> Vec<SessionKey> {
+        self.by_id.values().copied().collect()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (SessionKey, &Session)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((SessionKey(i as u32), s.as_deref()?)))
     }
 }
 

@@ -123,7 +123,6 @@ pub async fn list_broadcasts(
     let live: HashMap<String, relaycast_sfu::BroadcastStatus> = state
         .media()
         .broadcasts()
-        .await?
         .into_iter()
         .map(|b| (b.name.to_string(), b))
         .collect();
@@ -183,7 +182,6 @@ async fn load(state: &AppState, id: &str) -> Result<CatalogEntry, ApiError> {
     let live = state
         .media()
         .broadcasts()
-        .await?
         .into_iter()
         .find(|b| b.name.as_str() == id);
     let likes = state.store().like_counts(id).await?;

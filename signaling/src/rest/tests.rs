@@ -1,5 +1,6 @@
 //! The REST API's statuses and role checks, driven with `oneshot` against
-//! the real router, media worker and a SQLite store.
+//! the real router and a SQLite store, with the fake media plane
+//! (`fake_media.rs`): REST only reads the media plane's snapshots.
 
 use std::time::Duration;
 
@@ -8,18 +9,18 @@ use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+use crate::fake_media::FakeMedia;
 use crate::identity::{Identity, Role};
 use crate::{router, AppState, Settings};
 
 const KEY: &str = "streamkey-live-1";
 
 async fn state() -> AppState {
-    let media = relaycast_sfu::SfuHandle::start(relaycast_sfu::MediaConfig {
-        udp_bind: "127.0.0.1:0".parse().unwrap(),
-        candidate_ip: "127.0.0.1".parse().unwrap(),
-        viewer_bounds: Default::default(),
-    })
-    .unwrap();
+    state_with_media().await.0
+}
+
+async fn state_with_media() -> (AppState, std::sync::Arc<FakeMedia>) {
+    let media = std::sync::Arc::new(FakeMedia::new());
     let store = crate::store::tests::sqlite_store().await;
     let mut settings = Settings {
         jwt_secret: b"rest-test-secret".to_vec(),
@@ -32,7 +33,7 @@ async fn state() -> AppState {
     for id in ["live", "news"] {
         store.ensure_broadcast(id).await.unwrap();
     }
-    AppState::new(media, store, settings)
+    (AppState::new(media.clone(), store, settings), media)
 }
 
 fn token(state: &AppState, role: Role, id: &str) -> String {
@@ -563,4 +564,132 @@ async fn only_moderators_send_and_list_alerts_and_see_viewers() {
     )
     .await;
     assert_eq!((status, viewers), (StatusCode::OK, json!([])));
+}
+
+/// Sends `offer` as a WHIP/WHEP body; the raw response, headers and all.
+async fn sdp_post(
+    state: &AppState,
+    uri: &str,
+    token: Option<&str>,
+    offer: &str,
+) -> axum::response::Response {
+    let mut req = Request::post(uri).header(header::CONTENT_TYPE, "application/sdp");
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    router(state.clone())
+        .oneshot(req.body(Body::from(offer.to_owned())).unwrap())
+        .await
+        .unwrap()
+}
+
+const FAKE_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+
+#[tokio::test]
+async fn the_catalog_and_viewer_table_show_what_the_media_plane_reports() {
+    let (s, _media) = state_with_media().await;
+    assert_eq!(
+        sdp_post(&s, "/whip/live", Some(KEY), FAKE_OFFER)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            sdp_post(&s, "/whep/live", None, FAKE_OFFER).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    let (status, b) = call(&s, Method::GET, "/api/broadcasts/live", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (b["live"].as_bool(), b["viewers"].as_u64()),
+        (Some(true), Some(2)),
+        "{b}"
+    );
+    let (_, page) = call(&s, Method::GET, "/api/broadcasts?live=true", None, None).await;
+    let ids: Vec<&str> = page["broadcasts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["live"], "only the live one");
+    let moderator = token(&s, Role::Moderator, "m-mod");
+    let (status, viewers) = call(
+        &s,
+        Method::GET,
+        "/api/broadcasts/live/viewers",
+        Some(&moderator),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let viewers = viewers.as_array().unwrap();
+    assert_eq!(viewers.len(), 2);
+    assert!(
+        viewers.iter().all(|v| v["remote"] == "192.0.2.7:40000"),
+        "moderators see addresses: {viewers:?}"
+    );
+}
+
+#[tokio::test]
+async fn admission_refusals_are_503_with_retry_after_and_a_json_error() {
+    let (s, media) = state_with_media().await;
+    for (node_full, retry) in [(false, 5), (true, 30)] {
+        media.set_admission(crate::fake_media::Admission::Refuse(
+            Duration::from_secs(retry),
+            node_full,
+        ));
+        let res = sdp_post(&s, "/whep/live", None, FAKE_OFFER).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            res.headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some(retry.to_string().as_str())
+        );
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"], "overloaded", "{body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("capacity") || message.contains("configured"),
+            "{body}"
+        );
+    }
+    media.set_admission(crate::fake_media::Admission::Admit);
+    assert_eq!(
+        sdp_post(&s, "/whep/live", None, FAKE_OFFER).await.status(),
+        StatusCode::CREATED,
+        "admitted again once the load is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_media_plane_fails_health_and_readiness() {
+    let (s, media) = state_with_media().await;
+    let healthz = Request::get("/healthz").body(Body::empty()).unwrap();
+    let res = router(s.clone()).oneshot(healthz).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    media.set_alive(false);
+    for uri in ["/healthz", "/readyz"] {
+        let req = Request::get(uri).body(Body::empty()).unwrap();
+        let res = router(s.clone()).oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_viewers_own_state_never_shows_its_address() {
+    let (s, _media) = state_with_media().await;
+    let res = sdp_post(&s, "/whep/live", None, FAKE_OFFER).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let (status, body) = call(&s, Method::GET, &location, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("remote").is_none(), "{body}");
+    assert!(!body.to_string().contains("192.0.2.7"), "{body}");
 }

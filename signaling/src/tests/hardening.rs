@@ -74,12 +74,7 @@ async fn a_panicking_worker_is_restarted_and_a_dead_one_fails_healthz() {
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while media
-        .metrics()
-        .worker_restarts
-        .load(std::sync::atomic::Ordering::Relaxed)
-        == 0
-    {
+    while media.metric_total(|m| &m.worker_restarts) == 0 {
         assert!(tokio::time::Instant::now() < deadline, "no restart");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -306,7 +306,7 @@ impl Connection {
                 .map_err(store_failed)?,
             &stream,
         );
-        let (live, viewers) = media_state(&self.state, &stream).await;
+        let (live, viewers) = media_state(&self.state, &stream);
         self.leave_room();
         let room = self.hub().room(&stream);
         room.init_media(live, viewers);
@@ -507,11 +507,7 @@ impl Connection {
         let not_found = || refuse(ErrorCode::NotFound, "no such viewer session");
         let id = SessionId::parse(session).ok_or_else(not_found)?;
         let media = self.state.media();
-        if !media
-            .exists(id, BroadcastName::new(stream))
-            .await
-            .unwrap_or(false)
-        {
+        if !media.exists(id, &BroadcastName::new(stream)) {
             return Err(not_found());
         }
         media.set_layer(id, choice).await.map_err(|_| not_found())?;
@@ -544,34 +540,44 @@ impl Connection {
         Ok(())
     }
 
-    pub fn has_sessions(&self) -> bool {
-        !self.sessions.is_empty()
+    /// Notifications of sessions ending anywhere in the media plane.
+    pub fn ended(&self) -> tokio::sync::broadcast::Receiver<SessionId> {
+        self.state.media().ended()
     }
 
-    /// Reports sessions that ended without this connection asking.
-    pub async fn check_sessions(&mut self) {
-        let sessions: Vec<(SessionId, BroadcastName)> = self
+    /// A session ended somewhere in the media plane (pushed, not polled):
+    /// if it is one of ours that this connection did not end itself, say so.
+    pub fn session_ended(&mut self, id: SessionId) {
+        if self.sessions.remove(&id).is_some() {
+            self.reply(&ServerMessage::ViewerEnded {
+                session: id.to_string(),
+            });
+        }
+    }
+
+    /// After missing ended notifications (a lagging subscriber): finds
+    /// which of our sessions are gone.
+    pub fn recheck_sessions(&mut self) {
+        let gone: Vec<SessionId> = self
             .sessions
             .iter()
-            .map(|(id, name)| (*id, name.clone()))
+            .filter(|(id, name)| !self.state.media().exists(**id, name))
+            .map(|(id, _)| *id)
             .collect();
-        for (id, name) in sessions {
-            if let Ok(false) = self.state.media().exists(id, name).await {
-                self.sessions.remove(&id);
-                self.reply(&ServerMessage::ViewerEnded {
-                    session: id.to_string(),
-                });
-            }
+        for id in gone {
+            self.session_ended(id);
         }
     }
 
     /// Tells an attached publisher which layers to send, when that changed.
-    pub async fn publisher_tick(&mut self) {
+    pub fn publisher_tick(&mut self) {
         let Some(id) = self.publisher else { return };
-        let layers = match self.state.media().publisher_layers(id).await {
+        let layers = match self.state.media().publisher_layers(id) {
             Ok(Some(layers)) => layers,
+            // Not in its worker's snapshot yet.
+            Ok(None) => return,
             // The session ended: nothing more to control.
-            Ok(None) | Err(_) => {
+            Err(_) => {
                 self.publisher = None;
                 return;
             }
@@ -622,7 +628,7 @@ impl Drop for Connection {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let media = self.state.media().clone();
+        let media = self.state.media_arc();
         runtime.spawn(async move {
             for (id, name) in sessions {
                 let _ = media.end(id, name).await;
@@ -647,13 +653,12 @@ pub fn untitled(stream: &str) -> BroadcastMeta {
 }
 
 /// (live, viewers) of a broadcast according to the media plane.
-pub async fn media_state(state: &AppState, stream: &str) -> (bool, u64) {
-    match state.media().broadcasts().await {
-        Ok(all) => all
-            .iter()
-            .find(|b| b.name.as_str() == stream)
-            .map(|b| (b.live, b.viewers as u64))
-            .unwrap_or((false, 0)),
-        Err(_) => (false, 0),
-    }
+pub fn media_state(state: &AppState, stream: &str) -> (bool, u64) {
+    state
+        .media()
+        .broadcasts()
+        .iter()
+        .find(|b| b.name.as_str() == stream)
+        .map(|b| (b.live, b.viewers as u64))
+        .unwrap_or((false, 0))
 }

@@ -37,11 +37,9 @@ use self::connection::Connection;
 const HARD_LIMIT: usize = 4 * MAX_FRAME;
 /// How long a close frame may take to leave before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// Publisher layer decisions are polled this often.
+/// An attached publisher's layer decisions are read from the media plane's
+/// snapshot this often (the snapshot itself changes 4 times a second).
 const LAYER_TICK: Duration = Duration::from_millis(500);
-/// This connection's viewer sessions are checked this often, so a session
-/// ended elsewhere (WHEP DELETE, ICE timeout) is reported as `viewer.ended`.
-const SESSION_TICK: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -88,7 +86,9 @@ async fn run(socket: WebSocket, state: AppState, token: Option<String>) {
         connection.authenticate(&token);
     }
     let mut tick = tokio::time::interval(LAYER_TICK);
-    let mut session_tick = tokio::time::interval(SESSION_TICK);
+    // Sessions ended elsewhere (WHEP DELETE, ICE timeout) are pushed here
+    // and reported as `viewer.ended`.
+    let mut ended = Some(connection.ended());
     loop {
         tokio::select! {
             _ = close_requested(&mut close) => break,
@@ -104,8 +104,13 @@ async fn run(socket: WebSocket, state: AppState, token: Option<String>) {
                 };
                 connection.handle_text(&text).await;
             }
-            _ = tick.tick(), if connection.is_publisher() => connection.publisher_tick().await,
-            _ = session_tick.tick(), if connection.has_sessions() => connection.check_sessions().await,
+            _ = tick.tick(), if connection.is_publisher() => connection.publisher_tick(),
+            id = async { ended.as_mut().expect("guarded by is_some").recv().await }, if ended.is_some() => match id {
+                Ok(id) => connection.session_ended(id),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => connection.recheck_sessions(),
+                // The media plane is gone (shutdown): nothing more will end.
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => ended = None,
+            },
         }
     }
     connection.finish().await;

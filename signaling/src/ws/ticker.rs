@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use relaycast_sfu::MediaError;
-
 use crate::realtime::protocol::{BroadcastView, ServerMessage};
 use crate::AppState;
 
@@ -29,14 +27,12 @@ async fn run(state: AppState) {
         if rooms.is_empty() {
             continue;
         }
-        let status: HashMap<String, (bool, u64)> = match state.media().broadcasts().await {
-            Ok(all) => all
-                .into_iter()
-                .map(|b| (b.name.as_str().to_owned(), (b.live, b.viewers as u64)))
-                .collect(),
-            Err(MediaError::WorkerGone) => return,
-            Err(_) => continue, // busy: try next tick
-        };
+        let status: HashMap<String, (bool, u64)> = state
+            .media()
+            .broadcasts()
+            .into_iter()
+            .map(|b| (b.name.as_str().to_owned(), (b.live, b.viewers as u64)))
+            .collect();
         for room in rooms {
             let (live, viewers) = status.get(&room.name).copied().unwrap_or((false, 0));
             let Some(previous) = room.media_changed(live, viewers) else {
