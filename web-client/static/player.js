@@ -37,11 +37,14 @@ export function createPlayer({ rt, stream }) {
     $('live').hidden = !live;
     if (live) everLive = true;
     $('viewers').textContent = live && broadcast.viewers != null ? `${broadcast.viewers} watching` : '';
+    const shed = !!(live && mine?.limited_by_server_load);
+    $('load-notice').hidden = !shed || mine?.width == null;
     if (!started) return;
     const decoding = video.readyState >= 2 && !video.paused;
     if (session && session.pc.connectionState !== 'connected') return;
     if (!live) show(everLive ? 'The stream has ended.' : 'Waiting for the broadcaster…');
     else if (mine?.paused_low_bandwidth) show('Video paused: low bandwidth (audio continues)');
+    else if (shed && mine?.width == null) show('Video paused: the server is busy (audio continues)');
     else if (!decoding) show('Starting…');
     else show('');
   }
