@@ -168,6 +168,72 @@ async fn a_publisher_reconnect_continues_on_both_workers() {
 }
 
 /// Packets received by `viewer` in the last `window`.
+/// Regression: a viewer joining a worker whose Mirror exists (the Source
+/// local) used to make the Source feed that Mirror its cached GOP again,
+/// so everyone already watching there received the GOP a second time:
+/// old packets, duplicates, seconds of latency at a few hundred viewers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_joining_later_do_not_resend_the_gop_to_those_watching() {
+    let _gate = shared_gate().await;
+    run(Duration::from_secs(30), async {
+        let server = TestServer::start_with_workers(1).await?;
+        let publisher = Publisher::start(&server, PublisherOptions::generation(1)).await?;
+        let first = Viewer::join(&server, Layer::High).await?;
+        first.wait_first_keyframe(Duration::from_secs(5)).await?;
+        sleep(Duration::from_millis(1500)).await;
+        let mut later = Vec::new();
+        for _ in 0..3 {
+            later.push(Viewer::join(&server, Layer::High).await?);
+            sleep(Duration::from_millis(300)).await;
+        }
+        for viewer in &later {
+            viewer.wait_first_keyframe(Duration::from_secs(5)).await?;
+        }
+        sleep(Duration::from_millis(1000)).await;
+
+        // Every packet forwarded reaches its viewer on loopback, and an
+        // SRTP receiver silently discards a resent one (replay
+        // protection), so resends show as forwarded but never received.
+        let forwarded = server.media().metric_total(|m| &m.packets_forwarded);
+        sleep(Duration::from_millis(300)).await;
+        let received: usize = std::iter::once(&first)
+            .chain(later.iter())
+            .map(|v| {
+                let rx = v.report();
+                rx.video.len() + rx.audio.len()
+            })
+            .sum();
+        eprintln!("{forwarded} packets forwarded, {received} received");
+        let mut checks = Checks::default();
+        checks.check(forwarded <= received as u64 + 20, || {
+            format!("{forwarded} packets forwarded, {received} received: some were sent twice")
+        });
+        let rx = first.report();
+        eprintln!("first viewer: {}", rx.summary());
+        checks.no_video_gaps("first viewer", &rx);
+        let duplicates = rx.video_duplicates();
+        checks.check(duplicates == 0, || {
+            format!("first viewer: {duplicates} video packets received twice")
+        });
+        for (i, viewer) in later.iter().enumerate() {
+            let rx = viewer.report();
+            let duplicates = rx.video_duplicates();
+            checks.check(duplicates == 0, || {
+                format!("later viewer {i}: {duplicates} video packets received twice")
+            });
+        }
+        first.leave().await;
+        for viewer in later {
+            viewer.leave().await;
+        }
+        publisher.stop_and_delete().await?;
+        server.stop().await;
+        checks.finish();
+        Ok(())
+    })
+    .await;
+}
+
 fn received_within(viewer: &Viewer, window: Duration) -> usize {
     let since = Instant::now() - window;
     viewer
@@ -243,7 +309,9 @@ async fn a_panic_on_one_worker_leaves_the_other_workers_viewers_playing() {
             let who = format!("viewer {i} on worker {worker}");
             let rx = viewer.report();
             eprintln!("{who}: {}", rx.summary());
-            checks.no_video_gaps(&who, &rx);
+            // Two workers restarting and panicking on two cores: the
+            // receiver may drop a datagram, repaired by a NACK (reordered).
+            checks.no_video_loss(&who, &rx);
             let recent = received_within(viewer, Duration::from_millis(500));
             checks.check(recent > 10, || {
                 format!("{who}: only {recent} video packets in the last 0.5 s")

@@ -152,6 +152,15 @@ impl Checks {
         });
     }
 
+    /// Every video packet arrived, possibly reordered by a repair (for
+    /// runs loaded enough that a debug-built receiver may drop a datagram).
+    pub fn no_video_loss(&mut self, who: &str, rx: &ViewerReport) {
+        let missing = rx.video_missing();
+        self.check(missing == 0, || {
+            format!("{who}: {missing} video packets never arrived")
+        });
+    }
+
     pub fn finish(self) {
         assert!(
             self.0.is_empty(),

@@ -384,6 +384,35 @@ impl ViewerReport {
             .collect()
     }
 
+    /// Sequence numbers missing from the span received (after unwrapping),
+    /// however the rest arrived: a loss repaired by a retransmission shows
+    /// as reordering, not here.
+    pub fn video_missing(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        let (mut ext, mut last): (i64, Option<u16>) = (0, None);
+        for p in &self.video {
+            if let Some(prev) = last {
+                ext += i64::from(p.seq.wrapping_sub(prev) as i16);
+            }
+            last = Some(p.seq);
+            seen.insert(ext);
+        }
+        match (seen.iter().min(), seen.iter().max()) {
+            (Some(lo), Some(hi)) => (hi - lo + 1) as usize - seen.len(),
+            _ => 0,
+        }
+    }
+
+    /// Video packets received more than once (same SSRC and sequence
+    /// number): a forwarder that resends what a viewer already has.
+    pub fn video_duplicates(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        self.video
+            .iter()
+            .filter(|p| !seen.insert((p.ssrc, p.seq)))
+            .count()
+    }
+
     pub fn summary(&self) -> String {
         let frames = self.video.iter().filter(|p| p.frame_start).count();
         let keyframes = self.video.iter().filter(|p| p.keyframe_start).count();

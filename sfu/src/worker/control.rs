@@ -235,14 +235,17 @@ impl Worker {
             Role::Viewer(Box::new(ViewerState::new(choice, audio, video))),
             now,
         );
+        let new_mirror = !self.mirrors.contains_key(&name);
         self.mirrors
             .entry(name.clone())
             .or_insert_with(Mirror::new)
             .viewers
             .push(key);
-        // A Source on this worker feeds its local Mirror directly: give it
-        // the epoch and the cached GOPs now, as a linked worker gets them.
-        if self.sources.contains_key(&name) {
+        // A Source on this worker feeds its local Mirror directly: give a
+        // new Mirror the epoch and the cached GOPs now, as a linked worker
+        // gets them. Only a new one: an existing Mirror has them, and
+        // feeding it again would send its viewers the GOP a second time.
+        if new_mirror && self.sources.contains_key(&name) {
             self.feed_new_mirror(&name, self.index);
         }
         self.metrics.inc(&self.metrics.viewers);
