@@ -13,15 +13,20 @@
 //!   rise the level holds for [`SETTLE`] before it may rise again.
 //! - Below [`RECOVER_BELOW`] for [`LOWER_AFTER`], it falls by one (a
 //!   viewer's climb back is cheap to undo, a flap is not).
-//! - New viewers are admitted only at level 0 and below [`ADMIT_BELOW`]:
+//! - New viewers are admitted only at level 0 and while the steady busy
+//!   share (smoothed over [`ADMIT_SMOOTHING`]) is below [`ADMIT_BELOW`]:
 //!   admission control refuses a join (503) before the viewers already
-//!   watching suffer.
+//!   watching suffer. Smoothed, because a join storm's handshakes make a
+//!   few ticks busy without saying what the joined viewers will cost; a
+//!   storm that does overload the worker is caught by shedding.
 
 use std::time::{Duration, Instant};
 
 pub const SHED_ABOVE: f32 = 0.90;
 pub const RECOVER_BELOW: f32 = 0.60;
 pub const ADMIT_BELOW: f32 = 0.80;
+/// Time constant of the busy share admission looks at.
+pub const ADMIT_SMOOTHING: Duration = Duration::from_secs(2);
 pub const RAISE_AFTER: Duration = Duration::from_millis(500);
 pub const LOWER_AFTER: Duration = Duration::from_secs(5);
 pub const SETTLE: Duration = Duration::from_secs(2);
@@ -70,6 +75,8 @@ impl ShedLevel {
 pub struct LoadGovernor {
     level: u8,
     busy: f32,
+    /// `busy` smoothed over [`ADMIT_SMOOTHING`], and when it was updated.
+    steady: Option<(f32, Instant)>,
     over_since: Option<Instant>,
     under_since: Option<Instant>,
     last_raise: Option<Instant>,
@@ -81,6 +88,14 @@ impl LoadGovernor {
     /// when it changed.
     pub fn on_tick(&mut self, now: Instant, busy: f32, backlog_bytes: usize) -> Option<ShedLevel> {
         self.busy = busy;
+        self.steady = Some(match self.steady {
+            None => (busy, now),
+            Some((steady, at)) => {
+                let dt = now.saturating_duration_since(at).as_secs_f32();
+                let weight = 1.0 - (-dt / ADMIT_SMOOTHING.as_secs_f32()).exp();
+                (steady + (busy - steady) * weight, now)
+            }
+        });
         let over = busy > SHED_ABOVE || backlog_bytes >= BACKLOG_SHED_BYTES;
         let under = busy < RECOVER_BELOW && backlog_bytes == 0;
         self.over_since = if over {
@@ -122,9 +137,14 @@ impl LoadGovernor {
         self.busy
     }
 
+    /// The busy share smoothed over [`ADMIT_SMOOTHING`], 0–1.
+    pub fn steady_busy(&self) -> f32 {
+        self.steady.map_or(0.0, |(s, _)| s)
+    }
+
     /// Whether a new viewer may join this worker.
     pub fn admits(&self) -> bool {
-        self.level == 0 && self.busy < ADMIT_BELOW
+        self.level == 0 && self.steady_busy() < ADMIT_BELOW
     }
 }
 
@@ -204,9 +224,26 @@ mod tests {
         let t0 = Instant::now();
         g.on_tick(t0, 0.5, 0);
         assert!(g.admits());
-        g.on_tick(t0, 0.85, 0);
-        assert!(!g.admits(), "busy above the admission bar");
+        let mut t = t0;
+        for _ in 0..40 {
+            t += Duration::from_millis(250);
+            g.on_tick(t, 0.85, 0);
+        }
+        assert!(!g.admits(), "steadily busy above the admission bar");
         assert_eq!(g.level(), ShedLevel::None, "but nothing shed yet");
+    }
+
+    #[test]
+    fn a_join_storm_s_busy_ticks_do_not_close_admission() {
+        let mut g = LoadGovernor::default();
+        let t0 = Instant::now();
+        g.on_tick(t0, 0.4, 0);
+        // A second of handshakes: busy ticks, under the shedding hold.
+        for (i, busy) in [0.85, 0.88, 0.6, 0.87].into_iter().enumerate() {
+            g.on_tick(t0 + Duration::from_millis(250 * (i as u64 + 1)), busy, 0);
+            assert!(g.admits(), "tick {i}: steady {}", g.steady_busy());
+        }
+        assert_eq!(g.level(), ShedLevel::None);
     }
 
     #[test]
