@@ -121,6 +121,9 @@ pub struct Metrics {
     /// Time from a viewer's layer-switch decision to the first packet of
     /// the new layer (its keyframe) sent to it.
     pub layer_switch: Histogram,
+    /// Time from a packet's arrival on the node to its fan-out to this
+    /// worker's viewers (the bus and every queue before the send).
+    pub forward_delay: Histogram,
     drops: [AtomicU64; DropReason::ALL.len()],
 }
 
@@ -322,6 +325,12 @@ impl Metrics {
             workers.iter().map(|m| &m.layer_switch),
             "relaycast_layer_switch_seconds",
             "time from a viewer's layer-switch decision to the first packet of the new layer",
+            out,
+        );
+        Histogram::render_sum(
+            workers.iter().map(|m| &m.forward_delay),
+            "relaycast_forward_delay_seconds",
+            "time from a packet's arrival on the node to its fan-out to a worker's viewers",
             out,
         );
         let _ = writeln!(out, "# HELP relaycast_drops_total packets or datagrams not forwarded, by reason\n# TYPE relaycast_drops_total counter");

@@ -232,11 +232,13 @@ impl Worker {
             metrics,
         };
         let mut wants_keyframe = false;
+        let mut sent = false;
         for &key in &mirror.viewers {
             let Some(session) = sessions.get_mut(key) else {
                 continue;
             };
             match forward(session, &mut io, source, is_video, pkt, now, false) {
+                Forwarded::Sent => sent = true,
                 // Until the keyframe comes, ask again (the throttle spaces
                 // requests): an encoder may ignore a request that arrives
                 // right after it produced a keyframe for another layer.
@@ -251,6 +253,11 @@ impl Worker {
                 Forwarded::Failed => failed.push(key),
                 _ => {}
             }
+        }
+        if sent {
+            self.metrics
+                .forward_delay
+                .record(now.saturating_duration_since(pkt.arrival));
         }
         if is_video && wants_keyframe {
             self.upstream(name, Upstream::KeyframeRequest(layer));

@@ -197,7 +197,8 @@ impl Source {
             marker: pkt.header.marker,
             ext: forwardable_ext(&pkt.header.ext_vals),
             payload: pkt.payload.clone(),
-            arrival: now,
+            // When the datagram was read: a wait inside str0m counts as delay.
+            arrival: pkt.timestamp,
             keyframe_start: false,
             vp8: None,
             dimensions: None,
