@@ -1,4 +1,4 @@
-//! The two str0m patches (vendor/str0m/PATCHES.md), between two real
+//! The first two str0m patches (vendor/str0m/PATCHES.md), between two real
 //! `Rtc`s joined by an in-memory link on a virtual clock: packets sent with
 //! `DirectApi::send_rtp_now` arrive in order and decrypt; with NACK
 //! passthrough a receiver's NACK surfaces as `Event::Nack`, and the resend

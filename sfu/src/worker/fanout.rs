@@ -151,8 +151,11 @@ pub fn send<S: AsFd>(
         let mut api = rtc.direct_api();
         if configure {
             if let Some(stream) = api.stream_tx_by_mid(mid, None) {
-                // This worker answers NACKs from the layer's packet store.
+                // This worker answers NACKs from the layer's packet store
+                // (and caps resends with its own budget): the stream's RTX
+                // cache and its byte histories would only cost memory.
                 stream.set_nack_passthrough(true);
+                stream.set_rtx_cache(0, std::time::Duration::ZERO, None);
             }
         }
         let mut write = RtpWrite::new(

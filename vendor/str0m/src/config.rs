@@ -50,6 +50,8 @@ pub struct RtcConfig {
     pub(crate) pause_threshold: Duration,
     pub(crate) send_buffer_audio: usize,
     pub(crate) send_buffer_video: usize,
+    /// relaycast patch 3: sent packets remembered for TWCC feedback.
+    pub(crate) twcc_send_history: usize,
     pub(crate) sctp_max_buffered_amount: usize,
     pub(crate) sctp_max_message_size: u32,
     pub(crate) rtp_mode: bool,
@@ -649,6 +651,16 @@ impl RtcConfig {
         self
     }
 
+    /// relaycast patch 3: how many sent packets are remembered to match
+    /// incoming TWCC feedback against (default 1000). Feedback for an
+    /// older packet is ignored. Each record is about 90 bytes, and a
+    /// receiver reports every 50–100 ms, so a server with many receivers
+    /// can keep a second's worth instead of several.
+    pub fn set_twcc_send_history(mut self, packets: usize) -> Self {
+        self.twcc_send_history = packets.max(1);
+        self
+    }
+
     /// Returns the setting for video resend size.
     ///
     /// ```
@@ -902,6 +914,7 @@ impl Default for RtcConfig {
             pause_threshold: Duration::from_millis(1500),
             send_buffer_audio: 50,
             send_buffer_video: 1000,
+            twcc_send_history: 1000,
             sctp_max_buffered_amount: crate::sctp::DEFAULT_MAX_BUFFERED_AMOUNT,
             sctp_max_message_size: crate::sctp::LOCAL_MAX_MESSAGE_SIZE,
             rtp_mode: false,

@@ -1181,6 +1181,11 @@ impl TwccSendRegister {
 
     pub fn register_seq(&mut self, packet_id: TwccPacketId, now: Instant, size: usize) {
         self.last_registered = packet_id.seq();
+        // relaycast patch 3: make room first, so the queue never grows
+        // past `keep` (pushing first doubled a full queue's capacity).
+        while self.queue.len() >= self.keep {
+            self.queue.pop_front();
+        }
         self.queue.push_back(TwccSendRecord {
             packet_id,
             local_send_time: now,
@@ -1190,9 +1195,6 @@ impl TwccSendRegister {
             // The recv report, derived from TWCC feedback later.
             recv_report: None,
         });
-        while self.queue.len() > self.keep {
-            self.queue.pop_front();
-        }
     }
 
     /// Apply a TWCC RTCP report.
