@@ -15,10 +15,11 @@
 use std::fmt::Write as _;
 
 /// Server CPU per forwarded packet measured by `loadtest/bench.sh` (the
-/// capacity point: median of 3 runs of 80 top-layer viewers, 1 worker on 1
-/// core, release build, this project's 2-core dev VM, 2026-11-28); see
-/// docs/benchmarks.md for the run and its command.
-pub const MEASURED_US_PER_PACKET: f64 = 14.5;
+/// capacity point: median of 3 runs of 300 top-layer viewers, 1 worker on
+/// 1 core, release build, the whole process's CPU, this project's 2-core
+/// dev VM, 2026-12-05, media plane v2); see docs/benchmarks.md for the run
+/// and its command.
+pub const MEASURED_US_PER_PACKET: f64 = 5.65;
 
 /// RTP header (12), SRTP tag (16 for AES-GCM), UDP (8), IPv4 (20) bytes on
 /// the wire around each payload.
