@@ -42,6 +42,9 @@ use swarm::{Plan, Swarm};
 /// Time after the last join before the steady window starts (GOP replays).
 const SETTLE: Duration = Duration::from_secs(1);
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// A received media datagram's bytes beyond its payload: RTP header with
+/// extensions and the SRTP tag, roughly.
+const DATAGRAM_OVERHEAD: usize = 40;
 
 /// Runs one load test. `Err` only when the run could not start (bad
 /// options, the server unreachable, the publisher refused).
@@ -224,10 +227,19 @@ pub fn run(options: &Options) -> Result<Report, String> {
         tool_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         udp_rcvbuf_errors: w.udp_rcvbuf_errors(),
         tool_socket_drops: own_drops,
-        tool_backlog: (backlog_samples > 0).then(|| report::Backlog {
-            mean_bytes: backlog_sum as f64 / backlog_samples as f64,
-            max_bytes: backlog_max,
-            bytes_per_s: last_live.bytes.saturating_sub(first_bytes) as f64 / seconds,
+        tool_backlog: (backlog_samples > 0).then(|| {
+            let (bytes, packets) = (
+                last_live.bytes.saturating_sub(first_bytes),
+                last_received.saturating_sub(first_received),
+            );
+            // Payload plus RTP header, extensions and SRTP tag, roughly.
+            let datagram = (bytes / packets.max(1)) as usize + DATAGRAM_OVERHEAD;
+            report::Backlog {
+                mean_bytes: backlog_sum as f64 / backlog_samples as f64,
+                max_bytes: backlog_max,
+                bytes_per_s: bytes as f64 / seconds,
+                queued_per_byte: probe::queued_bytes_per_byte(datagram).unwrap_or(1.0),
+            }
         }),
         churned,
         publisher_keyframe_requests,

@@ -58,6 +58,9 @@ pub struct Backlog {
     pub max_bytes: u64,
     /// Payload bytes the viewers received per second in the window.
     pub bytes_per_s: f64,
+    /// Receive-buffer bytes per datagram byte ([`crate::probe::queued_bytes_per_byte`]
+    /// at the run's mean datagram size; 1 when it could not be measured).
+    pub queued_per_byte: f64,
 }
 
 /// The tool adds more delay than this to its own latency figures when it
@@ -71,12 +74,12 @@ pub const TOOL_STALL_WARNING_MS: f64 = 50.0;
 impl Backlog {
     /// The mean backlog in time: how late the tool reads, on average.
     pub fn delay_ms(&self) -> f64 {
-        self.mean_bytes / self.bytes_per_s.max(1.0) * 1000.0
+        self.mean_bytes / self.queued_per_byte.max(1.0) / self.bytes_per_s.max(1.0) * 1000.0
     }
 
     /// The largest sampled backlog in time.
     pub fn max_delay_ms(&self) -> f64 {
-        self.max_bytes as f64 / self.bytes_per_s.max(1.0) * 1000.0
+        self.max_bytes as f64 / self.queued_per_byte.max(1.0) / self.bytes_per_s.max(1.0) * 1000.0
     }
 }
 
@@ -219,6 +222,7 @@ impl Report {
                     "max_bytes": b.max_bytes,
                     "delay_ms": b.delay_ms(),
                     "max_delay_ms": b.max_delay_ms(),
+                    "queued_bytes_per_byte": b.queued_per_byte,
                 })),
                 "publisher_keyframe_requests": self.publisher_keyframe_requests,
             },
