@@ -234,6 +234,24 @@ async fn viewers_joining_later_do_not_resend_the_gop_to_those_watching() {
     .await;
 }
 
+/// The longest time without a video packet from the last one before
+/// `from` until `window` after it.
+fn longest_silence(rx: &common::viewer::ViewerReport, from: Instant, window: Duration) -> Duration {
+    let mut last = rx.video.iter().map(|p| p.at).rfind(|at| *at < from);
+    let mut longest = Duration::ZERO;
+    for p in rx
+        .video
+        .iter()
+        .filter(|p| p.at >= from && p.at < from + window)
+    {
+        if let Some(previous) = last {
+            longest = longest.max(p.at - previous);
+        }
+        last = Some(p.at);
+    }
+    longest
+}
+
 fn received_within(viewer: &Viewer, window: Duration) -> usize {
     let since = Instant::now() - window;
     viewer
@@ -246,6 +264,10 @@ fn received_within(viewer: &Viewer, window: Duration) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_on_one_worker_leaves_the_other_workers_viewers_playing() {
+    // Backtraces on, as operators run: std's hook would resolve and print
+    // one on the panicking worker (set before anything here panics: std
+    // reads it once per process).
+    std::env::set_var("RUST_BACKTRACE", "1");
     let _gate = shared_gate().await;
     run(Duration::from_secs(40), async {
         let server = TestServer::start_with_workers(2).await?;
@@ -264,6 +286,7 @@ async fn a_panic_on_one_worker_leaves_the_other_workers_viewers_playing() {
             .position(|w| *w == 0)
             .context("a viewer on worker 0")?;
         let victim_id = viewers[victim].session_id().context("victim id")?;
+        let faulted = Instant::now();
         let mut ended = server.media().ended();
         server
             .media()
@@ -312,6 +335,14 @@ async fn a_panic_on_one_worker_leaves_the_other_workers_viewers_playing() {
             // Two workers restarting and panicking on two cores: the
             // receiver may drop a datagram, repaired by a NACK (reordered).
             checks.no_video_loss(&who, &rx);
+            if *worker == 0 {
+                // The panic's report (a backtrace resolved from debug info)
+                // held the panicking worker ~0.4 s when it ran on it.
+                let stall = longest_silence(&rx, faulted, Duration::from_secs(1));
+                checks.check(stall < Duration::from_millis(250), || {
+                    format!("{who}: no video for {stall:?} around the session panic")
+                });
+            }
             let recent = received_within(viewer, Duration::from_millis(500));
             checks.check(recent > 10, || {
                 format!("{who}: only {recent} video packets in the last 0.5 s")

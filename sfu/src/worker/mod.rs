@@ -32,6 +32,7 @@ mod ingest;
 mod mirror;
 mod mmsg;
 mod nack;
+mod panic_report;
 mod replay;
 mod session;
 mod source;
@@ -137,8 +138,13 @@ pub(crate) struct WorkerSetup {
 }
 
 pub(crate) fn spawn(setup: WorkerSetup) -> std::io::Result<std::thread::JoinHandle<()>> {
+    panic_report::install();
     std::thread::Builder::new()
-        .name(format!("media-worker-{}", setup.index))
+        .name(format!(
+            "{}{}",
+            panic_report::WORKER_THREAD_PREFIX,
+            setup.index
+        ))
         .spawn(move || supervise(setup))
 }
 
