@@ -134,10 +134,8 @@ impl Egress {
         }
         let mut sent = 0;
         while sent < self.len {
-            let batch: Vec<(SocketAddr, &[u8])> = (sent..self.len)
-                .map(|i| (self.to[i].0, self.slots[i].as_slice()))
-                .collect();
-            match mmsg::send(socket.as_fd(), &batch) {
+            let batch = (sent..self.len).map(|i| (self.to[i].0, self.slots[i].as_slice()));
+            match mmsg::send(socket.as_fd(), batch) {
                 Ok(0) => break,
                 Ok(n) => {
                     metrics.add(&metrics.datagrams_out, n as u64);
@@ -208,12 +206,8 @@ impl Egress {
         metrics: &Metrics,
     ) -> Result<(), ()> {
         while !queue.is_empty() {
-            let batch: Vec<(SocketAddr, &[u8])> = queue
-                .iter()
-                .take(MAX_BATCH)
-                .map(|(to, d)| (*to, d.as_slice()))
-                .collect();
-            let sent = match mmsg::send(socket.as_fd(), &batch) {
+            let batch = queue.iter().map(|(to, d)| (*to, d.as_slice()));
+            let sent = match mmsg::send(socket.as_fd(), batch) {
                 Ok(0) => return Err(()),
                 Ok(n) => {
                     metrics.add(&metrics.datagrams_out, n as u64);

@@ -17,22 +17,25 @@
 #![allow(unsafe_code)]
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// At most this many datagrams per call.
 pub const MAX_BATCH: usize = 64;
 
-/// A socket address in the kernel's layout.
+/// A socket address in the kernel's layout: a `sockaddr_in6` holds either
+/// family (28 bytes, where `sockaddr_storage` would be 128 to zero per
+/// datagram).
 #[derive(Clone, Copy)]
 struct RawAddr {
-    storage: libc::sockaddr_storage,
+    storage: libc::sockaddr_in6,
     len: libc::socklen_t,
 }
 
 fn raw_addr(addr: &SocketAddr) -> RawAddr {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
     let len = match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {
@@ -43,8 +46,8 @@ fn raw_addr(addr: &SocketAddr) -> RawAddr {
                 },
                 sin_zero: [0; 8],
             };
-            // SAFETY: sockaddr_storage is larger than and aligned for
-            // sockaddr_in; we write exactly one sockaddr_in at its start.
+            // SAFETY: sockaddr_in6 is larger than sockaddr_in and as aligned
+            // (both 4); we write exactly one sockaddr_in at its start.
             unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
             std::mem::size_of::<libc::sockaddr_in>()
         }
@@ -58,8 +61,7 @@ fn raw_addr(addr: &SocketAddr) -> RawAddr {
                 },
                 sin6_scope_id: a.scope_id(),
             };
-            // SAFETY: as above, for sockaddr_in6.
-            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            storage = sin6;
             std::mem::size_of::<libc::sockaddr_in6>()
         }
     };
@@ -69,48 +71,56 @@ fn raw_addr(addr: &SocketAddr) -> RawAddr {
     }
 }
 
-/// Sends up to [`MAX_BATCH`] datagrams; returns how many the kernel took
-/// (it stops at the first it cannot take: `WouldBlock` then comes back as
-/// `Ok` with fewer than asked, or as the error when none went).
-pub fn send(socket: BorrowedFd<'_>, datagrams: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
-    let n = datagrams.len().min(MAX_BATCH);
-    if n == 0 {
-        return Ok(0);
-    }
-    let mut addrs = [RawAddr {
-        // SAFETY: plain old data, all-zero is valid.
-        storage: unsafe { std::mem::zeroed() },
-        len: 0,
-    }; MAX_BATCH];
-    let mut iovecs = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; MAX_BATCH];
-    // SAFETY: mmsghdr is plain old data; all-zero (null pointers, zero
-    // lengths) is a valid empty header.
-    let mut headers: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
-    for (i, (to, data)) in datagrams[..n].iter().enumerate() {
-        addrs[i] = raw_addr(to);
-        iovecs[i] = libc::iovec {
+/// Sends the first [`MAX_BATCH`] of `datagrams`; returns how many the
+/// kernel took (it stops at the first it cannot take: `WouldBlock` then
+/// comes back as `Ok` with fewer than asked, or as the error when none
+/// went). Takes an iterator so the caller builds no list per call.
+pub fn send<'a>(
+    socket: BorrowedFd<'_>,
+    datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8])>,
+) -> io::Result<usize> {
+    // Only the `n` entries used are written (a batch is often far smaller
+    // than MAX_BATCH; zeroing every array cost ~4,000 instructions a call).
+    let mut addrs = [const { MaybeUninit::<RawAddr>::uninit() }; MAX_BATCH];
+    let mut iovecs = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_BATCH];
+    let mut headers = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX_BATCH];
+    let mut n = 0;
+    for (i, (to, data)) in datagrams.into_iter().take(MAX_BATCH).enumerate() {
+        n = i + 1;
+        addrs[i].write(raw_addr(&to));
+        iovecs[i].write(libc::iovec {
             // The kernel only reads through it (sendmmsg never writes).
             iov_base: data.as_ptr() as *mut libc::c_void,
             iov_len: data.len(),
-        };
+        });
+    }
+    if n == 0 {
+        return Ok(0);
     }
     for i in 0..n {
-        let h = &mut headers[i].msg_hdr;
-        h.msg_name = &mut addrs[i].storage as *mut _ as *mut libc::c_void;
-        h.msg_namelen = addrs[i].len;
-        h.msg_iov = &mut iovecs[i];
+        // SAFETY: msghdr is plain old data; all-zero (null pointers, zero
+        // lengths) is a valid empty header.
+        let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+        let addr = addrs[i].as_mut_ptr();
+        // SAFETY: `addrs[i]` was written in the loop above (i < n).
+        h.msg_namelen = unsafe { (*addr).len };
+        // SAFETY: as above; a field of an initialized local.
+        h.msg_name = unsafe { std::ptr::addr_of_mut!((*addr).storage) } as *mut libc::c_void;
+        h.msg_iov = iovecs[i].as_mut_ptr();
         h.msg_iovlen = 1;
+        headers[i].write(libc::mmsghdr {
+            msg_hdr: h,
+            msg_len: 0,
+        });
     }
-    // SAFETY: `headers[..n]` point into `addrs`, `iovecs` (locals that live
-    // until this returns) and the caller's datagrams (borrowed for this
-    // call); the fd is a valid open socket for the borrow's lifetime.
+    // SAFETY: `headers[..n]` are initialized and point into `addrs[..n]`,
+    // `iovecs[..n]` (initialized locals that live until this returns) and the caller's datagrams
+    // (borrowed for this call); MaybeUninit<T> has T's layout; the fd is a
+    // valid open socket for the borrow's lifetime.
     let sent = unsafe {
         libc::sendmmsg(
             socket.as_raw_fd(),
-            headers.as_mut_ptr(),
+            headers.as_mut_ptr() as *mut libc::mmsghdr,
             n as libc::c_uint,
             libc::MSG_DONTWAIT,
         )
@@ -139,7 +149,7 @@ mod tests {
             .zip(&payloads)
             .map(|(r, p)| (r.local_addr().unwrap(), p.as_slice()))
             .collect();
-        assert_eq!(send(tx.as_fd(), &batch).unwrap(), 3);
+        assert_eq!(send(tx.as_fd(), batch.iter().copied()).unwrap(), 3);
         for (r, p) in rx.iter().zip(&payloads) {
             let mut buf = [0u8; 512];
             let (n, from) = r.recv_from(&mut buf).unwrap();
@@ -149,8 +159,25 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_destinations_get_their_datagrams() {
+        let Ok(rx) = std::net::UdpSocket::bind("[::1]:0") else {
+            return; // no IPv6 loopback on this host
+        };
+        let tx = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let batch = [(to, b"one".as_slice()), (to, b"two".as_slice())];
+        assert_eq!(send(tx.as_fd(), batch).unwrap(), 2);
+        let mut buf = [0u8; 16];
+        for expected in [b"one", b"two"] {
+            let (n, from) = rx.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], expected);
+            assert_eq!(from, tx.local_addr().unwrap());
+        }
+    }
+
+    #[test]
     fn an_empty_batch_sends_nothing() {
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        assert_eq!(send(tx.as_fd(), &[]).unwrap(), 0);
+        assert_eq!(send(tx.as_fd(), std::iter::empty()).unwrap(), 0);
     }
 }
