@@ -1,8 +1,9 @@
-//! The first two str0m patches (vendor/str0m/PATCHES.md), between two real
+//! The str0m patches (vendor/str0m/PATCHES.md), between two real
 //! `Rtc`s joined by an in-memory link on a virtual clock: packets sent with
 //! `DirectApi::send_rtp_now` arrive in order and decrypt; with NACK
 //! passthrough a receiver's NACK surfaces as `Event::Nack`, and the resend
 //! arrives (on the RTX stream) with the original sequence number.
+//! Patch 4: string ids deref as `str::trim` did.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -218,4 +219,61 @@ fn nacks_pass_through_and_resends_carry_the_original_number() {
         "the resend fills the gap with its original number"
     );
     assert_eq!(got[0].1.last(), Some(&6u8), "and its payload");
+}
+
+/// Patch 4: an ASCII id derefs exactly as `str::trim` of its bytes would.
+#[test]
+fn ascii_ids_deref_as_the_unicode_trim_does() {
+    let cases: [&[u8; 16]; 5] = [
+        b"0               ",
+        b"  mid with gap  ",
+        b"\x0b\tv\r\n\x0c          ",
+        b"                ",
+        b"abcdefghijklmnop",
+    ];
+    for raw in cases {
+        let expected = std::str::from_utf8(raw).unwrap().trim();
+        assert_eq!(&*Mid::from_array(*raw), expected, "{raw:?}");
+    }
+    // Not ASCII: the general path (U+00A0 is Unicode whitespace).
+    let mut raw = [b' '; 16];
+    raw[..3].copy_from_slice("a\u{a0}".as_bytes());
+    assert_eq!(&*Mid::from_array(raw), "a");
+    assert_eq!(&*str0m::media::Rid::from("q"), "q");
+    assert_eq!(&*Mid::from("0"), "0");
+}
+
+/// Patch 5: a `ReportList` (now a bounded `Vec`) keeps order and the
+/// 31-item cap: an SDES of 40 chunks parses to the first 31, one chunk of
+/// 40 items to its first 31, each as sent.
+#[test]
+fn report_lists_keep_order_and_the_31_item_cap() {
+    use str0m::rtp::rtcp::{Descriptions, Sdes, SdesType};
+    // One chunk: SSRC, a CNAME item, END, padded to a word.
+    let chunk = |ssrc: u32| {
+        let mut c = ssrc.to_be_bytes().to_vec();
+        c.extend_from_slice(&[SdesType::CNAME as u8, 2, b'c', b'n', 0, 0, 0, 0]);
+        c
+    };
+    let many: Vec<u8> = (1..=40u32).flat_map(chunk).collect();
+    let parsed = Descriptions::try_from(many.as_slice()).expect("valid SDES");
+    let ssrcs: Vec<u32> = parsed.reports.iter().map(|s| *s.ssrc).collect();
+    assert_eq!(ssrcs, (1..=31).collect::<Vec<_>>());
+    assert_eq!(parsed.reports.len(), 31);
+    assert!(parsed.reports.get(31).is_none());
+
+    // One chunk with 40 NOTE items, then END.
+    let mut one = 7u32.to_be_bytes().to_vec();
+    for i in 0..40u8 {
+        one.extend_from_slice(&[SdesType::NOTE as u8, 1, b'a' + (i % 26)]);
+    }
+    one.push(0);
+    while one.len() % 4 != 0 {
+        one.push(0);
+    }
+    let parsed = Sdes::try_from(one.as_slice()).expect("valid SDES chunk");
+    let values: Vec<String> = parsed.values.iter().map(|(_, v)| v.clone()).collect();
+    assert_eq!(values.len(), 31);
+    assert_eq!(values[0], "a");
+    assert_eq!(values[30], "e");
 }

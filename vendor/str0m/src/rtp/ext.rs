@@ -714,19 +714,22 @@ impl Extension {
                 Some(13)
             }
             RtpStreamId => {
-                let v = ev.rid?;
+                // relaycast patch 4: one deref (a trim) per packet, not two.
+                let v: &str = &ev.rid?;
                 let l = v.len();
                 buf[..l].copy_from_slice(v.as_bytes());
                 Some(l)
             }
             RepairedRtpStreamId => {
-                let v = ev.rid_repair?;
+                // relaycast patch 4: one deref (a trim) per packet, not two.
+                let v: &str = &ev.rid_repair?;
                 let l = v.len();
                 buf[..l].copy_from_slice(v.as_bytes());
                 Some(l)
             }
             RtpMid => {
-                let v = ev.mid?;
+                // relaycast patch 4: one deref (a trim) per packet, not two.
+                let v: &str = &ev.mid?;
                 let l = v.len();
                 buf[..l].copy_from_slice(v.as_bytes());
                 Some(l)

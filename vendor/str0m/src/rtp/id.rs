@@ -43,6 +43,22 @@ macro_rules! str_id {
             type Target = str;
 
             fn deref(&self) -> &Self::Target {
+                // relaycast patch 4: ids are ASCII padded with spaces, and
+                // this runs for every packet sent with a mid or rid
+                // extension; trimming ASCII bytes is the same as `str::trim`
+                // for ASCII (VT included) and far cheaper than the Unicode
+                // trim. Anything else takes the general path.
+                if self.0.is_ascii() {
+                    let is_space = |b: u8| b.is_ascii_whitespace() || b == 0x0b;
+                    let (mut start, mut end) = (0, self.0.len());
+                    while end > 0 && is_space(self.0[end - 1]) {
+                        end -= 1;
+                    }
+                    while start < end && is_space(self.0[start]) {
+                        start += 1;
+                    }
+                    return from_utf8(&self.0[start..end]).expect("ascii id");
+                }
                 from_utf8(&self.0).expect("ascii id").trim()
             }
         }
