@@ -75,7 +75,7 @@ pub struct ListQuery {
     tag: Option<String>,
     sort: Option<String>,
     cursor: Option<String>,
-    limit: Option<usize>,
+    limit: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -85,8 +85,7 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 100;
+const DEFAULT_LIMIT: i64 = 50;
 
 /// `GET /api/broadcasts?q=&live=&tag=&sort=viewers|recent&cursor=&limit=`.
 /// With `q`, results are in relevance order unless `sort` is given.
@@ -94,7 +93,8 @@ pub async fn list_broadcasts(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let limit = usize::try_from(super::paging::page_limit(query.limit, DEFAULT_LIMIT)?)
+        .expect("page_limit answers 1..=100");
     let offset: usize = match query.cursor.as_deref() {
         None | Some("") => 0,
         Some(c) => c

@@ -43,7 +43,7 @@ pub async fn list_comments(
                 .map_err(|_| ApiError::BadRequest("cursor is not one this API gave".into()))?,
         ),
     };
-    let limit = q.limit.unwrap_or(PAGE).clamp(1, 100);
+    let limit = super::paging::page_limit(q.limit, PAGE)?;
     let comments = state.store().comments(&id, before, limit).await?;
     let next_cursor = (comments.len() as i64 == limit)
         .then(|| comments.last().map(|c| c.id.to_string()))

@@ -11,6 +11,7 @@ mod comments;
 mod extract;
 mod identity;
 mod likes;
+mod paging;
 
 pub use alerts::{list_alerts, post_alert};
 pub use catalog::{get_broadcast, list_broadcasts, put_broadcast};

@@ -301,6 +301,10 @@ async fn the_catalog_searches_filters_and_pages() {
         "/api/broadcasts?sort=likes",
         "/api/broadcasts?cursor=zzz",
         "/api/broadcasts?live=maybe",
+        "/api/broadcasts?limit=0",
+        "/api/broadcasts?limit=101",
+        "/api/broadcasts/live/comments?limit=0",
+        "/api/broadcasts/live/comments?limit=101",
     ] {
         let (status, body) = call(&s, Method::GET, bad, None, None).await;
         assert_eq!(
