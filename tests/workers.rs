@@ -325,6 +325,7 @@ async fn a_panic_on_one_worker_leaves_the_other_workers_viewers_playing() {
         sleep(Duration::from_millis(1500)).await;
 
         let mut checks = Checks::default();
+        let mut watched_the_panicking_worker = false;
         for (i, (viewer, worker)) in viewers.iter().zip(&placed).enumerate() {
             if i == victim || *worker == 1 {
                 continue;
@@ -336,6 +337,7 @@ async fn a_panic_on_one_worker_leaves_the_other_workers_viewers_playing() {
             // receiver may drop a datagram, repaired by a NACK (reordered).
             checks.no_video_loss(&who, &rx);
             if *worker == 0 {
+                watched_the_panicking_worker = true;
                 // The panic's report (a backtrace resolved from debug info)
                 // held the panicking worker ~0.4 s when it ran on it.
                 let stall = longest_silence(&rx, faulted, Duration::from_secs(1));
@@ -348,6 +350,11 @@ async fn a_panic_on_one_worker_leaves_the_other_workers_viewers_playing() {
                 format!("{who}: only {recent} video packets in the last 0.5 s")
             });
         }
+        // Placement alternates (fewest viewers first): worker 0 holds the
+        // victim and one more viewer, whose silence is what is measured.
+        checks.check(watched_the_panicking_worker, || {
+            format!("no other viewer on worker 0 to watch the panic from: {placed:?}")
+        });
         checks.check(server.media().is_alive(), || {
             "worker 1 was not restarted".into()
         });
