@@ -8,7 +8,11 @@ use std::time::Instant;
 use super::*;
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/fixtures/whip-offers/{name}", env!("CARGO_MANIFEST_DIR"));
+    // The run-time variable (cargo sets it for test processes): a test
+    // binary reused from a checkout at another path still finds its files.
+    let dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let path = format!("{dir}/fixtures/whip-offers/{name}");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
