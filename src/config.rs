@@ -47,6 +47,13 @@ pub struct Config {
     /// `postgres://…` to keep control data in PostgreSQL; `None` = the
     /// SQLite file in the data dir.
     pub database_url: Option<String>,
+    /// Abuse limits: credential throttles, password work, queues (the
+    /// `[limits]` table; every key and default in `docs/security.md`).
+    pub limits: relaycast_signaling::Limits,
+    /// How often the SQLite write-ahead log is copied into the database
+    /// and emptied, in seconds (it is at shutdown too); 0 = only at
+    /// shutdown and by SQLite's own automatic checkpoints.
+    pub wal_checkpoint_secs: u64,
 }
 
 impl Default for Config {
@@ -64,6 +71,8 @@ impl Default for Config {
             viewer_min_kbps: 0,
             jwt_secret: None,
             database_url: None,
+            limits: relaycast_signaling::Limits::default(),
+            wal_checkpoint_secs: 30,
         }
     }
 }
@@ -176,6 +185,28 @@ mod tests {
     #[test]
     fn unknown_config_keys_are_rejected() {
         let err = toml::from_str::<Config>("http_adr = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    /// The `[limits]` table as `docs/security.md` shows it: keys given
+    /// replace their defaults, the rest keep theirs, typos are errors.
+    #[test]
+    fn the_limits_table_overrides_only_what_it_names() {
+        let config: Config = toml::from_str(
+            "[limits]\nlogin_failures_per_client = { burst = 20, per_minute = 20 }\n\
+             trust_hours = 168\n[limits.passwords]\nworkers = 2\nqueue = 32\n",
+        )
+        .unwrap();
+        let defaults = relaycast_signaling::Limits::default();
+        assert_eq!(config.limits.login_failures_per_client.burst, 20);
+        assert_eq!(config.limits.trust_hours, 168);
+        assert_eq!(config.limits.passwords.workers, 2);
+        assert_eq!(config.limits.passwords.queue, 32);
+        assert_eq!(
+            config.limits.key_failures_per_stream,
+            defaults.key_failures_per_stream
+        );
+        let err = toml::from_str::<Config>("[limits]\nlogin_failures = 3\n").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }
 

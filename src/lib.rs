@@ -30,6 +30,8 @@ pub struct Server {
     stop: oneshot::Sender<()>,
     http: JoinHandle<()>,
     media: relaycast_sfu::SfuHandle,
+    store: relaycast_signaling::Store,
+    checkpoints: Option<JoinHandle<()>>,
 }
 
 /// Starts the media workers and the HTTP server.
@@ -62,19 +64,27 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
             .await
             .context("opening the SQLite database")?,
     };
+    let store = store.with_password_limits(config.limits.passwords);
     for stream in config.stream_keys.keys() {
         store
             .ensure_broadcast(stream)
             .await
             .context("recording the configured streams")?;
     }
+    let checkpoints = (config.wal_checkpoint_secs > 0).then(|| {
+        tokio::spawn(checkpoint_loop(
+            store.clone(),
+            std::time::Duration::from_secs(config.wal_checkpoint_secs),
+        ))
+    });
     let state = relaycast_signaling::AppState::new(
         std::sync::Arc::new(media.clone()),
-        store,
+        store.clone(),
         relaycast_signaling::Settings {
             stream_keys: config.stream_keys.clone(),
             ice_servers: config.ice_servers.clone(),
             jwt_secret: jwt_secret(&config)?.into_bytes(),
+            limits: config.limits,
         },
     );
     let app = relaycast_signaling::router(state).merge(relaycast_web_client::router());
@@ -85,6 +95,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     let http_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let http = tokio::spawn(async move {
+        // Connect info: the credential throttles count by client address.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {
             let _ = stopped.await;
         });
@@ -100,7 +112,23 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         stop,
         http,
         media,
+        store,
+        checkpoints,
     })
+}
+
+/// Keeps the SQLite WAL small: a checkpoint every `every` (a no-op on
+/// PostgreSQL). Runs until aborted at shutdown.
+async fn checkpoint_loop(store: relaycast_signaling::Store, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "checkpointing the database");
+        }
+    }
 }
 
 /// The identity-token secret: configured, else generated once in the data
@@ -130,10 +158,16 @@ impl Server {
         &self.media
     }
 
-    /// Stops accepting HTTP, ends every session and joins the media workers.
+    /// Stops accepting HTTP, ends every session, joins the media workers,
+    /// then checkpoints and closes the database.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
         let _ = self.http.await;
         self.media.shutdown().await;
+        if let Some(task) = self.checkpoints {
+            task.abort();
+        }
+        // Last: everything that could still write has stopped.
+        self.store.close().await;
     }
 }

@@ -1,6 +1,6 @@
 //! The `relaycast` binary: parse flags; run a subcommand (`token create`,
-//! `capacity`) or start the server, print how to connect, run until Ctrl-C,
-//! shut down gracefully.
+//! `capacity`) or start the server, print how to connect, run until Ctrl-C
+//! or SIGTERM, shut down gracefully.
 
 use clap::Parser;
 use relaycast::cli::{Cli, Command, TokenCommand};
@@ -39,9 +39,19 @@ async fn main() -> anyhow::Result<()> {
         println!("Watch at {base}/watch/{name} (WHEP: {base}/whep/{name})");
     }
 
-    tokio::signal::ctrl_c().await?;
+    stop_requested().await?;
     tracing::info!("shutting down");
     server.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM, as sent by systemd, Docker and Kubernetes.
+async fn stop_requested() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        ctrl_c = tokio::signal::ctrl_c() => ctrl_c?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }
 

@@ -30,6 +30,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the server is busy; retry shortly")]
     Unavailable,
+    /// A throttle refused the request: 429 with `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Admission control refused a viewer: 503 with `Retry-After`.
     #[error("{message}")]
     Overloaded {
@@ -55,6 +61,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -80,6 +87,19 @@ impl From<MediaError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// 429 for a throttle that frees up after `wait` (rounded up to whole
+    /// seconds, as `Retry-After` counts them).
+    pub fn too_many(what: &str, wait: std::time::Duration) -> ApiError {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        ApiError::TooManyRequests {
+            message: format!("too many {what}; retry in {secs} s"),
+            retry_after_secs: secs,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -94,6 +114,9 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let ApiError::Overloaded {
+            retry_after_secs, ..
+        }
+        | ApiError::TooManyRequests {
             retry_after_secs, ..
         } = &self
         {

@@ -13,6 +13,7 @@ mod cors;
 mod error;
 #[cfg(test)]
 mod fake_media;
+pub mod guard;
 pub mod identity;
 pub mod media;
 pub mod realtime;
@@ -28,6 +29,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
+pub use guard::Limits;
 pub use identity::{Identity, Role, Tokens};
 pub use media::MediaPlane;
 pub use store::{Store, StoreError};
@@ -42,6 +44,8 @@ pub struct Settings {
     /// The HS256 secret identity tokens are signed with. The binary always
     /// sets one (from config, or generated once and kept in the data dir).
     pub jwt_secret: Vec<u8>,
+    /// Abuse limits (throttles, queues).
+    pub limits: Limits,
 }
 
 /// Shared by every handler; cheap to clone.
@@ -56,6 +60,7 @@ struct Inner {
     settings: Settings,
     tokens: Tokens,
     hub: realtime::Hub,
+    guards: guard::Guards,
 }
 
 impl AppState {
@@ -65,6 +70,7 @@ impl AppState {
                 media,
                 store,
                 tokens: Tokens::new(&settings.jwt_secret),
+                guards: guard::Guards::new(&settings.limits),
                 settings,
                 hub: realtime::Hub::new(),
             }),
@@ -90,6 +96,11 @@ impl AppState {
 
     pub fn tokens(&self) -> &Tokens {
         &self.inner.tokens
+    }
+
+    /// Credential-check throttles.
+    pub fn guards(&self) -> &guard::Guards {
+        &self.inner.guards
     }
 
     /// Realtime connections and rooms: REST handlers push through it

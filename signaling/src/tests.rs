@@ -10,10 +10,11 @@ use super::*;
 pub(super) const KEY: &str = "testsecret123";
 
 pub(super) fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/../sfu/fixtures/whip-offers/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    // The run-time variable (cargo sets it for test processes): a test
+    // binary reused from a checkout at another path still finds its files.
+    let dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let path = format!("{dir}/../sfu/fixtures/whip-offers/{name}");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
@@ -381,3 +382,4 @@ async fn metrics_and_health_answer() {
 }
 
 mod hardening;
+mod throttles;

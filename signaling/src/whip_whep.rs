@@ -18,6 +18,8 @@
 //! by whoever holds its URL, whose session id is 128 random bits that only
 //! the viewer's own `Location` reveals (and the moderators' viewer table).
 
+use std::net::IpAddr;
+
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -27,6 +29,7 @@ use serde::Deserialize;
 
 use crate::auth::require_bearer;
 use crate::error::ApiError;
+use crate::guard::{ClientIp, Credential};
 use crate::AppState;
 
 /// Offers are a few KiB; anything near this is not an offer.
@@ -97,12 +100,13 @@ fn created(state: &AppState, kind: &str, stream: &str, info: SessionInfo) -> Res
 
 pub async fn whip_post(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     Path(stream): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let name = known_stream(&state, &stream)?;
-    require_bearer(&headers, &state.settings().stream_keys[&stream])?;
+    require_stream_key(&state, &stream, &headers, client)?;
+    let name = BroadcastName::new(&stream);
     require_content_type(&headers, SDP)?;
     let offer = read_text(body).await?;
     let info = state.media().publish(name, &offer).await?;
@@ -152,18 +156,37 @@ fn session_id(s: &str) -> Result<SessionId, ApiError> {
 }
 
 /// A WHIP resource acts only for the holder of its stream's key; an
-/// unknown stream is 404 before any key is compared.
-fn require_stream_key(state: &AppState, stream: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+/// unknown stream is 404 before any key is compared. Wrong keys are
+/// throttled per client and per stream ([`crate::guard`]): while locked
+/// out, the key is not compared at all.
+fn require_stream_key(
+    state: &AppState,
+    stream: &str,
+    headers: &HeaderMap,
+    client: IpAddr,
+) -> Result<(), ApiError> {
     known_stream(state, stream)?;
-    require_bearer(headers, &state.settings().stream_keys[stream])
+    let guards = state.guards();
+    guards.check(Credential::Key, client, Some(stream))?;
+    match require_bearer(headers, &state.settings().stream_keys[stream]) {
+        Ok(()) => {
+            guards.succeeded(Credential::Key, client, stream);
+            Ok(())
+        }
+        Err(e) => {
+            guards.failed(Credential::Key, client, Some(stream));
+            Err(e)
+        }
+    }
 }
 
 pub async fn whip_delete(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     Path((stream, session)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    require_stream_key(&state, &stream, &headers)?;
+    require_stream_key(&state, &stream, &headers, client)?;
     let id = session_id(&session)?;
     state.media().end(id, BroadcastName::new(&stream)).await?;
     if let Err(e) = state.store().session_ended(&session).await {
@@ -200,11 +223,12 @@ async fn patch(
 
 pub async fn whip_patch(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     Path((stream, session)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    require_stream_key(&state, &stream, &headers)?;
+    require_stream_key(&state, &stream, &headers, client)?;
     patch(state, stream, session, headers, body).await
 }
 

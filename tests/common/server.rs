@@ -25,16 +25,24 @@ impl TestServer {
 
     /// A server with this many media workers (0: one per core).
     pub async fn start_with_workers(workers: usize) -> anyhow::Result<TestServer> {
+        Self::start_with(|config| config.workers = workers).await
+    }
+
+    /// A server whose config `tweak` adjusts (ports, data dir and the
+    /// test stream's key are set before it).
+    pub async fn start_with(
+        tweak: impl FnOnce(&mut relaycast::Config),
+    ) -> anyhow::Result<TestServer> {
         let dir = TempDir::new()?;
         let mut config = relaycast::Config {
             http_addr: "127.0.0.1:0".parse().unwrap(),
             udp_port: 0,
-            workers,
             public_ip: Some("127.0.0.1".parse().unwrap()),
             data_dir: dir.0.clone(),
             ..Default::default()
         };
         config.stream_keys.insert(STREAM.into(), STREAM_KEY.into());
+        tweak(&mut config);
         let server = relaycast::start(config)
             .await
             .context("starting relaycast")?;
@@ -67,25 +75,44 @@ impl TestServer {
         )
     }
 
+    /// Where this server keeps its database and secrets (removed when the
+    /// last `TempDir` handle goes: the test's server value).
+    #[allow(dead_code)] // not every test binary needs it
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.0.clone()
+    }
+
     /// The media plane, for placement and status queries.
     pub fn media(&self) -> &relaycast_sfu::SfuHandle {
         self.server.media()
     }
 
     pub async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Stops the server and hands over its data dir (removed on drop), to
+    /// look at what shutdown left behind.
+    pub async fn stop_keeping_data(self) -> TempDir {
         if timeout(Duration::from_secs(10), self.server.shutdown())
             .await
             .is_err()
         {
             panic!("server shutdown took more than 10 s");
         }
+        self._dir
     }
 }
 
 /// A unique directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+pub struct TempDir(PathBuf);
 
 impl TempDir {
+    #[allow(dead_code)] // not every test binary needs it
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
     pub fn new() -> anyhow::Result<TempDir> {
         let path = std::env::temp_dir().join(format!(
             "relaycast-live-path-{}-{:016x}",

@@ -50,13 +50,21 @@ impl TokenBucket {
 
     /// Takes one token, or says how long until one is available.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.check(now)?;
+        self.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Whether a take would succeed now, without taking: `Err` says how
+    /// long until one would.
+    pub fn check(&mut self, now: Instant) -> Result<(), Duration> {
         self.refill(now);
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
             Ok(())
         } else {
-            let missing = 1.0 - self.tokens;
-            Err(Duration::from_secs_f64(missing / self.rate.per_sec))
+            Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / self.rate.per_sec,
+            ))
         }
     }
 

@@ -1,6 +1,7 @@
 //! `GET`/`POST /api/broadcasts/{id}/comments`, `DELETE …/comments/{cid}`:
 //! persistent comments under a broadcast, newest first. Anyone may read;
-//! any identity may comment; the author or a moderator may delete.
+//! any identity may comment (within its quota and its address's: 429
+//! beyond, see `crate::guard`); the author or a moderator may delete.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{JsonBody, PathParams, QueryParams};
 use super::{require_stream, Caller};
 use crate::error::ApiError;
+use crate::guard::ClientIp;
 use crate::store::Comment;
 use crate::AppState;
 
@@ -62,6 +64,7 @@ pub struct NewComment {
 
 pub async fn post_comment(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     Caller(who): Caller,
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<NewComment>,
@@ -74,6 +77,8 @@ pub async fn post_comment(
             "a comment is 1-{MAX_COMMENT} characters (this one is {chars})"
         )));
     }
+    // After validation: a refused comment does not spend the quota.
+    state.guards().comment(client, &who.id)?;
     let comment = state
         .store()
         .add_comment(&id, &who.id, &who.name, text)

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::JsonBody;
 use super::Caller;
 use crate::error::ApiError;
+use crate::guard::{ClientIp, Credential};
 use crate::identity::{Identity, Role};
 use crate::store::UserError;
 use crate::AppState;
@@ -107,15 +108,21 @@ pub async fn create_account(
     Ok((StatusCode::CREATED, issue(&state, who)))
 }
 
+/// Throttled per client and per account ([`crate::guard`]): while locked
+/// out, the password is not even checked.
 pub async fn login(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     JsonBody(c): JsonBody<Credentials>,
 ) -> Result<Json<Issued>, ApiError> {
-    let account = state
-        .store()
-        .login(c.username.trim(), &c.password)
-        .await?
-        .ok_or(ApiError::BadCredentials)?;
+    let username = c.username.trim();
+    let guards = state.guards();
+    guards.check(Credential::Password, client, Some(username))?;
+    let Some(account) = state.store().login(username, &c.password).await? else {
+        guards.failed(Credential::Password, client, Some(username));
+        return Err(ApiError::BadCredentials);
+    };
+    guards.succeeded(Credential::Password, client, username);
     Ok(issue(
         &state,
         account_identity(account.id, &account.display_name),

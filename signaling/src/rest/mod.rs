@@ -23,6 +23,7 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 
 use crate::error::ApiError;
+use crate::guard::{client_ip, Credential};
 use crate::identity::Identity;
 use crate::AppState;
 
@@ -35,10 +36,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = crate::auth::bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        state
-            .identify(token)
-            .map(Caller)
-            .ok_or(ApiError::Unauthorized)
+        identify(parts, state, token).map(Caller)
     }
 }
 
@@ -53,12 +51,20 @@ impl OptionalFromRequestParts<AppState> for Caller {
     ) -> Result<Option<Self>, ApiError> {
         match crate::auth::bearer(&parts.headers) {
             None => Ok(None),
-            Some(token) => state
-                .identify(token)
-                .map(|who| Some(Caller(who)))
-                .ok_or(ApiError::Unauthorized),
+            Some(token) => identify(parts, state, token).map(|who| Some(Caller(who))),
         }
     }
+}
+
+/// A bearer token's identity; a token that matches nothing counts against
+/// the client's key throttle (it may be a stream-key guess).
+fn identify(parts: &Parts, state: &AppState, token: &str) -> Result<Identity, ApiError> {
+    let client = client_ip(parts);
+    state.guards().check(Credential::Key, client, None)?;
+    state.identify(token).ok_or_else(|| {
+        state.guards().failed(Credential::Key, client, None);
+        ApiError::Unauthorized
+    })
 }
 
 /// 403 unless the caller moderates.
@@ -81,7 +87,13 @@ pub fn require_stream(state: &AppState, id: &str) -> Result<(), ApiError> {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            crate::store::StoreError::Busy => ApiError::Overloaded {
+                message: e.to_string(),
+                retry_after_secs: 1,
+            },
+            e => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -15,10 +15,12 @@ mod alerts;
 mod broadcasts;
 mod comments;
 mod likes;
+mod passwords;
 mod types;
 mod users;
 
 pub use broadcasts::{BroadcastUpdate, SearchQuery};
+pub use passwords::{Busy, PasswordLimits, PasswordPool};
 pub use types::{
     Alert, BroadcastMeta, Comment, LikeCounts, NewAlert, Severity, MAX_ALERT_TEXT, MAX_ALERT_TTL,
 };
@@ -37,6 +39,15 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The password pool's queue is full (see [`PasswordPool`]).
+    #[error("{}", Busy)]
+    Busy,
+}
+
+impl From<Busy> for StoreError {
+    fn from(_: Busy) -> Self {
+        StoreError::Busy
+    }
 }
 
 /// Which database is behind the pool.
@@ -50,6 +61,7 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    passwords: PasswordPool,
 }
 
 /// Milliseconds since the Unix epoch, the store's unit of time.
@@ -83,6 +95,7 @@ impl Store {
         Ok(Store {
             pool,
             backend: Backend::Sqlite,
+            passwords: PasswordPool::new(PasswordLimits::default()),
         })
     }
 
@@ -97,11 +110,41 @@ impl Store {
         Ok(Store {
             pool,
             backend: Backend::Postgres,
+            passwords: PasswordPool::new(PasswordLimits::default()),
         })
+    }
+
+    /// The same store with its password checks bounded by `limits`.
+    pub fn with_password_limits(mut self, limits: PasswordLimits) -> Store {
+        self.passwords = PasswordPool::new(limits);
+        self
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Copies SQLite's write-ahead log into the database file and empties
+    /// it (`wal_checkpoint(TRUNCATE)`), so the WAL stays small however many
+    /// writes arrive; nothing to do on PostgreSQL. `Ok(false)`: a reader
+    /// kept it from finishing; the next one catches up.
+    pub async fn checkpoint(&self) -> Result<bool, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(true);
+        }
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(busy == 0)
+    }
+
+    /// At shutdown: checkpoints, then closes every connection (SQLite
+    /// removes the WAL when its last connection closes).
+    pub async fn close(&self) {
+        if let Err(e) = self.checkpoint().await {
+            tracing::warn!(error = %e, "checkpointing the database at shutdown");
+        }
+        self.pool.close().await;
     }
 
     /// Records that a publisher session of `broadcast` started.

@@ -1,11 +1,10 @@
 //! Registered accounts: username + argon2id password hash. Hashing runs on
-//! the blocking pool (it is deliberately slow) so it never stalls the
-//! runtime. Accounts made over HTTP are always viewers.
+//! the store's [`super::PasswordPool`] (it is deliberately slow and
+//! memory-hard) so it never stalls the runtime and a flood of logins is
+//! refused instead of eating memory. Accounts made over HTTP are always
+//! viewers.
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
-
+use super::passwords::Busy;
 use super::{now_ms, Store, StoreError};
 
 /// A registered account.
@@ -26,6 +25,12 @@ pub enum UserError {
     Store(#[from] StoreError),
 }
 
+impl From<Busy> for UserError {
+    fn from(_: Busy) -> Self {
+        UserError::Store(StoreError::Busy)
+    }
+}
+
 /// Usernames: 3-32 of a-z, A-Z, 0-9, '_' or '-'; passwords: 8-128 chars.
 pub fn validate(username: &str, password: &str) -> Result<(), String> {
     let ok_name = (3..=32).contains(&username.len())
@@ -41,32 +46,6 @@ pub fn validate(username: &str, password: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn hash(password: String) -> Result<String, UserError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| UserError::Invalid(format!("hashing failed: {e}")))?
-    .map_err(|e| UserError::Invalid(format!("hashing failed: {e}")))
-}
-
-async fn verify(password: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&stored)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
-}
-
 impl Store {
     pub async fn create_account(
         &self,
@@ -74,7 +53,11 @@ impl Store {
         password: &str,
     ) -> Result<Account, UserError> {
         validate(username, password).map_err(UserError::Invalid)?;
-        let hashed = hash(password.to_owned()).await?;
+        let hashed = self
+            .passwords
+            .hash(password.to_owned())
+            .await?
+            .ok_or_else(|| UserError::Invalid("that password cannot be hashed".into()))?;
         let result: Result<(i64,), sqlx::Error> = sqlx::query_as(
             "INSERT INTO users (username, password_hash, display_name, role, created_ms) \
              VALUES ($1, $2, $3, 'viewer', $4) RETURNING id",
@@ -110,10 +93,11 @@ impl Store {
         let Some((id, stored, display_name)) = row else {
             // Spend the same time as a wrong password, so usernames cannot
             // be probed by timing.
-            let _ = hash(password.to_owned()).await;
+            self.passwords.hash(password.to_owned()).await?;
             return Ok(None);
         };
-        Ok(verify(password.to_owned(), stored).await.then(|| Account {
+        let matches = self.passwords.verify(password.to_owned(), stored).await?;
+        Ok(matches.then(|| Account {
             id,
             username: username.to_owned(),
             display_name,

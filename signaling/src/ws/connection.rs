@@ -5,11 +5,13 @@
 //! the message type, and the connection stays up.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use relaycast_sfu::{BroadcastName, SessionId};
 
+use crate::guard::Credential;
 use crate::identity::Identity;
 use crate::realtime::members::{ConnHandle, POLICY};
 use crate::realtime::moderation::Refusal;
@@ -71,6 +73,8 @@ const MAX_SESSIONS: usize = 4;
 pub struct Connection {
     state: AppState,
     conn: Arc<ConnHandle>,
+    /// The peer's address, for the credential throttle.
+    client: IpAddr,
     identity: Option<Identity>,
     room: Option<Arc<Room>>,
     /// Viewer sessions this connection created, and their broadcast.
@@ -85,10 +89,11 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(state: AppState, conn: Arc<ConnHandle>) -> Connection {
+    pub fn new(state: AppState, conn: Arc<ConnHandle>, client: IpAddr) -> Connection {
         Connection {
             state,
             conn,
+            client,
             identity: None,
             room: None,
             sessions: HashMap::new(),
@@ -227,8 +232,21 @@ impl Connection {
     }
 
     /// `?token=` or an `auth` message: replies `identity`, or `unauthorized`.
+    /// Wrong tokens are throttled per client like wrong bearer tokens over
+    /// HTTP (`crate::guard`).
     pub fn authenticate(&mut self, token: &str) {
-        match self.state.identify(token) {
+        let guards = self.state.guards();
+        if let Err(e) = guards.check(Credential::Key, self.client, None) {
+            self.error(ErrorCode::RateLimited, e.to_string(), Some("auth".into()));
+            return;
+        }
+        let identity = self.state.identify(token);
+        if identity.is_none() {
+            self.state
+                .guards()
+                .failed(Credential::Key, self.client, None);
+        }
+        match identity {
             Some(identity) => {
                 self.conn.set_moderator(identity.role.can_moderate());
                 self.reply(&ServerMessage::Identity {

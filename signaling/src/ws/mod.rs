@@ -15,6 +15,7 @@ mod connection;
 mod persist;
 mod ticker;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -24,6 +25,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
+use crate::guard::ClientIp;
 use crate::realtime::members::{CloseReason, TOO_SLOW};
 use crate::realtime::protocol::{ServerMessage, PROTOCOL_VERSION};
 use crate::realtime::validate::MAX_FRAME;
@@ -48,12 +50,13 @@ pub struct WsQuery {
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     Query(query): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
     ws.max_message_size(HARD_LIMIT)
         .max_frame_size(HARD_LIMIT)
-        .on_upgrade(move |socket| run(socket, state, query.token))
+        .on_upgrade(move |socket| run(socket, state, client, query.token))
 }
 
 /// Resolves once a close was requested (never, if the handle is gone).
@@ -68,7 +71,7 @@ async fn close_requested(close: &mut watch::Receiver<Option<CloseReason>>) -> Cl
     }
 }
 
-async fn run(socket: WebSocket, state: AppState, token: Option<String>) {
+async fn run(socket: WebSocket, state: AppState, client: IpAddr, token: Option<String>) {
     ticker::ensure_started(&state);
     let registration = state.hub().connect();
     let (sink, mut stream) = socket.split();
@@ -78,7 +81,7 @@ async fn run(socket: WebSocket, state: AppState, token: Option<String>) {
         registration.close.clone(),
     ));
     let mut close = registration.close;
-    let mut connection = Connection::new(state, registration.conn);
+    let mut connection = Connection::new(state, registration.conn, client);
     connection.reply(&ServerMessage::Hello {
         version: PROTOCOL_VERSION,
     });
