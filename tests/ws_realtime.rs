@@ -534,3 +534,61 @@ async fn a_client_that_never_reads_is_disconnected_while_others_keep_receiving()
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_the_hard_limit_is_closed_with_1009_and_others_stay() {
+    run(Duration::from_secs(60), async {
+        let server = Server::start().await?;
+        let mut other = server.joined_guest("other", STREAM).await?;
+        let mut client = Client::connect(&server.ws_url).await?;
+        client.send_text("a".repeat(70 * 1024)).await?;
+        let (ended, _) = client.until_end(5 * SECOND).await?;
+        match ended {
+            Ended::Closed(Some(frame)) => ensure!(u16::from(frame.code) == 1009, "{frame:?}"),
+            other => anyhow::bail!("expected a 1009 close, got {other:?}"),
+        }
+        other
+            .send(json!({"type": "chat.send", "text": "still here"}))
+            .await?;
+        let line = other.expect("chat", 5 * SECOND).await?;
+        ensure!(line["text"] == "still here", "{line}");
+        server.stop().await;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_likes_are_rate_limited_per_connection() {
+    run(Duration::from_secs(60), async {
+        let server = Server::start().await?;
+        // A burst of 4 joins (the first one made the client), then refused.
+        let mut client = server.joined_guest("ada", STREAM).await?;
+        for _ in 0..3 {
+            client.join(STREAM).await?;
+        }
+        client
+            .send(json!({"type": "join", "stream": STREAM}))
+            .await?;
+        let error = client.expect_error("rate_limited").await?;
+        ensure!(error["ref"] == "join", "{error}");
+        // Still joined to the room: likes work, a burst of 5 of them.
+        for i in 0..5 {
+            client
+                .send(json!({"type": "like", "liked": i % 2 == 0}))
+                .await?;
+            client.expect("like.ok", 5 * SECOND).await?;
+        }
+        client.send(json!({"type": "like", "liked": true})).await?;
+        let error = client.expect_error("rate_limited").await?;
+        ensure!(error["ref"] == "like", "{error}");
+        // The refused like was not stored: the last accepted one stands.
+        let mut bob = server.joined_guest("bob", STREAM).await?;
+        let joined = bob.join(STREAM).await?;
+        ensure!(joined["likes"]["likes"] == 1, "{joined}");
+        bob.close().await;
+        server.stop().await;
+        Ok(())
+    })
+    .await;
+}

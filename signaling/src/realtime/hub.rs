@@ -13,14 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::alerts::{in_scope, AckError, AlertTracker, SCOPE_ALL};
-use super::members::{CloseReason, ConnHandle, ConnId, Members, Snapshot};
+use super::members::{CloseReason, ConnHandle, ConnId, Members, Outgoing, Snapshot};
 use super::protocol::{BroadcastView, ServerMessage};
 use super::room::Room;
 use crate::store::{Alert, BroadcastMeta, Comment, LikeCounts};
-use axum::extract::ws::Utf8Bytes;
 
 #[derive(Debug, Default)]
 pub struct Hub {
@@ -39,7 +38,7 @@ struct HubInner {
 /// The receiving ends a new connection's tasks own.
 pub struct Registration {
     pub conn: Arc<ConnHandle>,
-    pub outgoing: mpsc::Receiver<Utf8Bytes>,
+    pub outgoing: Outgoing,
     pub close: watch::Receiver<Option<CloseReason>>,
 }
 

@@ -25,6 +25,19 @@ pub const REACTIONS: Rate = Rate {
     burst: 5.0,
 };
 
+/// Joins: each reads the broadcast, likes and alerts from the store and
+/// sends the chat history, so a loop of them is a cheap amplifier. Bursts
+/// of 4 (a page reloading, switching broadcasts), then one per 5 s.
+pub const JOINS: Rate = Rate {
+    per_sec: 0.2,
+    burst: 4.0,
+};
+/// Likes: each is a store write; a burst of 5, then one per 2 s.
+pub const LIKES: Rate = Rate {
+    per_sec: 0.5,
+    burst: 5.0,
+};
+
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
     rate: Rate,

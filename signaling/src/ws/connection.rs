@@ -19,7 +19,7 @@ use crate::realtime::protocol::{
     BroadcastView, ChatLine, ClientMessage, ErrorCode, LayerState, LikesView, ServerMessage,
     UserView,
 };
-use crate::realtime::rate::{TokenBucket, REACTIONS};
+use crate::realtime::rate::{TokenBucket, JOINS, LIKES, REACTIONS};
 use crate::realtime::room::Room;
 use crate::realtime::validate::{self, MalformedStreak, Parsed, MAX_ALERT_CHARS};
 use crate::realtime::{alerts, reactions, Hub};
@@ -83,6 +83,8 @@ pub struct Connection {
     last_layers: Option<Vec<LayerState>>,
     streak: MalformedStreak,
     reactions: TokenBucket,
+    joins: TokenBucket,
+    likes: TokenBucket,
     /// `finish` ran; otherwise dropping the connection (a handler that
     /// panicked, a cancelled task) still cleans up.
     finished: bool,
@@ -101,6 +103,8 @@ impl Connection {
             last_layers: None,
             streak: MalformedStreak::default(),
             reactions: TokenBucket::new(REACTIONS, Instant::now()),
+            joins: TokenBucket::new(JOINS, Instant::now()),
+            likes: TokenBucket::new(LIKES, Instant::now()),
             finished: false,
         }
     }
@@ -304,6 +308,9 @@ impl Connection {
                 format!("no stream named {stream:?}"),
             ));
         }
+        self.joins
+            .try_take(Instant::now())
+            .map_err(|left| too_many("joins", left))?;
         let state = &self.state;
         let meta = persist::broadcast_meta(state, &stream)
             .await
@@ -410,17 +417,19 @@ impl Connection {
                 format!("emoji must be one of {}", reactions::EMOJI.join(" ")),
             )
         })?;
-        self.reactions.try_take(Instant::now()).map_err(|left| {
-            refuse(
-                ErrorCode::RateLimited,
-                format!("too many reactions: retry in {} ms", left.as_millis()),
-            )
-        })?;
+        self.reactions
+            .try_take(Instant::now())
+            .map_err(|left| too_many("reactions", left))?;
         self.hub().react(&room, emoji);
         Ok(())
     }
 
     async fn like(&mut self, liked: Option<bool>) -> Handled {
+        self.identity()?;
+        self.joined()?;
+        self.likes
+            .try_take(Instant::now())
+            .map_err(|left| too_many("likes", left))?;
         let who = self.identity()?;
         let room = self.joined()?;
         let counts = persist::set_like(&self.state, &room.name, who, liked)
@@ -653,6 +662,13 @@ impl Drop for Connection {
             }
         });
     }
+}
+
+fn too_many(what: &str, left: Duration) -> Refused {
+    refuse(
+        ErrorCode::RateLimited,
+        format!("too many {what}: retry in {} ms", left.as_millis()),
+    )
 }
 
 fn secs_ceil(d: Duration) -> u64 {

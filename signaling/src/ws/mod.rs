@@ -18,15 +18,15 @@ mod ticker;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::guard::ClientIp;
-use crate::realtime::members::{CloseReason, TOO_SLOW};
+use crate::realtime::members::{CloseReason, Outgoing, TOO_BIG, TOO_SLOW};
 use crate::realtime::protocol::{ServerMessage, PROTOCOL_VERSION};
 use crate::realtime::validate::MAX_FRAME;
 use crate::AppState;
@@ -34,7 +34,7 @@ use crate::AppState;
 use self::connection::Connection;
 
 /// Frames above this are refused by the websocket layer itself (the
-/// connection ends); between [`MAX_FRAME`] and this, the client gets a
+/// connection is closed with 1009); between [`MAX_FRAME`] and this, the client gets a
 /// `too_large` error and stays connected.
 const HARD_LIMIT: usize = 4 * MAX_FRAME;
 /// How long a close frame may take to leave before the socket is dropped.
@@ -81,6 +81,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, token: Option<S
         registration.close.clone(),
     ));
     let mut close = registration.close;
+    let conn = registration.conn.clone();
     let mut connection = Connection::new(state, registration.conn, client);
     connection.reply(&ServerMessage::Hello {
         version: PROTOCOL_VERSION,
@@ -103,7 +104,14 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, token: Option<S
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Err(e)) => {
+                        if is_too_big(e) {
+                            // Tell the client why (1009) instead of just dropping it.
+                            conn.close(TOO_BIG);
+                        }
+                        break;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
                 };
                 connection.handle_text(&text).await;
             }
@@ -121,9 +129,16 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, token: Option<S
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
 }
 
+fn is_too_big(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
+
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut outgoing: mpsc::Receiver<Utf8Bytes>,
+    mut outgoing: Outgoing,
     mut close: watch::Receiver<Option<CloseReason>>,
 ) {
     let reason = loop {
@@ -144,7 +159,7 @@ async fn write_loop(
     if let Some(reason) = reason {
         if reason != TOO_SLOW {
             // Policy closes deliver the errors queued before them.
-            while let Ok(text) = outgoing.try_recv() {
+            while let Some(text) = outgoing.try_recv() {
                 let sent = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Text(text))).await;
                 if !matches!(sent, Ok(Ok(()))) {
                     return;
