@@ -6,6 +6,7 @@
 pub mod capacity;
 pub mod cli;
 pub mod config;
+mod http;
 mod secrets;
 pub mod token;
 
@@ -94,15 +95,16 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
+    let http_limits = http::HttpLimits {
+        max_connections: config.limits.max_connections,
+        max_connections_per_client: config.limits.max_connections_per_client,
+        header_read: std::time::Duration::from_secs(config.limits.header_read_secs.max(1)),
+    };
     let http = tokio::spawn(async move {
-        // Connect info: the credential throttles count by client address.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+        http::serve(listener, app, http_limits, async {
             let _ = stopped.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
+        })
+        .await;
     });
     Ok(Server {
         http_addr,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::sleep;
 
 use common::publisher::{whip_path, Publisher, PublisherOffer, PublisherOptions};
@@ -372,6 +373,167 @@ async fn comments_keep_the_wal_small_and_are_rate_limited() {
                 && statuses[5..].iter().all(|s| *s == (429, true)),
             "a guest's comment flood: {statuses:?}"
         );
+        server.stop().await;
+        Ok(())
+    })
+    .await;
+}
+
+/// Defect 8: 300 connections from one address trickling a header byte at
+/// a time left `/healthz` and WHEP unanswered, and idle websockets were
+/// all accepted. Now each address has its share of connections, the
+/// total is capped, a request head must arrive within `header_read_secs`,
+/// and websockets have their own cap: refusals are 503s with a JSON body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_connection_floods_leave_the_server_answering() {
+    run(Duration::from_secs(90), async {
+        let server = TestServer::start_with(|c| {
+            c.limits.header_read_secs = 2;
+            c.limits.max_connections_per_client = 50;
+            c.limits.max_connections = 80;
+            c.limits.max_websockets = 3;
+        })
+        .await?;
+        let addr = server.http_addr();
+        let from = |ip: &str| -> anyhow::Result<tokio::net::TcpSocket> {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(std::net::SocketAddr::new(ip.parse()?, 0))?;
+            Ok(socket)
+        };
+        // 300 slowloris connections from 127.0.0.1, one header byte each.
+        let started = tokio::time::Instant::now();
+        let mut trickling = Vec::new();
+        for _ in 0..300 {
+            let mut stream = from("127.0.0.1")?.connect(addr).await?;
+            stream.write_all(b"G").await?;
+            trickling.push(stream);
+        }
+        // Each keeps trickling a byte every 300 ms until the server answers
+        // or closes it.
+        let outcomes =
+            futures_util::future::join_all(trickling.into_iter().map(|mut s| async move {
+                let mut got = Vec::new();
+                for _ in 0..20 {
+                    let _ = s.write_all(b"E").await;
+                    let mut buf = [0u8; 1024];
+                    match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
+                        Err(_) => continue,
+                        Ok(Ok(0)) | Ok(Err(_)) => return (got, Some(started.elapsed())),
+                        Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                (got, None)
+            }));
+        // Meanwhile, another address is answered at once.
+        let other = reqwest::Client::builder()
+            .local_address("127.0.0.2".parse::<std::net::IpAddr>()?)
+            .build()?;
+        let probe = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let t = tokio::time::Instant::now();
+            let r = other.get(format!("{}/healthz", server.base)).send().await?;
+            anyhow::Ok((r.status(), t.elapsed()))
+        };
+        let (outcomes, probe) = tokio::join!(outcomes, probe);
+        let (status, took) = probe?;
+        ensure!(status == 200, "healthz from another address: {status}");
+        ensure!(took < Duration::from_secs(1), "healthz took {took:?}");
+        let refused = outcomes
+            .iter()
+            .filter(|(got, _)| {
+                let text = String::from_utf8_lossy(got);
+                text.starts_with("HTTP/1.1 503")
+                    && text.contains("too many connections from your address")
+            })
+            .count();
+        ensure!(
+            refused == 250,
+            "{refused} of 300 refused with a 503 (50 admitted)"
+        );
+        let timed_out: Vec<Duration> = outcomes
+            .iter()
+            .filter(|(got, _)| got.is_empty() || !got.starts_with(b"HTTP/1.1 503"))
+            .map(|(_, closed)| closed.context("an admitted slow connection was never closed"))
+            .collect::<anyhow::Result<_>>()?;
+        ensure!(timed_out.len() == 50, "{} admitted", timed_out.len());
+        let latest = timed_out.iter().max().expect("50 entries");
+        ensure!(
+            *latest < Duration::from_secs(5),
+            "the header timeout (2 s) closed the last slow connection after {latest:?}"
+        );
+        // Their places are free again: 127.0.0.1 is answered.
+        let r = http_client()
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await?;
+        ensure!(r.status() == 200, "{}", r.status());
+
+        // The total: 50 held from .3 and 30 from .4 fill 80; the next,
+        // from a fresh address, is refused with the total's message.
+        let mut held = Vec::new();
+        for ip in std::iter::repeat_n("127.0.0.3", 50).chain(std::iter::repeat_n("127.0.0.4", 30)) {
+            held.push(from(ip)?.connect(addr).await?);
+        }
+        let mut full = from("127.0.0.5")?.connect(addr).await?;
+        full.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await?;
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(3), full.read_to_string(&mut answer))
+            .await
+            .context("no answer when full")??;
+        ensure!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        ensure!(answer.contains(r#""error":"unavailable""#), "{answer}");
+        ensure!(answer.contains("connection limit"), "{answer}");
+        ensure!(
+            answer.to_ascii_lowercase().contains("retry-after: 1"),
+            "{answer}"
+        );
+        // Closed by the client, they leave the gate once the server reads
+        // their end.
+        drop(held);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !http_client()
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the gate kept closed connections"
+            );
+            sleep(Duration::from_millis(50)).await;
+        }
+
+        // Websockets: three are accepted, the fourth is refused with a 503.
+        let ws_url = format!("ws://{addr}/ws");
+        let mut sockets = Vec::new();
+        for _ in 0..3 {
+            sockets.push(tokio_tungstenite::connect_async(&ws_url).await?.0);
+        }
+        match tokio_tungstenite::connect_async(&ws_url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                ensure!(response.status() == 503, "{:?}", response.status())
+            }
+            other => anyhow::bail!("a fourth websocket: {:?}", other.map(|_| ())),
+        }
+        // One closes: a new one gets in (the hub lets go asynchronously).
+        drop(sockets.pop());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            match tokio_tungstenite::connect_async(&ws_url).await {
+                Ok((socket, _)) => {
+                    sockets.push(socket);
+                    break;
+                }
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => anyhow::bail!("no websocket after one closed: {e}"),
+            }
+        }
+        drop(sockets);
         server.stop().await;
         Ok(())
     })

@@ -78,6 +78,11 @@ impl TestServer {
     /// Where this server keeps its database and secrets (removed when the
     /// last `TempDir` handle goes: the test's server value).
     #[allow(dead_code)] // not every test binary needs it
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        self.server.http_addr
+    }
+
+    #[allow(dead_code)] // not every test binary needs it
     pub fn data_dir(&self) -> std::path::PathBuf {
         self._dir.0.clone()
     }

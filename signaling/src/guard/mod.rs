@@ -16,6 +16,7 @@
 //! under a hard cap, and run on a clock the tests step by hand; the token
 //! bucket beneath it is the realtime layer's, already table-tested.
 
+pub mod connections;
 pub mod lockout;
 pub mod quota;
 
@@ -82,6 +83,16 @@ pub struct Limits {
     pub comments_per_client: RateSetting,
     /// Argon2 work: threads and queue.
     pub passwords: PasswordLimits,
+    /// TCP connections the HTTP server holds at once, websockets included
+    /// (keep it below the process's file descriptor limit).
+    pub max_connections: usize,
+    /// TCP connections one client address (an IPv6 /64) may hold.
+    pub max_connections_per_client: usize,
+    /// Seconds a client has to send a request's head; a keep-alive
+    /// connection idle this long is closed too.
+    pub header_read_secs: u64,
+    /// Websocket connections at once (each may queue up to 512 KiB).
+    pub max_websockets: usize,
 }
 
 impl Default for Limits {
@@ -96,6 +107,10 @@ impl Default for Limits {
             comments_per_identity: RateSetting::new(5, 10.0),
             comments_per_client: RateSetting::new(20, 60.0),
             passwords: PasswordLimits::default(),
+            max_connections: 16_384,
+            max_connections_per_client: 1_000,
+            header_read_secs: 10,
+            max_websockets: 10_000,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! while something is pending.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -33,6 +33,22 @@ struct HubInner {
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     alerts: Mutex<AlertTracker>,
     ticker_started: AtomicBool,
+    /// Websockets admitted (upgrading or connected): see [`WsSlot`].
+    websockets: AtomicUsize,
+}
+
+/// One admitted websocket's place under `max_websockets`, taken before
+/// the upgrade (so a burst of upgrades cannot overshoot) and given back
+/// when the connection ends or the upgrade fails.
+#[derive(Debug)]
+pub struct WsSlot {
+    hub: Arc<HubInner>,
+}
+
+impl Drop for WsSlot {
+    fn drop(&mut self) {
+        self.hub.websockets.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The receiving ends a new connection's tasks own.
@@ -72,6 +88,19 @@ impl Hub {
 
     pub fn disconnect(&self, id: ConnId) {
         self.inner.all.remove(id);
+    }
+
+    /// A place for one more websocket, if fewer than `max` hold one.
+    pub fn admit_websocket(&self, max: usize) -> Option<WsSlot> {
+        let admitted =
+            self.inner
+                .websockets
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < max).then_some(n + 1)
+                });
+        admitted.ok().map(|_| WsSlot {
+            hub: self.inner.clone(),
+        })
     }
 
     /// How many connections are open.

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -29,7 +29,7 @@ use crate::guard::ClientIp;
 use crate::realtime::members::{CloseReason, Outgoing, TOO_BIG, TOO_SLOW};
 use crate::realtime::protocol::{ServerMessage, PROTOCOL_VERSION};
 use crate::realtime::validate::MAX_FRAME;
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 use self::connection::Connection;
 
@@ -54,9 +54,22 @@ pub async fn upgrade(
     Query(query): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let max = state.settings().limits.max_websockets;
+    let Some(slot) = state.hub().admit_websocket(max) else {
+        return ApiError::Overloaded {
+            message: format!(
+                "this server holds its limit of {max} websocket connections; retry shortly"
+            ),
+            retry_after_secs: 5,
+        }
+        .into_response();
+    };
     ws.max_message_size(HARD_LIMIT)
         .max_frame_size(HARD_LIMIT)
-        .on_upgrade(move |socket| run(socket, state, client, query.token))
+        .on_upgrade(move |socket| async move {
+            run(socket, state, client, query.token).await;
+            drop(slot);
+        })
 }
 
 /// Resolves once a close was requested (never, if the handle is gone).
@@ -124,6 +137,8 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, token: Option<S
             },
         }
     }
+    // The writer ends once no handle holds the queue's sender.
+    drop(conn);
     connection.finish().await;
     // The hub no longer holds this connection: the writer drains and ends.
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
