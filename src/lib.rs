@@ -61,9 +61,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         Some(url) => relaycast_signaling::Store::open_postgres(url)
             .await
             .context("connecting to PostgreSQL")?,
-        None => relaycast_signaling::Store::open_sqlite(&config.data_dir.join("relaycast.db"))
-            .await
-            .context("opening the SQLite database")?,
+        None => {
+            let path = config.data_dir.join("relaycast.db");
+            relaycast_signaling::Store::open_sqlite(&path)
+                .await
+                .with_context(|| format!("opening the SQLite database {}", path.display()))?
+        }
     };
     let store = store.with_password_limits(config.limits.passwords);
     for stream in config.stream_keys.keys() {

@@ -539,3 +539,59 @@ async fn slow_headers_and_connection_floods_leave_the_server_answering() {
     })
     .await;
 }
+
+/// Defect 10: a corrupt database was reported as a pool timeout after 30 s
+/// (the cause only in earlier log lines). Start-up now fails at once with
+/// the real cause and names what it was opening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_errors_come_at_once_with_their_cause() {
+    run(Duration::from_secs(60), async {
+        let config = |dir: &common::server::TempDir| relaycast::Config {
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            udp_port: 0,
+            public_ip: Some("127.0.0.1".parse().unwrap()),
+            data_dir: dir.path().to_owned(),
+            ..Default::default()
+        };
+        let failure = |config: relaycast::Config| async move {
+            let started = tokio::time::Instant::now();
+            match relaycast::start(config).await {
+                Ok(server) => {
+                    server.shutdown().await;
+                    anyhow::bail!("the server started")
+                }
+                Err(e) => anyhow::Ok((format!("{e:#}"), started.elapsed())),
+            }
+        };
+
+        let dir = common::server::TempDir::new()?;
+        let db = dir.path().join("relaycast.db");
+        std::fs::write(&db, vec![0x5a; 8192])?;
+        let (error, took) = failure(config(&dir)).await?;
+        ensure!(took < Duration::from_secs(5), "took {took:?}: {error}");
+        ensure!(error.contains("file is not a database"), "{error}");
+        ensure!(error.contains(&db.display().to_string()), "{error}");
+
+        let dir = common::server::TempDir::new()?;
+        let busy = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let port = busy.local_addr()?.port();
+        let (error, _) = failure(relaycast::Config {
+            udp_port: port,
+            ..config(&dir)
+        })
+        .await?;
+        ensure!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
+        ensure!(error.contains("in use"), "{error}");
+
+        let (error, took) = failure(relaycast::Config {
+            database_url: Some("postgres://relaycast:x@127.0.0.1:1/relaycast".into()),
+            ..config(&dir)
+        })
+        .await?;
+        ensure!(took < Duration::from_secs(5), "took {took:?}: {error}");
+        ensure!(error.contains("refused"), "{error}");
+        ensure!(!error.contains(":x@"), "the password leaked: {error}");
+        Ok(())
+    })
+    .await;
+}

@@ -31,7 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
-use sqlx::Executor;
+use sqlx::{Connection, Executor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -77,18 +77,15 @@ impl Store {
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let url = format!("sqlite://{}?mode=rwc", path.display());
+        // A corrupt or read-only file fails here, with SQLite's own words.
+        let mut probe = probe(&url).await?;
+        sqlite_setup(&mut probe).await?;
+        probe.execute("BEGIN IMMEDIATE").await?;
+        probe.execute("ROLLBACK").await?;
+        probe.close().await?;
         let pool = AnyPoolOptions::new()
             .max_connections(4)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    // WAL lets readers run beside the writer; FULL makes a
-                    // commit durable before it is acknowledged.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = FULL").await?;
-                    conn.execute("PRAGMA busy_timeout = 5000").await?;
-                    Ok(())
-                })
-            })
+            .after_connect(|conn, _| Box::pin(sqlite_setup(conn)))
             .connect(&url)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -102,6 +99,7 @@ impl Store {
     /// Connects to PostgreSQL at `url` and applies the embedded migrations.
     pub async fn open_postgres(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
+        probe(url).await?.close().await?;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .connect(url)
@@ -186,6 +184,22 @@ impl Store {
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+}
+
+/// One connection outside the pool: a database that cannot be opened
+/// fails at once with its own error, where the pool would retry for 30 s
+/// and report only that it timed out.
+async fn probe(url: &str) -> Result<sqlx::AnyConnection, StoreError> {
+    Ok(sqlx::AnyConnection::connect(url).await?)
+}
+
+/// Every SQLite connection's settings: WAL lets readers run beside the
+/// writer; FULL makes a commit durable before it is acknowledged.
+async fn sqlite_setup(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA synchronous = FULL").await?;
+    conn.execute("PRAGMA busy_timeout = 5000").await?;
+    Ok(())
 }
 
 #[cfg(test)]
