@@ -16,7 +16,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 pub fn require_bearer(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
     match bearer(headers) {
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
-        _ => Err(ApiError::Unauthorized),
+        _ => Err(ApiError::WrongStreamKey),
     }
 }
 

@@ -11,8 +11,11 @@ use relaycast_sfu::MediaError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("a valid bearer token for this stream is required")]
+    #[error("a valid bearer token is required")]
     Unauthorized,
+    /// Publishing without this stream's key as the bearer token.
+    #[error("this stream's key is required as the bearer token")]
+    WrongStreamKey,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -50,7 +53,9 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized | ApiError::WrongStreamKey => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "already_live"),
             ApiError::Taken(_) => (StatusCode::CONFLICT, "taken"),
@@ -108,7 +113,7 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::json!({ "error": code, "message": self.to_string() });
         let mut response = (status, Json(body)).into_response();
-        if matches!(self, ApiError::Unauthorized) {
+        if matches!(self, ApiError::Unauthorized | ApiError::WrongStreamKey) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

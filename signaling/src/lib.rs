@@ -19,6 +19,7 @@ pub mod media;
 pub mod realtime;
 mod rest;
 pub mod store;
+mod text;
 mod whip_whep;
 mod ws;
 

@@ -382,4 +382,5 @@ async fn metrics_and_health_answer() {
 }
 
 mod hardening;
+mod text_inputs;
 mod throttles;

@@ -77,6 +77,7 @@ pub async fn post_comment(
             "a comment is 1-{MAX_COMMENT} characters (this one is {chars})"
         )));
     }
+    crate::text::prose(text).map_err(|why| ApiError::BadRequest(format!("the comment {why}")))?;
     // After validation: a refused comment does not spend the quota.
     state.guards().comment(client, &who.id)?;
     let comment = state

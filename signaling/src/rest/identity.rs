@@ -37,13 +37,17 @@ fn issue(state: &AppState, identity: Identity) -> Json<Issued> {
 }
 
 fn display_name(name: Option<&str>, fallback: impl FnOnce() -> String) -> Result<String, ApiError> {
-    match name.map(str::trim) {
-        None | Some("") => Ok(fallback()),
-        Some(n) if n.chars().count() > MAX_NAME || n.chars().any(char::is_control) => Err(
-            ApiError::BadRequest(format!("name must be 1-{MAX_NAME} printable characters")),
-        ),
-        Some(n) => Ok(n.to_owned()),
+    let Some(n) = name.map(str::trim) else {
+        return Ok(fallback());
+    };
+    let chars = n.chars().count();
+    if !(1..=MAX_NAME).contains(&chars) {
+        return Err(ApiError::BadRequest(format!(
+            "name must be 1-{MAX_NAME} characters (this one is {chars})"
+        )));
     }
+    crate::text::label(n).map_err(|why| ApiError::BadRequest(format!("the name {why}")))?;
+    Ok(n.to_owned())
 }
 
 #[derive(Deserialize, Default)]

@@ -28,6 +28,8 @@ impl BroadcastUpdate {
         if self.title.is_empty() || self.title.chars().count() > MAX_TITLE {
             return Err(format!("title must be 1-{MAX_TITLE} characters"));
         }
+        crate::text::label(&self.title).map_err(|why| format!("the title {why}"))?;
+        crate::text::prose(&self.description).map_err(|why| format!("the description {why}"))?;
         if self.description.chars().count() > MAX_DESCRIPTION {
             return Err(format!(
                 "description must be at most {MAX_DESCRIPTION} characters"
@@ -44,6 +46,7 @@ impl BroadcastUpdate {
                     "tags are at most {MAX_TAG} characters, without commas"
                 ));
             }
+            crate::text::label(&tag).map_err(|why| format!("the tag {tag:?} {why}"))?;
             if !tags.contains(&tag) {
                 tags.push(tag);
             }
@@ -64,6 +67,9 @@ impl BroadcastUpdate {
             return Err(format!(
                 "disclaimer must be at most {MAX_DISCLAIMER} characters"
             ));
+        }
+        if let Some(d) = &self.disclaimer {
+            crate::text::prose(d).map_err(|why| format!("the disclaimer {why}"))?;
         }
         Ok(self)
     }

@@ -75,6 +75,7 @@ impl NewAlert {
                 "alert text is {chars} characters; at most {MAX_ALERT_TEXT}"
             ));
         }
+        crate::text::prose(&self.text).map_err(|why| format!("alert text {why}"))?;
         if !(1..=MAX_ALERT_TTL).contains(&self.ttl_secs) {
             return Err(format!(
                 "ttl must be 1..={MAX_ALERT_TTL} seconds, not {}",

@@ -41,7 +41,7 @@ impl From<ApiError> for Refused {
     fn from(e: ApiError) -> Self {
         let code = match e {
             ApiError::NotFound(_) => ErrorCode::NotFound,
-            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::Unauthorized | ApiError::WrongStreamKey => ErrorCode::Unauthorized,
             ApiError::Unavailable | ApiError::Internal(_) => ErrorCode::Unavailable,
             _ => ErrorCode::Invalid,
         };
