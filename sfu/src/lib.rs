@@ -16,6 +16,8 @@
 
 pub mod core;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod handle;
 mod ids;
 mod metrics;

@@ -123,6 +123,19 @@ fn negotiate(
     )
 }
 
+/// [`negotiate`] without its panic guard: for the fuzz targets, which must
+/// see a panic that validation let through.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn negotiate_unguarded(
+    offer_text: &str,
+    candidate: SocketAddr,
+    now: Instant,
+    bwe: bool,
+) -> Result<NegotiatedPeer, MediaError> {
+    validate::check_offer(offer_text).map_err(MediaError::BadSdp)?;
+    negotiate_checked(offer_text, candidate, now, bwe)
+}
+
 fn negotiate_checked(
     offer_text: &str,
     candidate: SocketAddr,

@@ -13,6 +13,8 @@ mod cors;
 mod error;
 #[cfg(test)]
 mod fake_media;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod guard;
 pub mod identity;
 pub mod media;
