@@ -140,6 +140,11 @@ pub struct SfuHandle {
     inner: Arc<Inner>,
 }
 
+/// Each media socket's kernel buffers: room for a keyframe burst to
+/// hundreds of viewers and for a flood of garbage (drops in the kernel are
+/// loss for every viewer of that worker).
+const SOCKET_BUFFER: usize = 4 << 20;
+
 struct Inner {
     workers: Vec<WorkerHandle>,
     shared: Arc<Shared>,
@@ -168,10 +173,22 @@ impl SfuHandle {
                 std::io::Error::new(e.kind(), format!("binding media UDP {bind}: {e}"))
             })?;
             socket.set_nonblocking(true)?;
-            // Room for a keyframe burst to hundreds of viewers and for a
-            // flood of garbage: drops here are loss for every viewer.
-            let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);
-            let _ = socket2::SockRef::from(&socket).set_send_buffer_size(4 << 20);
+            let sock = socket2::SockRef::from(&socket);
+            let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+            let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+            // Linux caps the request at net.core.rmem_max silently (and
+            // reports double what it grants): say so once, at start-up.
+            let granted = sock.recv_buffer_size().unwrap_or(0);
+            if i == 0 && granted < SOCKET_BUFFER {
+                tracing::warn!(
+                    granted_kib = granted / 1024,
+                    wanted_kib = SOCKET_BUFFER / 1024,
+                    "the media UDP receive buffer is smaller than wanted: bursts and floods \
+                     will be dropped by the kernel; raise net.core.rmem_max (sysctl) to at \
+                     least {}",
+                    SOCKET_BUFFER
+                );
+            }
             sockets.push(socket);
         }
         let mut command_txs = Vec::with_capacity(n);
