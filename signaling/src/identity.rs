@@ -5,13 +5,15 @@
 //!
 //! Invariants: only tokens whose header says `HS256`, whose signature checks
 //! (constant-time) and whose `exp` is in the future are accepted; a token is
-//! never logged. Moderator and admin tokens are only made by the CLI
+//! never logged. Encoding and signature checks are `jsonwebtoken`'s (HS256
+//! only); expiry is checked here against a clock the caller passes, so the
+//! tests step time by hand. Moderator and admin tokens are only made by the CLI
 //! (`relaycast token create`), never over HTTP.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::hmac;
-use base64ct::{Base64UrlUnpadded, Encoding};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 /// What an identity may do. Ordered: each role may do what the ones before
@@ -101,11 +103,11 @@ struct Claims {
     exp: u64,
 }
 
-const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
-
 /// Signs and verifies identity tokens with one HS256 secret.
 pub struct Tokens {
-    key: hmac::Key,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -115,6 +117,23 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
+/// Whether the token's header is JSON naming an algorithm other than
+/// HS256 (`jsonwebtoken` reports an unknown one, such as `none`, as a JSON
+/// error); only asked about a token already refused.
+fn names_another_alg(token: &str) -> bool {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(header) = Base64UrlUnpadded::decode_vec(header) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&header)
+        .ok()
+        .and_then(|h| h.get("alg")?.as_str().map(|alg| alg != "HS256"))
+        .unwrap_or(false)
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -122,9 +141,19 @@ fn unix_now() -> u64 {
 }
 
 impl Tokens {
+    /// Panics on an empty secret, which would let anyone sign tokens: the
+    /// binary refuses short configured secrets and generates one otherwise.
     pub fn new(secret: &[u8]) -> Tokens {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Expiry is checked in `verify_at`, against the caller's clock.
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
         Tokens {
-            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            encoding: EncodingKey::from_secret(secret)
+                .expect("the token secret is never empty (see Settings::jwt_secret)"),
+            decoding: DecodingKey::from_secret(secret)
+                .expect("the token secret is never empty (see Settings::jwt_secret)"),
+            validation,
         }
     }
 
@@ -142,17 +171,8 @@ impl Tokens {
             iat: now,
             exp: now.saturating_add(ttl.as_secs()),
         };
-        let claims = serde_json::to_vec(&claims).expect("claims always serialize");
-        let signing_input = format!(
-            "{}.{}",
-            Base64UrlUnpadded::encode_string(HEADER.as_bytes()),
-            Base64UrlUnpadded::encode_string(&claims)
-        );
-        let tag = hmac::sign(&self.key, signing_input.as_bytes());
-        format!(
-            "{signing_input}.{}",
-            Base64UrlUnpadded::encode_string(tag.as_ref())
-        )
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 claims of plain strings and numbers always encode")
     }
 
     /// A token signed with this key around any `header` and `claims`
@@ -160,16 +180,16 @@ impl Tokens {
     /// could send, for the fuzz target of the parsing after the signature.
     #[cfg(any(test, feature = "fuzzing"))]
     pub fn sign_segments(&self, header: &[u8], claims: &[u8]) -> String {
+        use base64ct::{Base64UrlUnpadded, Encoding};
         let signing_input = format!(
             "{}.{}",
             Base64UrlUnpadded::encode_string(header),
             Base64UrlUnpadded::encode_string(claims)
         );
-        let tag = hmac::sign(&self.key, signing_input.as_bytes());
-        format!(
-            "{signing_input}.{}",
-            Base64UrlUnpadded::encode_string(tag.as_ref())
-        )
+        let signature =
+            jsonwebtoken::crypto::sign(signing_input.as_bytes(), &self.encoding, Algorithm::HS256)
+                .expect("HS256 signs any bytes");
+        format!("{signing_input}.{signature}")
     }
 
     /// The identity in `token`, if it is ours, intact and unexpired.
@@ -178,29 +198,17 @@ impl Tokens {
     }
 
     fn verify_at(&self, token: &str, now: u64) -> Result<Identity, IdentityError> {
-        let mut parts = token.trim().split('.');
-        let (Some(header), Some(claims), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(IdentityError::Malformed);
-        };
-        let signature =
-            Base64UrlUnpadded::decode_vec(signature).map_err(|_| IdentityError::Malformed)?;
-        let signing_input_len = header.len() + 1 + claims.len();
-        let signing_input = &token.trim()[..signing_input_len];
-        // Signature first (constant time), so nothing of an unsigned token
-        // is parsed further.
-        hmac::verify(&self.key, signing_input.as_bytes(), &signature)
-            .map_err(|_| IdentityError::BadSignature)?;
-        let header = Base64UrlUnpadded::decode_vec(header).map_err(|_| IdentityError::Malformed)?;
-        let header: serde_json::Value =
-            serde_json::from_slice(&header).map_err(|_| IdentityError::Malformed)?;
-        if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
-            return Err(IdentityError::Malformed);
-        }
-        let claims = Base64UrlUnpadded::decode_vec(claims).map_err(|_| IdentityError::Malformed)?;
-        let claims: Claims =
-            serde_json::from_slice(&claims).map_err(|_| IdentityError::Malformed)?;
+        let claims = jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                // A token not signed with HS256 (`alg: none` included) is
+                // one whose signature we cannot accept.
+                ErrorKind::InvalidSignature
+                | ErrorKind::InvalidAlgorithm
+                | ErrorKind::InvalidAlgorithmName => IdentityError::BadSignature,
+                _ if names_another_alg(token.trim()) => IdentityError::BadSignature,
+                _ => IdentityError::Malformed,
+            })?
+            .claims;
         if claims.exp <= now {
             return Err(IdentityError::Expired);
         }
@@ -216,6 +224,7 @@ impl Tokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64ct::{Base64UrlUnpadded, Encoding};
 
     fn alice() -> Identity {
         Identity {

@@ -48,7 +48,10 @@ pub(super) async fn app_with_media() -> (Router, relaycast_sfu::SfuHandle) {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open_sqlite(&dir.join("test.db")).await.unwrap();
-    let mut settings = Settings::default();
+    let mut settings = Settings {
+        jwt_secret: b"signaling-test-secret".to_vec(),
+        ..Settings::default()
+    };
     settings.stream_keys.insert("live".into(), KEY.into());
     settings
         .ice_servers
