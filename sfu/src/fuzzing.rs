@@ -78,13 +78,7 @@ pub fn datagram(data: &[u8]) {
 /// An RTP payload as the Source sees it after SRTP: keyframe detection for
 /// every codec, VP8 descriptor fields, H.264 SPS dimensions.
 pub fn rtp_payload(data: &[u8]) {
-    for codec in [
-        VideoCodec::Vp8,
-        VideoCodec::Vp9,
-        VideoCodec::H264,
-        VideoCodec::H265,
-        VideoCodec::Av1,
-    ] {
+    for codec in VideoCodec::ALL {
         let _ = inspect(codec, data);
     }
     let _ = Vp8Fields::parse(data);

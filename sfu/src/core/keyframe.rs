@@ -17,6 +17,17 @@ pub enum VideoCodec {
     Av1,
 }
 
+impl VideoCodec {
+    /// Every codec, for tests and fuzzing that try each.
+    pub const ALL: [VideoCodec; 5] = [
+        VideoCodec::Vp8,
+        VideoCodec::Vp9,
+        VideoCodec::H264,
+        VideoCodec::H265,
+        VideoCodec::Av1,
+    ];
+}
+
 /// What one packet says about keyframes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeyframeInfo {
@@ -334,13 +345,7 @@ mod tests {
                     (x >> 16) as u8
                 })
                 .collect();
-            for codec in [
-                VideoCodec::Vp8,
-                VideoCodec::Vp9,
-                VideoCodec::H264,
-                VideoCodec::H265,
-                VideoCodec::Av1,
-            ] {
+            for codec in VideoCodec::ALL {
                 let _ = inspect(codec, &bytes);
             }
         }
