@@ -92,12 +92,12 @@ mod tests {
 
     use std::path::PathBuf;
 
-    /// Every file in `fuzz/reproducers/<target>/` (run-time path: a test
-    /// binary reused from another checkout still finds them).
-    fn reproducers(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    /// Every file in `fuzz/<kind>/<target>/` (run-time path: a test binary
+    /// reused from another checkout still finds them).
+    fn inputs(kind: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {
         let dir = std::env::var("CARGO_MANIFEST_DIR")
             .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-        let dir = PathBuf::from(dir).join("../fuzz/reproducers").join(target);
+        let dir = PathBuf::from(dir).join("../fuzz").join(kind).join(target);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
             .map(|entry| entry.expect("a directory entry").path())
@@ -106,7 +106,7 @@ mod tests {
         files
             .into_iter()
             .map(|path| {
-                let bytes = std::fs::read(&path).expect("a reproducer file");
+                let bytes = std::fs::read(&path).expect("a committed fuzz input");
                 (path, bytes)
             })
             .collect()
@@ -119,14 +119,14 @@ mod tests {
             ("datagram", super::datagram),
             ("rtp_payload", super::rtp_payload),
         ];
+        // The seeds as well: the inputs every fuzzing run starts from.
         for (target, run) in targets {
-            for (path, bytes) in reproducers(target) {
-                let outcome = std::panic::catch_unwind(|| run(&bytes));
-                assert!(outcome.is_ok(), "{target}: {} panicked", path.display());
+            for kind in ["reproducers", "seeds"] {
+                for (path, bytes) in inputs(kind, target) {
+                    let outcome = std::panic::catch_unwind(|| run(&bytes));
+                    assert!(outcome.is_ok(), "{target}: {} panicked", path.display());
+                }
             }
         }
-        // The seeds as well: the fixtures every target starts from.
-        super::datagram(&[]);
-        super::rtp_payload(&[]);
     }
 }

@@ -101,31 +101,28 @@ fn first_offered_video_codec(offer: &str) -> Option<Codec> {
 /// an automatic viewer starts high and drops at once if its link says so.
 pub const VIEWER_INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(3_000);
 
-/// Checks the offer ([`validate`]), then negotiates it. str0m asserts
-/// invariants of its own while it accepts an offer; should an offer we let
-/// through still trip one, the panic becomes a refusal of that offer (this
-/// runs on the caller's task: a panic would end its HTTP request or
-/// websocket without an answer).
+/// [`negotiate_unguarded`] with str0m's own assertions turned into a
+/// refusal: should an offer we let through still trip one, the panic
+/// becomes a refusal of that offer (this runs on the caller's task: a
+/// panic would end its HTTP request or websocket without an answer).
 fn negotiate(
     offer_text: &str,
     candidate: SocketAddr,
     now: Instant,
     bwe: bool,
 ) -> Result<NegotiatedPeer, MediaError> {
-    validate::check_offer(offer_text).map_err(MediaError::BadSdp)?;
-    std::panic::catch_unwind(|| negotiate_checked(offer_text, candidate, now, bwe)).unwrap_or_else(
-        |_| {
+    std::panic::catch_unwind(|| negotiate_unguarded(offer_text, candidate, now, bwe))
+        .unwrap_or_else(|_| {
             tracing::warn!("str0m panicked on an offer that passed validation");
             Err(MediaError::UnusableOffer(
                 "the offer could not be negotiated".into(),
             ))
-        },
-    )
+        })
 }
 
-/// [`negotiate`] without its panic guard: for the fuzz targets, which must
-/// see a panic that validation let through.
-#[cfg(any(test, feature = "fuzzing"))]
+/// Checks the offer ([`validate`]), then negotiates it, without a panic
+/// guard: the fuzz targets call it directly, as they must see a panic that
+/// validation let through.
 pub(crate) fn negotiate_unguarded(
     offer_text: &str,
     candidate: SocketAddr,

@@ -46,15 +46,18 @@ mod tests {
             .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
         let targets: [(&str, Target); 2] =
             [("ws_message", super::ws_message), ("token", super::token)];
+        // The seeds as well: the inputs every fuzzing run starts from.
         for (target, run) in targets {
-            let dir = PathBuf::from(&dir).join("../fuzz/reproducers").join(target);
-            let entries = std::fs::read_dir(&dir)
-                .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
-            for entry in entries {
-                let path = entry.expect("a directory entry").path();
-                let bytes = std::fs::read(&path).expect("a reproducer file");
-                let outcome = std::panic::catch_unwind(|| run(&bytes));
-                assert!(outcome.is_ok(), "{target}: {} panicked", path.display());
+            for kind in ["reproducers", "seeds"] {
+                let dir = PathBuf::from(&dir).join("../fuzz").join(kind).join(target);
+                let entries = std::fs::read_dir(&dir)
+                    .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+                for entry in entries {
+                    let path = entry.expect("a directory entry").path();
+                    let bytes = std::fs::read(&path).expect("a committed fuzz input");
+                    let outcome = std::panic::catch_unwind(|| run(&bytes));
+                    assert!(outcome.is_ok(), "{target}: {} panicked", path.display());
+                }
             }
         }
     }

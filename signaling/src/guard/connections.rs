@@ -89,6 +89,7 @@ impl ConnectionGate {
     }
 
     /// Connections held now: in total, and by `client`'s address.
+    #[cfg(test)]
     pub fn held(&self, client: IpAddr) -> (usize, usize) {
         let counts = self.counts();
         let mine = counts.per_client.get(&client_key(client)).copied();

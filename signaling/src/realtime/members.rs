@@ -114,6 +114,7 @@ impl ConnHandle {
     }
 
     /// Bytes queued and not yet taken by the writer.
+    #[cfg(test)]
     pub fn queued_bytes(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
