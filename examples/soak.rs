@@ -458,7 +458,9 @@ async fn alerts(soak: Arc<Soak>, token: String) -> anyhow::Result<Vec<i64>> {
             ))
             .await?;
             let sent = expect(&mut ws, "alert.sent", Duration::from_secs(10)).await?;
-            let id = sent["alert"]["id"].as_i64().context("alert.sent without id")?;
+            let id = sent["alert"]["id"]
+                .as_i64()
+                .context("alert.sent without id")?;
             let delivered = sent["delivered"].as_u64().unwrap_or(0);
             // The moderator is joined too, so it is one of the deliveries.
             ws.send(Message::text(
@@ -475,9 +477,11 @@ async fn alerts(soak: Arc<Soak>, token: String) -> anyhow::Result<Vec<i64>> {
         }
         if let Some(m) = next_json(&mut ws, Duration::from_millis(500)).await? {
             if m["type"] == "alert.status" {
-                if let (Some(id), Some(d), Some(a)) =
-                    (m["id"].as_i64(), m["delivered"].as_u64(), m["acked"].as_u64())
-                {
+                if let (Some(id), Some(d), Some(a)) = (
+                    m["id"].as_i64(),
+                    m["delivered"].as_u64(),
+                    m["acked"].as_u64(),
+                ) {
                     soak.ledger
                         .lock()
                         .expect("ledger lock: no panics hold it")
@@ -576,7 +580,9 @@ async fn bad_input(soak: Arc<Soak>, media: SocketAddr) -> anyhow::Result<()> {
                     .send()
                     .await?;
                 let status = r.status().as_u16();
-                (status == 400).then_some(()).ok_or(format!("garbage WHEP offer: {status}"))
+                (status == 400)
+                    .then_some(())
+                    .ok_or(format!("garbage WHEP offer: {status}"))
             }
             1 => {
                 let token = guest(&soak, "soak-bad").await?;
@@ -585,7 +591,8 @@ async fn bad_input(soak: Arc<Soak>, media: SocketAddr) -> anyhow::Result<()> {
                 ws.send(Message::text("{\"type\": 7")).await?;
                 let r = expect(&mut ws, "error", Duration::from_secs(5)).await;
                 let _ = ws.close(None).await;
-                r.map(|_| ()).map_err(|e| format!("malformed ws message: {e}"))
+                r.map(|_| ())
+                    .map_err(|e| format!("malformed ws message: {e}"))
             }
             2 => {
                 let token = guest(&soak, "soak-big").await?;

@@ -276,10 +276,16 @@ impl SfuHandle {
         self.inner.workers.len()
     }
 
-    /// Prometheus text of every worker's counters, summed.
-    pub fn render_metrics(&self, out: &mut String) {
-        let all: Vec<&Metrics> = self.inner.workers.iter().map(|w| &*w.metrics).collect();
-        Metrics::render_prometheus(&all, out);
+    /// Every worker's counters as one `prometheus-client` collector, read
+    /// at each scrape.
+    pub fn metrics_collector(&self) -> crate::MediaCollector {
+        crate::MediaCollector::new(
+            self.inner
+                .workers
+                .iter()
+                .map(|w| w.metrics.clone())
+                .collect(),
+        )
     }
 
     /// One worker's counters.

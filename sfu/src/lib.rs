@@ -16,6 +16,7 @@
 
 pub mod core;
 mod error;
+mod exposition;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod handle;
@@ -28,6 +29,7 @@ mod worker;
 pub use core::layer_selector::Bounds;
 pub use core::layers::LayerChoice;
 pub use error::MediaError;
+pub use exposition::MediaCollector;
 pub use handle::{MediaConfig, SessionInfo, SfuHandle, WORKER_STALL};
 pub use ids::{BroadcastName, SessionId};
 pub use metrics::{DropReason, Metrics};

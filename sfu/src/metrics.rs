@@ -1,10 +1,9 @@
 //! Counters the media workers bump on their hot path. Each worker has its own
 //! [`Metrics`], written by that worker's thread alone (a plain load and
 //! store, no locked read-modify-write, no cache line shared between
-//! workers) and summed when `/metrics` is scraped. Drops are counted by
+//! workers) and summed when `/metrics` is scraped (see [`crate::exposition`]). Drops are counted by
 //! reason, never logged per packet.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Why a packet, or a datagram, was not forwarded.
@@ -124,6 +123,9 @@ pub struct Metrics {
     /// Time from a packet's arrival on the node to its fan-out to this
     /// worker's viewers (the bus and every queue before the send).
     pub forward_delay: Histogram,
+    /// Time from a viewer's session being created to the first video
+    /// packet sent to it (its first frame, from the GopCache or live).
+    pub join_time: Histogram,
     drops: [AtomicU64; DropReason::ALL.len()],
 }
 
@@ -139,54 +141,34 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Counts `d` in the first bucket that holds it (buckets are kept
+    /// apart; the encoder makes them cumulative).
     pub fn record(&self, d: std::time::Duration) {
         let secs = d.as_secs_f64();
-        for (bucket, bound) in self.buckets.iter().zip(SWITCH_BUCKETS) {
-            if secs <= bound {
-                bucket.fetch_add(1, Relaxed);
-            }
+        if let Some(i) = SWITCH_BUCKETS.iter().position(|&bound| secs <= bound) {
+            let bucket = &self.buckets[i];
+            bucket.store(bucket.load(Relaxed) + 1, Relaxed);
         }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
+        self.count.store(self.count.load(Relaxed) + 1, Relaxed);
+        let micros = self.sum_micros.load(Relaxed);
+        self.sum_micros
+            .store(micros.wrapping_add(d.as_micros() as u64), Relaxed);
     }
 
-    /// The sum of several workers' histograms.
-    fn render_sum<'a>(
-        all: impl Iterator<Item = &'a Histogram> + Clone,
-        name: &str,
-        help: &str,
-        out: &mut String,
-    ) {
-        let total = Histogram::default();
+    /// `(sum in seconds, count, per-bucket counts)` summed over several
+    /// workers' histograms.
+    pub fn sum_of<'a>(
+        all: impl Iterator<Item = &'a Histogram>,
+    ) -> (f64, u64, [u64; SWITCH_BUCKETS.len()]) {
+        let (mut micros, mut count, mut buckets) = (0u64, 0u64, [0u64; SWITCH_BUCKETS.len()]);
         for h in all {
-            for (t, b) in total.buckets.iter().zip(&h.buckets) {
-                t.fetch_add(b.load(Relaxed), Relaxed);
+            for (t, b) in buckets.iter_mut().zip(&h.buckets) {
+                *t += b.load(Relaxed);
             }
-            total.count.fetch_add(h.count.load(Relaxed), Relaxed);
-            total
-                .sum_micros
-                .fetch_add(h.sum_micros.load(Relaxed), Relaxed);
+            count += h.count.load(Relaxed);
+            micros += h.sum_micros.load(Relaxed);
         }
-        total.render(name, help, out);
-    }
-
-    fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (bucket, bound) in self.buckets.iter().zip(SWITCH_BUCKETS) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Relaxed)
-            );
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {:.6}",
-            self.sum_micros.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {count}");
+        (micros as f64 / 1e6, count, buckets)
     }
 }
 
@@ -207,140 +189,5 @@ impl Metrics {
 
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize].load(Relaxed)
-    }
-
-    /// Prometheus text exposition of every counter, summed over `workers`
-    /// (gauges of shed level and busy share per worker).
-    pub fn render_prometheus(workers: &[&Metrics], out: &mut String) {
-        let sum = |f: &dyn Fn(&Metrics) -> &AtomicU64| -> u64 {
-            workers.iter().map(|m| f(m).load(Relaxed)).sum()
-        };
-        type Field = fn(&Metrics) -> &AtomicU64;
-        let counters: [(&str, &str, Field); 11] = [
-            (
-                "relaycast_datagrams_in_total",
-                "UDP datagrams received",
-                |m| &m.datagrams_in,
-            ),
-            ("relaycast_datagrams_out_total", "UDP datagrams sent", |m| {
-                &m.datagrams_out
-            }),
-            (
-                "relaycast_rtp_packets_in_total",
-                "RTP packets received from publishers",
-                |m| &m.packets_in,
-            ),
-            (
-                "relaycast_rtp_packets_forwarded_total",
-                "RTP packets forwarded to viewers",
-                |m| &m.packets_forwarded,
-            ),
-            (
-                "relaycast_gop_cache_packets_total",
-                "packets served from GOP caches to joining viewers",
-                |m| &m.gop_cache_packets,
-            ),
-            (
-                "relaycast_keyframe_requests_total",
-                "keyframe requests sent to publishers",
-                |m| &m.keyframe_requests,
-            ),
-            (
-                "relaycast_sessions_failed_total",
-                "sessions ended by an error in their handling",
-                |m| &m.sessions_failed,
-            ),
-            (
-                "relaycast_worker_restarts_total",
-                "media workers restarted after a panic outside any session",
-                |m| &m.worker_restarts,
-            ),
-            (
-                "relaycast_resends_total",
-                "NACKed packets resent from a layer's packet store",
-                |m| &m.resends,
-            ),
-            (
-                "relaycast_bus_packets_total",
-                "packets handed from a Source to another worker's Mirror",
-                |m| &m.bus_packets,
-            ),
-            (
-                "relaycast_shed_raises_total",
-                "times a worker's load governor shed another layer",
-                |m| &m.shed_raises,
-            ),
-        ];
-        for (name, help, field) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                sum(&field)
-            );
-        }
-        let gauges: [(&str, &str, Field); 2] = [
-            ("relaycast_publishers", "live publisher sessions", |m| {
-                &m.publishers
-            }),
-            ("relaycast_viewers", "live viewer sessions", |m| &m.viewers),
-        ];
-        for (name, help, field) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                sum(&field)
-            );
-        }
-        let per_worker: [(&str, &str, Field, f64); 3] = [
-            (
-                "relaycast_worker_viewers",
-                "live viewer sessions on a worker",
-                |m| &m.viewers,
-                1.0,
-            ),
-            (
-                "relaycast_worker_shed_level",
-                "what a worker sheds: 0 nothing, 1 top layer, 2 all but the lowest, 3 video",
-                |m| &m.shed_level,
-                1.0,
-            ),
-            (
-                "relaycast_worker_busy_ratio",
-                "share of its last tick a worker spent working",
-                |m| &m.busy_permille,
-                1000.0,
-            ),
-        ];
-        for (name, help, field, scale) in per_worker {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for (i, m) in workers.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "{name}{{worker=\"{i}\"}} {}",
-                    field(m).load(Relaxed) as f64 / scale
-                );
-            }
-        }
-        Histogram::render_sum(
-            workers.iter().map(|m| &m.layer_switch),
-            "relaycast_layer_switch_seconds",
-            "time from a viewer's layer-switch decision to the first packet of the new layer",
-            out,
-        );
-        Histogram::render_sum(
-            workers.iter().map(|m| &m.forward_delay),
-            "relaycast_forward_delay_seconds",
-            "time from a packet's arrival on the node to its fan-out to a worker's viewers",
-            out,
-        );
-        let _ = writeln!(out, "# HELP relaycast_drops_total packets or datagrams not forwarded, by reason\n# TYPE relaycast_drops_total counter");
-        for reason in DropReason::ALL {
-            let total: u64 = workers.iter().map(|m| m.drops(reason)).sum();
-            let _ = writeln!(
-                out,
-                "relaycast_drops_total{{reason=\"{}\"}} {total}",
-                reason.as_str(),
-            );
-        }
     }
 }

@@ -5,6 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -39,23 +43,47 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics`: the registry in Prometheus text format (0.0.4).
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let mut out = String::new();
-    state.media().render_metrics(&mut out);
-    out.push_str(&format!(
-        "# HELP relaycast_ws_connections open realtime websocket connections\n\
-         # TYPE relaycast_ws_connections gauge\n\
-         relaycast_ws_connections {}\n",
-        state.hub().connections()
-    ));
-    if let Some(seconds) = media_worker_cpu_seconds() {
-        out.push_str(&format!(
-            "# HELP relaycast_media_worker_cpu_seconds_total CPU time of the media worker threads\n\
-             # TYPE relaycast_media_worker_cpu_seconds_total counter\n\
-             relaycast_media_worker_cpu_seconds_total {seconds:.3}\n"
-        ));
+    prometheus_text::encode(&mut out, state.metrics())
+        .map_err(|_| ApiError::Internal("encoding metrics failed".into()))?;
+    Ok(([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], out))
+}
+
+/// The node's own metrics beside the media plane's: realtime connections
+/// and the media workers' CPU time.
+#[derive(Debug)]
+pub struct NodeCollector {
+    hub: crate::realtime::Hub,
+}
+
+impl NodeCollector {
+    pub fn new(hub: crate::realtime::Hub) -> Self {
+        NodeCollector { hub }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+impl Collector for NodeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let connections = ConstGauge::new(self.hub.connections() as i64);
+        connections.encode(encoder.encode_descriptor(
+            "relaycast_ws_connections",
+            "open realtime websocket connections",
+            None,
+            connections.metric_type(),
+        )?)?;
+        if let Some(seconds) = media_worker_cpu_seconds() {
+            let cpu = ConstCounter::new(seconds);
+            cpu.encode(encoder.encode_descriptor(
+                "relaycast_media_worker_cpu_seconds",
+                "CPU time of the media worker threads",
+                None,
+                cpu.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
 }
 
 /// CPU seconds (user + system) of the `media-worker-N` threads, from procfs;

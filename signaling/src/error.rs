@@ -29,6 +29,8 @@ pub enum ApiError {
     BadCredentials,
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body stopped arriving")]
+    BodyTimeout,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("the server is busy; retry shortly")]
@@ -62,6 +64,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }

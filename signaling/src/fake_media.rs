@@ -241,12 +241,19 @@ impl MediaPlane for FakeMedia {
         self.lock().alive
     }
 
-    fn render_metrics(&self, out: &mut String) {
-        out.push_str("# TYPE relaycast_fake_sessions gauge\n");
-        out.push_str(&format!(
-            "relaycast_fake_sessions {}\n",
-            self.lock().sessions.len()
-        ));
+    fn metrics_collector(&self) -> Box<dyn prometheus_client::collector::Collector> {
+        // No media plane, no media metrics.
+        #[derive(Debug)]
+        struct Nothing;
+        impl prometheus_client::collector::Collector for Nothing {
+            fn encode(
+                &self,
+                _: prometheus_client::encoding::DescriptorEncoder,
+            ) -> Result<(), std::fmt::Error> {
+                Ok(())
+            }
+        }
+        Box::new(Nothing)
     }
 }
 

@@ -9,7 +9,6 @@
 
 mod api;
 mod auth;
-mod cors;
 mod error;
 #[cfg(test)]
 mod fake_media;
@@ -17,6 +16,7 @@ mod fake_media;
 pub mod fuzzing;
 pub mod guard;
 pub mod identity;
+mod layers;
 pub mod media;
 pub mod realtime;
 mod rest;
@@ -64,10 +64,16 @@ struct Inner {
     tokens: Tokens,
     hub: realtime::Hub,
     guards: guard::Guards,
+    /// The one metrics registry `/metrics` encodes.
+    metrics: prometheus_client::registry::Registry,
 }
 
 impl AppState {
     pub fn new(media: Arc<dyn MediaPlane>, store: Store, settings: Settings) -> Self {
+        let hub = realtime::Hub::new();
+        let mut metrics = prometheus_client::registry::Registry::default();
+        metrics.register_collector(media.metrics_collector());
+        metrics.register_collector(Box::new(api::NodeCollector::new(hub.clone())));
         AppState {
             inner: Arc::new(Inner {
                 media,
@@ -75,9 +81,15 @@ impl AppState {
                 tokens: Tokens::new(&settings.jwt_secret),
                 guards: guard::Guards::new(&settings.limits),
                 settings,
-                hub: realtime::Hub::new(),
+                hub,
+                metrics,
             }),
         }
+    }
+
+    /// The registry `/metrics` encodes.
+    pub fn metrics(&self) -> &prometheus_client::registry::Registry {
+        &self.inner.metrics
     }
 
     pub fn media(&self) -> &dyn MediaPlane {
@@ -133,7 +145,8 @@ impl AppState {
 
 /// The whole HTTP API. Tests drive it with `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let limits = state.settings().limits;
+    let routes = Router::new()
         .route(
             "/whip/{stream}",
             post(whip_whep::whip_post).options(whip_whep::options_post),
@@ -186,8 +199,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
-        .layer(axum::middleware::map_response(cors::add_cors_headers))
-        .with_state(state)
+        .with_state(state);
+    layers::layers(routes, &limits)
 }
 
 #[cfg(test)]

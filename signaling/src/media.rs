@@ -40,7 +40,8 @@ pub trait MediaPlane: Send + Sync + 'static {
     fn ended(&self) -> broadcast::Receiver<SessionId>;
     /// Every media worker runs.
     fn is_alive(&self) -> bool;
-    fn render_metrics(&self, out: &mut String);
+    /// The media plane's metrics, read at each `/metrics` scrape.
+    fn metrics_collector(&self) -> Box<dyn prometheus_client::collector::Collector>;
 }
 
 #[async_trait::async_trait]
@@ -102,7 +103,7 @@ impl MediaPlane for SfuHandle {
         SfuHandle::is_alive(self)
     }
 
-    fn render_metrics(&self, out: &mut String) {
-        SfuHandle::render_metrics(self, out)
+    fn metrics_collector(&self) -> Box<dyn prometheus_client::collector::Collector> {
+        Box::new(SfuHandle::metrics_collector(self))
     }
 }

@@ -387,3 +387,4 @@ async fn metrics_and_health_answer() {
 mod hardening;
 mod text_inputs;
 mod throttles;
+mod time_limits;

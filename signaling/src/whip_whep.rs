@@ -66,11 +66,19 @@ fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiEr
 }
 
 async fn read_text(body: Body) -> Result<String, ApiError> {
-    let bytes = to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY))?;
+    let bytes = to_bytes(body, MAX_BODY).await.map_err(body_error)?;
     String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8 text".into()))
+}
+
+/// Why a body could not be read: it paused too long (see `layers.rs`),
+/// or it was over the limit.
+fn body_error(e: axum::Error) -> ApiError {
+    if crate::layers::body_timed_out(&e) {
+        ApiError::BodyTimeout
+    } else {
+        ApiError::PayloadTooLarge(MAX_BODY)
+    }
 }
 
 fn link_headers(state: &AppState, headers: &mut HeaderMap) {

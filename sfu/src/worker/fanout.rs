@@ -89,6 +89,12 @@ pub fn forward<S: AsFd>(
     let mid = track.mid;
     let configure = !track.stream_configured;
     track.stream_configured = true;
+    if configure && is_video {
+        // The viewer's first video packet: how long its join took.
+        io.metrics
+            .join_time
+            .record(now.saturating_duration_since(session.created));
+    }
     if translated.switched && is_video {
         if let Some(decided) = state.switch_decided.take() {
             io.metrics

@@ -93,6 +93,10 @@ pub struct Limits {
     pub header_read_secs: u64,
     /// Websocket connections at once (each may queue up to 512 KiB).
     pub max_websockets: usize,
+    /// Seconds a client has to send a request's body once its head is in.
+    pub body_read_secs: u64,
+    /// Seconds a request may take to be answered (503 beyond).
+    pub request_secs: u64,
 }
 
 impl Default for Limits {
@@ -111,6 +115,8 @@ impl Default for Limits {
             max_connections_per_client: 1_000,
             header_read_secs: 10,
             max_websockets: 10_000,
+            body_read_secs: 10,
+            request_secs: 30,
         }
     }
 }

@@ -22,6 +22,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType(
                 "the body must be application/json".into(),
             )),
+            Err(e) if crate::layers::body_timed_out(&e) => Err(ApiError::BodyTimeout),
+            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+/// A request body as bytes (for bodies that may be empty).
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(e) if crate::layers::body_timed_out(&e) => Err(ApiError::BodyTimeout),
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
     }

@@ -60,7 +60,7 @@ pub struct GuestRequest {
 /// The body is optional (`{}` or empty) so a bare POST works.
 pub async fn create_guest(
     State(state): State<AppState>,
-    body: axum::body::Bytes,
+    super::extract::RawBody(body): super::extract::RawBody,
 ) -> Result<(StatusCode, Json<Issued>), ApiError> {
     let request: GuestRequest = if body.iter().all(u8::is_ascii_whitespace) {
         GuestRequest::default()
