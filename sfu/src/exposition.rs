@@ -183,3 +183,60 @@ impl Collector for MediaCollector {
         Ok(())
     }
 }
+
+/// The media plane's counters at one instant, for the operator page (which
+/// turns successive snapshots into rates).
+#[derive(Debug, Clone, Default)]
+pub struct MediaSnapshot {
+    pub workers: Vec<WorkerLoad>,
+    /// Every counter of `/metrics`, named without the `relaycast_` prefix
+    /// (`rtp_packets_forwarded`, …), summed over workers.
+    pub counters: Vec<(&'static str, u64)>,
+    /// Drops by reason, summed over workers.
+    pub drops: Vec<(&'static str, u64)>,
+    /// `relaycast_viewer_join_seconds`: (sum in seconds, count).
+    pub join_time: (f64, u64),
+}
+
+/// One worker's load.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WorkerLoad {
+    pub viewers: u64,
+    pub publishers: u64,
+    pub shed_level: u64,
+    /// Share of its last tick it spent working, 0–1.
+    pub busy: f64,
+}
+
+impl MediaCollector {
+    pub fn snapshot(&self) -> MediaSnapshot {
+        let workers = self
+            .workers
+            .iter()
+            .map(|m| WorkerLoad {
+                viewers: m.viewers.load(Relaxed),
+                publishers: m.publishers.load(Relaxed),
+                shed_level: m.shed_level.load(Relaxed),
+                busy: m.busy_permille.load(Relaxed) as f64 / 1000.0,
+            })
+            .collect();
+        let counters = COUNTERS
+            .iter()
+            .map(|(name, _, field)| {
+                let short = name.strip_prefix("relaycast_").unwrap_or(name);
+                (short, self.sum(*field))
+            })
+            .collect();
+        let drops = DropReason::ALL
+            .iter()
+            .map(|r| (r.as_str(), self.workers.iter().map(|m| m.drops(*r)).sum()))
+            .collect();
+        let (sum, count, _) = Histogram::sum_of(self.workers.iter().map(|m| &m.join_time));
+        MediaSnapshot {
+            workers,
+            counters,
+            drops,
+            join_time: (sum, count),
+        }
+    }
+}

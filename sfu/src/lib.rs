@@ -29,7 +29,7 @@ mod worker;
 pub use core::layer_selector::Bounds;
 pub use core::layers::LayerChoice;
 pub use error::MediaError;
-pub use exposition::MediaCollector;
+pub use exposition::{MediaCollector, MediaSnapshot, WorkerLoad};
 pub use handle::{MediaConfig, SessionInfo, SfuHandle, WORKER_STALL};
 pub use ids::{BroadcastName, SessionId};
 pub use metrics::{DropReason, Metrics};

@@ -131,6 +131,8 @@ pub struct ViewerView {
     pub limited_by_server_load: bool,
     pub switches: u32,
     pub connected: bool,
+    /// Seconds since its session was created.
+    pub connected_secs: u64,
     pub rtt_ms: Option<u64>,
     /// Percent of packets lost, from the viewer's receiver reports.
     pub loss_percent: Option<f32>,
@@ -158,6 +160,7 @@ pub fn viewer_view(v: relaycast_sfu::ViewerStatus) -> ViewerView {
         limited_by_server_load: v.limited_by_server_load,
         switches: v.switches,
         connected: v.connected,
+        connected_secs: v.joined.elapsed().as_secs(),
         rtt_ms: v.rtt.map(|d| d.as_millis() as u64),
         loss_percent: v.loss.map(|l| l * 100.0),
         remote: v.remote.map(|a| a.to_string()),

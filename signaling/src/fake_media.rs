@@ -255,6 +255,10 @@ impl MediaPlane for FakeMedia {
         }
         Box::new(Nothing)
     }
+
+    fn snapshot(&self) -> relaycast_sfu::MediaSnapshot {
+        relaycast_sfu::MediaSnapshot::default()
+    }
 }
 
 fn viewer_status(id: SessionId, s: &Session) -> ViewerStatus {

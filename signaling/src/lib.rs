@@ -7,6 +7,7 @@
 //! Every error a client can cause is an [`ApiError`]: an HTTP status plus a
 //! JSON body `{"error": code, "message": text}`, never a panic.
 
+mod admin;
 mod api;
 mod auth;
 mod error;
@@ -191,6 +192,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(rest::get_me).patch(rest::patch_me))
         .route("/api/alerts", get(rest::list_alerts).post(rest::post_alert))
         .route("/api/broadcasts/{id}/viewers", get(api::list_viewers))
+        .route("/api/admin/overview", get(admin::overview))
         .route(
             "/whep/{stream}/{session}/layer",
             post(whip_whep::whep_layer),

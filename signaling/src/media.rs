@@ -42,6 +42,8 @@ pub trait MediaPlane: Send + Sync + 'static {
     fn is_alive(&self) -> bool;
     /// The media plane's metrics, read at each `/metrics` scrape.
     fn metrics_collector(&self) -> Box<dyn prometheus_client::collector::Collector>;
+    /// The media plane's counters now (for the operator page).
+    fn snapshot(&self) -> relaycast_sfu::MediaSnapshot;
 }
 
 #[async_trait::async_trait]
@@ -105,5 +107,9 @@ impl MediaPlane for SfuHandle {
 
     fn metrics_collector(&self) -> Box<dyn prometheus_client::collector::Collector> {
         Box::new(SfuHandle::metrics_collector(self))
+    }
+
+    fn snapshot(&self) -> relaycast_sfu::MediaSnapshot {
+        SfuHandle::metrics_collector(self).snapshot()
     }
 }

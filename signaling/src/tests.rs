@@ -384,6 +384,7 @@ async fn metrics_and_health_answer() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+mod admin;
 mod hardening;
 mod text_inputs;
 mod throttles;

@@ -15,6 +15,7 @@ const INDEX: &str = include_str!("../static/index.html");
 const WATCH: &str = include_str!("../static/watch.html");
 const PUBLISH: &str = include_str!("../static/publish.html");
 const MODERATE: &str = include_str!("../static/moderate.html");
+const ADMIN: &str = include_str!("../static/admin.html");
 
 macro_rules! assets {
     ($($name:literal => $type:literal),* $(,)?) => {
@@ -41,6 +42,8 @@ const ASSETS: &[(&str, &str, &str)] = assets![
     "account.js" => "text/javascript",
     "directory.js" => "text/javascript",
     "moderate.js" => "text/javascript",
+    "admin.js" => "text/javascript",
+    "charts.js" => "text/javascript",
 ];
 
 fn asset(name: &str) -> Response {
@@ -59,6 +62,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/watch/{stream}", get(|| async { Html(WATCH) }))
         .route("/publish/{stream}", get(|| async { Html(PUBLISH) }))
         .route("/moderate", get(|| async { Html(MODERATE) }))
+        .route("/admin", get(|| async { Html(ADMIN) }))
         .route(
             "/static/{name}",
             get(|axum::extract::Path(name): axum::extract::Path<String>| async move { asset(&name) }),
@@ -72,7 +76,7 @@ mod tests {
     /// Every `/static/…` a page or script references is served.
     #[test]
     fn every_asset_a_page_references_exists() {
-        let pages = [INDEX, WATCH, PUBLISH, MODERATE];
+        let pages = [INDEX, WATCH, PUBLISH, MODERATE, ADMIN];
         for page in pages.into_iter().chain(ASSETS.iter().map(|a| a.2)) {
             for (at, _) in page.match_indices("/static/") {
                 let name: String = page[at + 8..]

@@ -65,10 +65,17 @@ export async function startServer({ extraStreams = {} } = {}) {
     token: (role, name) => createToken(dataDir, role, name),
     /// Headers for moderator-only endpoints (one moderator token per server).
     modHeaders: async () => ({ Authorization: `Bearer ${modToken ||= await createToken(dataDir, 'moderator', 'test-mod')}` }),
-    stop: async () => {
-      proc.kill('SIGINT');
-      await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(5000)]);
-      if (proc.exitCode === null) proc.kill('SIGKILL');
+    /// Stops the server with `signal`; resolves to how it exited and how
+    /// long that took (SIGKILL after `graceMs`).
+    stop: async ({ signal = 'SIGINT', graceMs = 5000 } = {}) => {
+      const began = Date.now();
+      if (proc.exitCode !== null || proc.signalCode !== null) return { code: proc.exitCode, signal: proc.signalCode, ms: 0 };
+      const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, signal: sig, ms: Date.now() - began })));
+      proc.kill(signal);
+      const result = await Promise.race([exited, sleep(graceMs).then(() => null)]);
+      if (result) return result;
+      proc.kill('SIGKILL');
+      return { ...(await exited), killed: true };
     },
   };
 }

@@ -241,6 +241,8 @@ export class ObsPublisher {
       firstFrameOfSessionWasKeyframe: [],
     };
     this.session = null;
+    /// PeerConnection state changes of every session: { state, at }.
+    this.states = [];
   }
 
   get simulcast() { return this.layers.length >= 2; }
@@ -295,7 +297,10 @@ export class ObsPublisher {
       // the event loop only from these callbacks, once closed.
       t.onClosed(() => {});
     }
-    pc.onStateChange(() => {});
+    // OBS's WHIPOutput stops and signals OBS_OUTPUT_DISCONNECTED (its
+    // reconnect path) when the PeerConnection turns disconnected, failed or
+    // closed: kept with timestamps so tests can see when that happens.
+    pc.onStateChange((state) => this.states.push({ state, at: Date.now() }));
 
     pc.setLocalDescription();
     let offer = pc.localDescription().sdp;
