@@ -57,6 +57,10 @@ pub struct ServerFlags {
     /// Viewers this node admits at most, then 503 + Retry-After [default: measured load only].
     #[arg(long, env = "RELAYCAST_MAX_VIEWERS")]
     pub max_viewers: Option<usize>,
+    /// Channels one account may create [default: 3; `[limits]
+    /// max_channels_per_account`].
+    #[arg(long, env = "RELAYCAST_MAX_CHANNELS_PER_ACCOUNT")]
+    pub max_channels_per_account: Option<usize>,
     /// Address put in ICE candidates [default: detected].
     #[arg(long, env = "RELAYCAST_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
@@ -116,6 +120,9 @@ impl ServerFlags {
         }
         if let Some(v) = self.max_viewers {
             config.max_viewers = v;
+        }
+        if let Some(v) = self.max_channels_per_account {
+            config.limits.max_channels_per_account = v;
         }
         if let Some(v) = self.public_ip {
             config.public_ip = Some(v);

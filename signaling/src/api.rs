@@ -175,7 +175,7 @@ pub async fn list_viewers(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<ViewerView>>, ApiError> {
     crate::rest::require_moderator(&who)?;
-    if !state.settings().stream_keys.contains_key(&id) {
+    if !state.streams().exists(&id).await? {
         return Err(ApiError::NotFound(format!("no stream named {id:?}")));
     }
     let viewers = state

@@ -10,6 +10,7 @@
 mod admin;
 mod api;
 mod auth;
+pub mod channels;
 mod error;
 #[cfg(test)]
 mod fake_media;
@@ -67,6 +68,7 @@ struct Inner {
     guards: guard::Guards,
     /// The one metrics registry `/metrics` encodes.
     metrics: prometheus_client::registry::Registry,
+    streams: channels::Streams,
 }
 
 impl AppState {
@@ -75,8 +77,11 @@ impl AppState {
         let mut metrics = prometheus_client::registry::Registry::default();
         metrics.register_collector(media.metrics_collector());
         metrics.register_collector(Box::new(api::NodeCollector::new(hub.clone())));
+        let streams =
+            channels::Streams::new(settings.stream_keys.clone(), store.clone(), &settings.jwt_secret);
         AppState {
             inner: Arc::new(Inner {
+                streams,
                 media,
                 store,
                 tokens: Tokens::new(&settings.jwt_secret),
@@ -86,6 +91,11 @@ impl AppState {
                 metrics,
             }),
         }
+    }
+
+    /// Which streams exist (the operator's and channels) and their keys.
+    pub fn streams(&self) -> &channels::Streams {
+        &self.inner.streams
     }
 
     /// The registry `/metrics` encodes.
@@ -193,6 +203,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/alerts", get(rest::list_alerts).post(rest::post_alert))
         .route("/api/broadcasts/{id}/viewers", get(api::list_viewers))
         .route("/api/admin/overview", get(admin::overview))
+        .route("/api/channels", post(rest::create_channel))
+        .route("/api/channels/mine", get(rest::my_channels))
+        .route("/api/channels/{name}/key", post(rest::rotate_key))
+        .route(
+            "/api/channels/{name}",
+            axum::routing::delete(rest::delete_channel),
+        )
+        .route(
+            "/api/channels/{name}/suspension",
+            axum::routing::put(rest::set_suspension),
+        )
         .route(
             "/whep/{stream}/{session}/layer",
             post(whip_whep::whep_layer),

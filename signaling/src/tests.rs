@@ -385,6 +385,7 @@ async fn metrics_and_health_answer() {
 }
 
 mod admin;
+mod channels;
 mod hardening;
 mod text_inputs;
 mod throttles;

@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use relaycast_sfu::{BroadcastName, LayerChoice, SessionId, SessionInfo};
 use serde::Deserialize;
 
-use crate::auth::require_bearer;
+use crate::channels::KeyCheck;
 use crate::error::ApiError;
 use crate::guard::{ClientIp, Credential};
 use crate::AppState;
@@ -42,8 +42,8 @@ pub struct WhepQuery {
     layer: Option<String>,
 }
 
-fn known_stream(state: &AppState, stream: &str) -> Result<BroadcastName, ApiError> {
-    if state.settings().stream_keys.contains_key(stream) {
+async fn known_stream(state: &AppState, stream: &str) -> Result<BroadcastName, ApiError> {
+    if state.streams().exists(stream).await? {
         Ok(BroadcastName::new(stream))
     } else {
         Err(ApiError::NotFound(format!("no stream named {stream:?}")))
@@ -113,11 +113,19 @@ pub async fn whip_post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    require_stream_key(&state, &stream, &headers, client)?;
+    require_stream_key(&state, &stream, None, &headers, client).await?;
     let name = BroadcastName::new(&stream);
     require_content_type(&headers, SDP)?;
     let offer = read_text(body).await?;
     let info = state.media().publish(name, &offer).await?;
+    if !state.streams().is_operator(&stream) {
+        if let Some(key) = crate::auth::bearer(&headers) {
+            let media = state.media();
+            state.streams().remember_session_key(&info.id.to_string(), key, |s| {
+                SessionId::parse(s).is_some_and(|id| media.exists(id, &BroadcastName::new(&stream)))
+            });
+        }
+    }
     if let Err(e) = state
         .store()
         .session_started(&stream, &info.id.to_string())
@@ -132,12 +140,12 @@ pub async fn whip_post(
 /// The broadcast and layer choice of a new viewer session: shared by WHEP
 /// and the websocket's `viewer.offer`, which then both call
 /// `SfuHandle::view` with the offer.
-pub(crate) fn viewer_target(
+pub(crate) async fn viewer_target(
     state: &AppState,
     stream: &str,
     layer: Option<&str>,
 ) -> Result<(BroadcastName, LayerChoice), ApiError> {
-    let name = known_stream(state, stream)?;
+    let name = known_stream(state, stream).await?;
     let choice = match layer {
         None => LayerChoice::Auto,
         Some(s) => s.parse::<LayerChoice>().map_err(ApiError::BadRequest)?,
@@ -152,7 +160,7 @@ pub async fn whep_post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (name, choice) = viewer_target(&state, &stream, query.layer.as_deref())?;
+    let (name, choice) = viewer_target(&state, &stream, query.layer.as_deref()).await?;
     require_content_type(&headers, SDP)?;
     let offer = read_text(body).await?;
     let info = state.media().view(name, &offer, choice).await?;
@@ -163,27 +171,47 @@ fn session_id(s: &str) -> Result<SessionId, ApiError> {
     SessionId::parse(s).ok_or_else(|| ApiError::NotFound("no such session".into()))
 }
 
-/// A WHIP resource acts only for the holder of its stream's key; an
-/// unknown stream is 404 before any key is compared. Wrong keys are
-/// throttled per client and per stream ([`crate::guard`]): while locked
-/// out, the key is not compared at all.
-fn require_stream_key(
+/// A WHIP endpoint acts only for the holder of its stream's key (a WHIP
+/// resource also for the key its session was created with, so a channel's
+/// publisher keeps its session across a key rotation); an unknown stream
+/// is 404 before any key is compared; a suspended channel's right key is
+/// 403 with the reason. Wrong keys are throttled per client and per stream
+/// ([`crate::guard`]): while locked out, the key is not compared at all.
+async fn require_stream_key(
     state: &AppState,
     stream: &str,
+    session: Option<&str>,
     headers: &HeaderMap,
     client: IpAddr,
 ) -> Result<(), ApiError> {
-    known_stream(state, stream)?;
+    let found = state
+        .streams()
+        .find(stream)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no stream named {stream:?}")))?;
     let guards = state.guards();
     guards.check(Credential::Key, client, Some(stream))?;
-    match require_bearer(headers, &state.settings().stream_keys[stream]) {
-        Ok(()) => {
+    let given = crate::auth::bearer(headers).unwrap_or("");
+    let mut check = state.streams().check(&found, given);
+    if check == KeyCheck::Wrong
+        && session.is_some_and(|s| state.streams().created_with(s, given))
+    {
+        check = KeyCheck::Accepted;
+    }
+    match check {
+        KeyCheck::Accepted => {
             guards.succeeded(Credential::Key, client, stream);
             Ok(())
         }
-        Err(e) => {
+        KeyCheck::Suspended(reason) => {
+            guards.succeeded(Credential::Key, client, stream);
+            Err(ApiError::Forbidden(format!(
+                "this channel is suspended: {reason}"
+            )))
+        }
+        KeyCheck::Wrong => {
             guards.failed(Credential::Key, client, Some(stream));
-            Err(e)
+            Err(ApiError::WrongStreamKey)
         }
     }
 }
@@ -194,9 +222,10 @@ pub async fn whip_delete(
     Path((stream, session)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    require_stream_key(&state, &stream, &headers, client)?;
+    require_stream_key(&state, &stream, Some(&session), &headers, client).await?;
     let id = session_id(&session)?;
     state.media().end(id, BroadcastName::new(&stream)).await?;
+    state.streams().forget_session(&session);
     if let Err(e) = state.store().session_ended(&session).await {
         tracing::warn!(error = %e, "could not record the session end");
     }
@@ -236,7 +265,7 @@ pub async fn whip_patch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    require_stream_key(&state, &stream, &headers, client)?;
+    require_stream_key(&state, &stream, Some(&session), &headers, client).await?;
     patch(state, stream, session, headers, body).await
 }
 

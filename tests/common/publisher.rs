@@ -96,6 +96,8 @@ pub struct Publisher {
     stop: watch::Sender<bool>,
     media: JoinHandle<()>,
     stats: Arc<Mutex<PublisherStats>>,
+    /// The key it published with (its WHIP resource's DELETE uses it).
+    key: String,
 }
 
 /// Either webrtc-rs's stock track (random SSRC) or ours (pinned SSRC).
@@ -317,6 +319,16 @@ impl Publisher {
         server: &TestServer,
         options: PublisherOptions,
     ) -> anyhow::Result<Publisher> {
+        Self::start_on(server, options, &whip_path(), STREAM_KEY).await
+    }
+
+    /// As [`Publisher::start`], on another WHIP endpoint with its key.
+    pub async fn start_on(
+        server: &TestServer,
+        options: PublisherOptions,
+        whip: &str,
+        key: &str,
+    ) -> anyhow::Result<Publisher> {
         let PublisherOffer {
             sdp,
             pc,
@@ -328,7 +340,7 @@ impl Publisher {
         } = PublisherOffer::new(&options).await?;
         let http = http_client();
         let (resource, answer) =
-            post_offer(&http, &server.base, &whip_path(), Some(STREAM_KEY), sdp).await?;
+            post_offer(&http, &server.base, whip, Some(key), sdp).await?;
         pc.set_remote_description(RTCSessionDescription::answer(answer)?)
             .await
             .context("applying the WHIP answer")?;
@@ -355,6 +367,7 @@ impl Publisher {
             stop,
             media,
             stats,
+            key: key.to_owned(),
         })
     }
 
@@ -424,7 +437,7 @@ impl Publisher {
         let response = self
             .http
             .delete(&self.resource)
-            .header("Authorization", format!("Bearer {STREAM_KEY}"))
+            .header("Authorization", format!("Bearer {}", self.key))
             .send()
             .await
             .context("DELETE of the WHIP session")?;

@@ -97,6 +97,8 @@ pub struct Limits {
     pub body_read_secs: u64,
     /// Seconds a request may take to be answered (503 beyond).
     pub request_secs: u64,
+    /// Channels one account may have (deleted ones do not count).
+    pub max_channels_per_account: usize,
 }
 
 impl Default for Limits {
@@ -117,6 +119,7 @@ impl Default for Limits {
             max_websockets: 10_000,
             body_read_secs: 10,
             request_secs: 30,
+            max_channels_per_account: 3,
         }
     }
 }

@@ -42,7 +42,7 @@ pub async fn post_alert(
 ) -> Result<(StatusCode, Json<AlertState>), ApiError> {
     require_moderator(&who)?;
     let scope = request.scope.trim().to_owned();
-    if scope != "all" && !state.settings().stream_keys.contains_key(&scope) {
+    if scope != "all" && !state.streams().exists(&scope).await? {
         return Err(ApiError::BadRequest(format!(
             "scope must be \"all\" or a stream name; no stream named {scope:?}"
         )));

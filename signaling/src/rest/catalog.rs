@@ -33,14 +33,20 @@ pub struct CatalogEntry {
     pub dislikes: i64,
     /// Active simulcast layers, best first.
     pub layers: Vec<LayerView>,
+    /// The account that owns the channel (display name); absent for the
+    /// operator's streams.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 fn entry(
     meta: BroadcastMeta,
     live: Option<&relaycast_sfu::BroadcastStatus>,
     likes: LikeCounts,
+    owner: Option<String>,
 ) -> CatalogEntry {
     CatalogEntry {
+        owner,
         id: meta.id,
         title: meta.title,
         description: meta.description,
@@ -127,10 +133,19 @@ pub async fn list_broadcasts(
         .map(|b| (b.name.to_string(), b))
         .collect();
     let likes = state.store().all_like_counts().await?;
+    let owners: HashMap<String, String> = state
+        .store()
+        .channels()
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.owner_name))
+        .collect();
     let mut entries = Vec::new();
     for meta in metas {
-        // Only configured streams are in the catalog.
-        if !state.settings().stream_keys.contains_key(&meta.id) {
+        // Only streams that exist are in the catalog (a deleted channel
+        // keeps its metadata row).
+        let owner = owners.get(&meta.id).cloned();
+        if owner.is_none() && !state.streams().is_operator(&meta.id) {
             continue;
         }
         let status = live.get(&meta.id);
@@ -141,7 +156,7 @@ pub async fn list_broadcasts(
             continue;
         }
         let counts = likes.get(&meta.id).copied().unwrap_or_default();
-        entries.push(entry(meta, status, counts));
+        entries.push(entry(meta, status, counts, owner));
     }
     match sort.or((!searching).then_some(Sort::Viewers)) {
         Some(Sort::Viewers) => {
@@ -167,7 +182,7 @@ enum Sort {
 }
 
 async fn load(state: &AppState, id: &str) -> Result<CatalogEntry, ApiError> {
-    require_stream(state, id)?;
+    require_stream(state, id).await?;
     let meta = match state.store().broadcast_meta(id).await? {
         Some(meta) => meta,
         None => {
@@ -185,7 +200,12 @@ async fn load(state: &AppState, id: &str) -> Result<CatalogEntry, ApiError> {
         .into_iter()
         .find(|b| b.name.as_str() == id);
     let likes = state.store().like_counts(id).await?;
-    Ok(entry(meta, live.as_ref(), likes))
+    let owner = if state.streams().is_operator(id) {
+        None
+    } else {
+        state.store().channel(id).await?.map(|c| c.owner_name)
+    };
+    Ok(entry(meta, live.as_ref(), likes, owner))
 }
 
 /// `GET /api/broadcasts/{id}`: one configured broadcast, live or not.
@@ -215,8 +235,8 @@ pub async fn put_broadcast(
     PathParams(id): PathParams<String>,
     JsonBody(edit): JsonBody<Edit>,
 ) -> Result<Json<CatalogEntry>, ApiError> {
-    require_stream(&state, &id)?;
-    if !who.owns(&id) {
+    require_stream(&state, &id).await?;
+    if !who.owns(&id) && state.streams().owner(&id).await?.as_deref() != Some(who.id.as_str()) {
         return Err(ApiError::Forbidden(
             "only this stream's broadcaster or an admin may edit it".into(),
         ));

@@ -37,7 +37,7 @@ pub async fn list_comments(
     PathParams(id): PathParams<String>,
     QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Json<CommentPage>, ApiError> {
-    require_stream(&state, &id)?;
+    require_stream(&state, &id).await?;
     let before = match q.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(
@@ -69,7 +69,7 @@ pub async fn post_comment(
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<NewComment>,
 ) -> Result<(StatusCode, Json<Comment>), ApiError> {
-    require_stream(&state, &id)?;
+    require_stream(&state, &id).await?;
     let text = body.comment.trim();
     let chars = text.chars().count();
     if chars == 0 || chars > MAX_COMMENT {
@@ -93,7 +93,7 @@ pub async fn delete_comment(
     Caller(who): Caller,
     PathParams((id, cid)): PathParams<(String, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    require_stream(&state, &id)?;
+    require_stream(&state, &id).await?;
     let comment = state
         .store()
         .comment(&id, cid)

@@ -30,7 +30,7 @@ async fn set(
     user: &str,
     liked: Option<bool>,
 ) -> Result<Json<LikeState>, ApiError> {
-    require_stream(state, id)?;
+    require_stream(state, id).await?;
     let counts = state.store().set_like(id, user, liked).await?;
     state.hub().likes_changed(id, counts);
     Ok(Json(LikeState {

@@ -7,6 +7,7 @@
 
 mod alerts;
 mod catalog;
+mod channels;
 mod comments;
 mod extract;
 mod identity;
@@ -15,6 +16,7 @@ mod paging;
 
 pub use alerts::{list_alerts, post_alert};
 pub use catalog::{get_broadcast, list_broadcasts, put_broadcast};
+pub use channels::{create_channel, delete_channel, my_channels, rotate_key, set_suspension};
 pub use comments::{delete_comment, list_comments, post_comment};
 pub use identity::{create_account, create_guest, get_me, login, patch_me};
 pub use likes::{delete_like, put_like};
@@ -76,9 +78,9 @@ pub fn require_moderator(who: &Identity) -> Result<(), ApiError> {
     }
 }
 
-/// 404 unless `id` is a configured stream.
-pub fn require_stream(state: &AppState, id: &str) -> Result<(), ApiError> {
-    if state.settings().stream_keys.contains_key(id) {
+/// 404 unless `id` is a stream (the operator's or a channel).
+pub async fn require_stream(state: &AppState, id: &str) -> Result<(), ApiError> {
+    if state.streams().exists(id).await? {
         Ok(())
     } else {
         Err(ApiError::NotFound(format!("no stream named {id:?}")))

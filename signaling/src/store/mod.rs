@@ -13,6 +13,7 @@
 
 mod alerts;
 mod broadcasts;
+mod channels;
 mod comments;
 mod likes;
 mod passwords;
@@ -20,6 +21,7 @@ mod types;
 mod users;
 
 pub use broadcasts::{BroadcastUpdate, SearchQuery};
+pub use channels::{Channel, ChannelError};
 pub use passwords::{Busy, PasswordLimits, PasswordPool};
 pub use types::{
     Alert, BroadcastMeta, Comment, LikeCounts, NewAlert, Severity, MAX_ALERT_TEXT, MAX_ALERT_TTL,

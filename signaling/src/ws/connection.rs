@@ -302,7 +302,13 @@ impl Connection {
     }
 
     async fn join(&mut self, stream: String) -> Handled {
-        if !self.state.settings().stream_keys.contains_key(&stream) {
+        if !self
+            .state
+            .streams()
+            .exists(&stream)
+            .await
+            .map_err(ApiError::from)?
+        {
             return Err(refuse(
                 ErrorCode::NotFound,
                 format!("no stream named {stream:?}"),
@@ -446,7 +452,12 @@ impl Connection {
             return Err(refuse(ErrorCode::Invalid, "alert text is too long"));
         }
         if new.scope != alerts::SCOPE_ALL
-            && !self.state.settings().stream_keys.contains_key(&new.scope)
+            && !self
+                .state
+                .streams()
+                .exists(&new.scope)
+                .await
+                .map_err(ApiError::from)?
         {
             return Err(refuse(
                 ErrorCode::Invalid,
@@ -491,7 +502,7 @@ impl Connection {
             ));
         }
         let (name, choice) =
-            crate::whip_whep::viewer_target(&self.state, &stream, layer.as_deref())?;
+            crate::whip_whep::viewer_target(&self.state, &stream, layer.as_deref()).await?;
         let info = self
             .state
             .media()
@@ -543,17 +554,29 @@ impl Connection {
     }
 
     async fn attach(&mut self, stream: &str, session: &str, token: &str) -> Handled {
-        let Some(key) = self.state.settings().stream_keys.get(stream) else {
+        let streams = self.state.streams();
+        let Some(found) = streams.find(stream).await.map_err(ApiError::from)? else {
             return Err(refuse(
                 ErrorCode::NotFound,
                 format!("no stream named {stream:?}"),
             ));
         };
-        if !crate::auth::constant_time_eq(token.as_bytes(), key.as_bytes()) {
-            return Err(refuse(
-                ErrorCode::Unauthorized,
-                "the token is not this stream's key",
-            ));
+        match streams.check(&found, token) {
+            crate::channels::KeyCheck::Accepted => {}
+            // The key its session was created with (before a rotation).
+            crate::channels::KeyCheck::Wrong if streams.created_with(session, token) => {}
+            crate::channels::KeyCheck::Wrong => {
+                return Err(refuse(
+                    ErrorCode::Unauthorized,
+                    "the token is not this stream's key",
+                ))
+            }
+            crate::channels::KeyCheck::Suspended(reason) => {
+                return Err(refuse(
+                    ErrorCode::Forbidden,
+                    format!("this channel is suspended: {reason}"),
+                ))
+            }
         }
         let not_found = || refuse(ErrorCode::NotFound, "no such publisher session");
         let id = SessionId::parse(session).ok_or_else(not_found)?;
