@@ -210,9 +210,16 @@ mod tests {
             streams.check(&channel, &key),
             KeyCheck::Suspended("terms of service".into())
         );
-        assert_eq!(streams.check(&channel, "rck_wrong"), KeyCheck::Wrong, "strangers learn nothing");
+        assert_eq!(
+            streams.check(&channel, "rck_wrong"),
+            KeyCheck::Wrong,
+            "strangers learn nothing"
+        );
         let operator = streams.find("live").await.unwrap().unwrap();
-        assert_eq!(streams.check(&operator, "operator-key-1"), KeyCheck::Accepted);
+        assert_eq!(
+            streams.check(&operator, "operator-key-1"),
+            KeyCheck::Accepted
+        );
         assert!(streams.find("nobody").await.unwrap().is_none());
     }
 

@@ -77,8 +77,11 @@ impl AppState {
         let mut metrics = prometheus_client::registry::Registry::default();
         metrics.register_collector(media.metrics_collector());
         metrics.register_collector(Box::new(api::NodeCollector::new(hub.clone())));
-        let streams =
-            channels::Streams::new(settings.stream_keys.clone(), store.clone(), &settings.jwt_secret);
+        let streams = channels::Streams::new(
+            settings.stream_keys.clone(),
+            store.clone(),
+            &settings.jwt_secret,
+        );
         AppState {
             inner: Arc::new(Inner {
                 streams,

@@ -121,9 +121,12 @@ pub async fn whip_post(
     if !state.streams().is_operator(&stream) {
         if let Some(key) = crate::auth::bearer(&headers) {
             let media = state.media();
-            state.streams().remember_session_key(&info.id.to_string(), key, |s| {
-                SessionId::parse(s).is_some_and(|id| media.exists(id, &BroadcastName::new(&stream)))
-            });
+            state
+                .streams()
+                .remember_session_key(&info.id.to_string(), key, |s| {
+                    SessionId::parse(s)
+                        .is_some_and(|id| media.exists(id, &BroadcastName::new(&stream)))
+                });
         }
     }
     if let Err(e) = state
@@ -193,9 +196,7 @@ async fn require_stream_key(
     guards.check(Credential::Key, client, Some(stream))?;
     let given = crate::auth::bearer(headers).unwrap_or("");
     let mut check = state.streams().check(&found, given);
-    if check == KeyCheck::Wrong
-        && session.is_some_and(|s| state.streams().created_with(s, given))
-    {
+    if check == KeyCheck::Wrong && session.is_some_and(|s| state.streams().created_with(s, given)) {
         check = KeyCheck::Accepted;
     }
     match check {

@@ -339,8 +339,7 @@ impl Publisher {
             generation,
         } = PublisherOffer::new(&options).await?;
         let http = http_client();
-        let (resource, answer) =
-            post_offer(&http, &server.base, whip, Some(key), sdp).await?;
+        let (resource, answer) = post_offer(&http, &server.base, whip, Some(key), sdp).await?;
         pc.set_remote_description(RTCSessionDescription::answer(answer)?)
             .await
             .context("applying the WHIP answer")?;

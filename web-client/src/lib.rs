@@ -16,6 +16,7 @@ const WATCH: &str = include_str!("../static/watch.html");
 const PUBLISH: &str = include_str!("../static/publish.html");
 const MODERATE: &str = include_str!("../static/moderate.html");
 const ADMIN: &str = include_str!("../static/admin.html");
+const GO_LIVE: &str = include_str!("../static/golive.html");
 
 macro_rules! assets {
     ($($name:literal => $type:literal),* $(,)?) => {
@@ -44,6 +45,7 @@ const ASSETS: &[(&str, &str, &str)] = assets![
     "moderate.js" => "text/javascript",
     "admin.js" => "text/javascript",
     "charts.js" => "text/javascript",
+    "golive.js" => "text/javascript",
 ];
 
 fn asset(name: &str) -> Response {
@@ -63,6 +65,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/publish/{stream}", get(|| async { Html(PUBLISH) }))
         .route("/moderate", get(|| async { Html(MODERATE) }))
         .route("/admin", get(|| async { Html(ADMIN) }))
+        .route("/go-live", get(|| async { Html(GO_LIVE) }))
         .route(
             "/static/{name}",
             get(|axum::extract::Path(name): axum::extract::Path<String>| async move { asset(&name) }),
@@ -76,7 +79,7 @@ mod tests {
     /// Every `/static/…` a page or script references is served.
     #[test]
     fn every_asset_a_page_references_exists() {
-        let pages = [INDEX, WATCH, PUBLISH, MODERATE, ADMIN];
+        let pages = [INDEX, WATCH, PUBLISH, MODERATE, ADMIN, GO_LIVE];
         for page in pages.into_iter().chain(ASSETS.iter().map(|a| a.2)) {
             for (at, _) in page.match_indices("/static/") {
                 let name: String = page[at + 8..]

@@ -47,7 +47,7 @@ function card(b) {
   return el('li', {},
     el('a', { className: 'title', href: `/watch/${encodeURIComponent(b.id)}` }, b.title || b.id),
     b.live ? el('span', { className: 'badge' }, 'LIVE') : el('span', { className: 'off' }, 'offline'),
-    el('span', { className: 'meta' }, meta + rating),
+    el('span', { className: 'meta' }, (b.owner ? `by ${b.owner} · ` : '') + meta + rating),
     b.description ? el('p', { className: 'desc' }, b.description) : null,
     ...tags);
 }

@@ -65,6 +65,7 @@ function showMeta(b) {
   $('title').textContent = meta.title || stream;
   $('name').textContent = meta.title || stream;
   document.title = `${meta.title || stream} — relaycast`;
+  $('owner').textContent = meta.owner ? `by ${meta.owner}` : '';
   $('description').textContent = meta.description || '';
   $('tags').replaceChildren(...(meta.tags || []).map((t) =>
     el('li', {}, el('a', { href: `/?tag=${encodeURIComponent(t)}` }, `#${t}`))));

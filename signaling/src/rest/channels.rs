@@ -163,7 +163,10 @@ pub async fn my_channels(
 ) -> Result<Json<Vec<ChannelView>>, ApiError> {
     let channels = state.store().channels_of(&who.id).await?;
     Ok(Json(
-        channels.into_iter().map(|c| view(&state, c, None)).collect(),
+        channels
+            .into_iter()
+            .map(|c| view(&state, c, None))
+            .collect(),
     ))
 }
 
@@ -178,7 +181,9 @@ pub async fn rotate_key(
     let key = crate::channels::Streams::new_key();
     let hash = state.streams().hash(&key);
     if !state.store().set_channel_key(&name, &hash).await? {
-        return Err(ApiError::NotFound(format!("you have no channel named {name:?}")));
+        return Err(ApiError::NotFound(format!(
+            "you have no channel named {name:?}"
+        )));
     }
     tracing::info!(channel = %name, by = %who.id, "channel key rotated");
     Ok(Json(view(
@@ -230,7 +235,9 @@ pub async fn set_suspension(
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "suspended by an admin".to_owned());
         if reason.chars().count() > 200 {
-            return Err(ApiError::BadRequest("the reason is at most 200 characters".into()));
+            return Err(ApiError::BadRequest(
+                "the reason is at most 200 characters".into(),
+            ));
         }
         crate::text::label(&reason)
             .map_err(|why| ApiError::BadRequest(format!("the reason {why}")))?;

@@ -123,13 +123,12 @@ impl Store {
 
     /// Replaces the key hash; false when there is no such channel.
     pub async fn set_channel_key(&self, name: &str, key_hash: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE channels SET key_hash = $1 WHERE name = $2 AND deleted_ms IS NULL",
-        )
-        .bind(key_hash)
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
+        let done =
+            sqlx::query("UPDATE channels SET key_hash = $1 WHERE name = $2 AND deleted_ms IS NULL")
+                .bind(key_hash)
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -301,34 +301,82 @@ async fn a_checkpoint_empties_the_wal_into_the_database() {
 async fn channels_are_unique_listed_per_owner_suspended_and_deleted_softly() {
     use crate::store::ChannelError;
     for store in stores().await {
-        let made = store.create_channel("ada-live", "u-1", "ada", "hash-1").await.unwrap();
+        let made = store
+            .create_channel("ada-live", "u-1", "ada", "hash-1")
+            .await
+            .unwrap();
         assert_eq!(made.suspended, None);
         assert!(matches!(
-            store.create_channel("ada-live", "u-2", "bob", "hash-2").await,
+            store
+                .create_channel("ada-live", "u-2", "bob", "hash-2")
+                .await,
             Err(ChannelError::Taken)
         ));
-        store.create_channel("ada-two", "u-1", "ada", "hash-3").await.unwrap();
-        let mine: Vec<String> = store.channels_of("u-1").await.unwrap().into_iter().map(|c| c.name).collect();
+        store
+            .create_channel("ada-two", "u-1", "ada", "hash-3")
+            .await
+            .unwrap();
+        let mine: Vec<String> = store
+            .channels_of("u-1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
         assert_eq!(mine, ["ada-live", "ada-two"]);
         assert!(store.channels_of("u-2").await.unwrap().is_empty());
         // Its metadata row exists, titled with the name.
-        assert_eq!(store.broadcast_meta("ada-live").await.unwrap().unwrap().title, "ada-live");
+        assert_eq!(
+            store
+                .broadcast_meta("ada-live")
+                .await
+                .unwrap()
+                .unwrap()
+                .title,
+            "ada-live"
+        );
 
         assert!(store.set_channel_key("ada-live", "hash-9").await.unwrap());
-        assert_eq!(store.channel("ada-live").await.unwrap().unwrap().key_hash, "hash-9");
-        assert!(store.set_channel_suspended("ada-live", Some("spam")).await.unwrap());
-        assert_eq!(store.channel("ada-live").await.unwrap().unwrap().suspended.as_deref(), Some("spam"));
+        assert_eq!(
+            store.channel("ada-live").await.unwrap().unwrap().key_hash,
+            "hash-9"
+        );
+        assert!(store
+            .set_channel_suspended("ada-live", Some("spam"))
+            .await
+            .unwrap());
+        assert_eq!(
+            store
+                .channel("ada-live")
+                .await
+                .unwrap()
+                .unwrap()
+                .suspended
+                .as_deref(),
+            Some("spam")
+        );
         assert!(store.set_channel_suspended("ada-live", None).await.unwrap());
-        assert_eq!(store.channel("ada-live").await.unwrap().unwrap().suspended, None);
+        assert_eq!(
+            store.channel("ada-live").await.unwrap().unwrap().suspended,
+            None
+        );
 
         assert!(store.delete_channel("ada-live").await.unwrap());
-        assert!(!store.delete_channel("ada-live").await.unwrap(), "already deleted");
+        assert!(
+            !store.delete_channel("ada-live").await.unwrap(),
+            "already deleted"
+        );
         assert!(store.channel("ada-live").await.unwrap().is_none());
-        assert!(store.channel_name_used("ada-live").await.unwrap(), "the name stays taken");
+        assert!(
+            store.channel_name_used("ada-live").await.unwrap(),
+            "the name stays taken"
+        );
         assert!(!store.set_channel_key("ada-live", "hash-10").await.unwrap());
         assert_eq!(store.channels().await.unwrap().len(), 1);
         assert!(matches!(
-            store.create_channel("ada-live", "u-1", "ada", "hash-11").await,
+            store
+                .create_channel("ada-live", "u-1", "ada", "hash-11")
+                .await,
             Err(ChannelError::Taken)
         ));
     }

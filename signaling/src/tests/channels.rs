@@ -34,7 +34,9 @@ async fn app() -> axum::Router {
         },
         ..Settings::default()
     };
-    settings.stream_keys.insert("live".into(), "operator-key-0001".into());
+    settings
+        .stream_keys
+        .insert("live".into(), "operator-key-0001".into());
     store.ensure_broadcast("live").await.unwrap();
     router(AppState::new(Arc::new(FakeMedia::new()), store, settings))
 }
@@ -74,7 +76,9 @@ async fn send(
         .headers()
         .get(header::LOCATION)
         .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
     Answer {
         status,
         location,
@@ -127,24 +131,59 @@ async fn an_account_creates_publishes_rotates_and_deletes_its_channel() {
     let app = app().await;
     let ada = account(&app, "ada").await;
     let bob = account(&app, "bob").await;
-    let guest = send(&app, Method::POST, "/api/guest", None, json_body(json!({"name": "Gus"}))).await;
+    let guest = send(
+        &app,
+        Method::POST,
+        "/api/guest",
+        None,
+        json_body(json!({"name": "Gus"})),
+    )
+    .await;
     let guest = guest.body["token"].as_str().unwrap().to_owned();
     let create = |token: String, name: &'static str| {
         let app = app.clone();
         async move {
-            send(&app, Method::POST, "/api/channels", Some(&token), json_body(json!({"name": name}))).await
+            send(
+                &app,
+                Method::POST,
+                "/api/channels",
+                Some(&token),
+                json_body(json!({"name": name})),
+            )
+            .await
         }
     };
 
     // Who may create, and which names.
-    assert_eq!(create(guest.clone(), "gus-live").await.status, StatusCode::FORBIDDEN);
     assert_eq!(
-        send(&app, Method::POST, "/api/channels", None, json_body(json!({"name": "x-live"}))).await.status,
+        create(guest.clone(), "gus-live").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            "/api/channels",
+            None,
+            json_body(json!({"name": "x-live"}))
+        )
+        .await
+        .status,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(create(ada.clone(), "no").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(create(ada.clone(), "has space").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(create(ada.clone(), "live").await.status, StatusCode::CONFLICT, "the operator's");
+    assert_eq!(
+        create(ada.clone(), "no").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        create(ada.clone(), "has space").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        create(ada.clone(), "live").await.status,
+        StatusCode::CONFLICT,
+        "the operator's"
+    );
 
     let made = create(ada.clone(), "ada-live").await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
@@ -166,7 +205,10 @@ async fn an_account_creates_publishes_rotates_and_deletes_its_channel() {
     assert_eq!(theirs.body, json!([]));
 
     // The key publishes; the stream exists for viewers and the catalog.
-    assert_eq!(publish(&app, "ada-live", "rck_wrong").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        publish(&app, "ada-live", "rck_wrong").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let first = publish(&app, "ada-live", &key1).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
     let first_resource = first.location.unwrap();
@@ -180,56 +222,197 @@ async fn an_account_creates_publishes_rotates_and_deletes_its_channel() {
         .iter()
         .map(|b| b["id"].as_str().unwrap())
         .collect();
-    assert!(ids.contains(&"ada-live") && ids.contains(&"live"), "{ids:?}");
+    assert!(
+        ids.contains(&"ada-live") && ids.contains(&"live"),
+        "{ids:?}"
+    );
 
     // The owner edits its details; a stranger may not.
     let edit = json_body(json!({"title": "Ada codes live"}));
-    assert_eq!(send(&app, Method::PUT, "/api/broadcasts/ada-live", Some(&bob), edit.clone()).await.status, StatusCode::FORBIDDEN);
-    let edited = send(&app, Method::PUT, "/api/broadcasts/ada-live", Some(&ada), edit).await;
+    assert_eq!(
+        send(
+            &app,
+            Method::PUT,
+            "/api/broadcasts/ada-live",
+            Some(&bob),
+            edit.clone()
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    let edited = send(
+        &app,
+        Method::PUT,
+        "/api/broadcasts/ada-live",
+        Some(&ada),
+        edit,
+    )
+    .await;
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
     assert_eq!(edited.body["title"], "Ada codes live");
 
     // Strangers cannot rotate or delete it (404: they learn nothing).
-    assert_eq!(send(&app, Method::POST, "/api/channels/ada-live/key", Some(&bob), None).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(send(&app, Method::DELETE, "/api/channels/ada-live", Some(&bob), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            "/api/channels/ada-live/key",
+            Some(&bob),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(
+            &app,
+            Method::DELETE,
+            "/api/channels/ada-live",
+            Some(&bob),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
 
     // Rotation: the old key starts nothing; its session keeps its resource.
-    let rotated = send(&app, Method::POST, "/api/channels/ada-live/key", Some(&ada), None).await;
+    let rotated = send(
+        &app,
+        Method::POST,
+        "/api/channels/ada-live/key",
+        Some(&ada),
+        None,
+    )
+    .await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
     let key2 = rotated.body["stream_key"].as_str().unwrap().to_owned();
     assert_ne!(key1, key2);
-    assert_eq!(publish(&app, "ada-live", &key1).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        publish(&app, "ada-live", &key1).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let gone = send(&app, Method::DELETE, &first_resource, Some(&key1), None).await;
-    assert_eq!(gone.status, StatusCode::OK, "the session started on the old key ends with it: {}", gone.body);
+    assert_eq!(
+        gone.status,
+        StatusCode::OK,
+        "the session started on the old key ends with it: {}",
+        gone.body
+    );
     let second = publish(&app, "ada-live", &key2).await;
     assert_eq!(second.status, StatusCode::CREATED);
     let second_resource = second.location.unwrap();
 
     // Suspension: the right key gets 403 and the reason; a wrong key 401.
     let body = json_body(json!({"suspended": true, "reason": "copyright strike"}));
-    assert_eq!(send(&app, Method::PUT, "/api/channels/ada-live/suspension", Some(&ada), body.clone()).await.status, StatusCode::FORBIDDEN);
-    let suspended = send(&app, Method::PUT, "/api/channels/ada-live/suspension", Some(&admin()), body).await;
+    assert_eq!(
+        send(
+            &app,
+            Method::PUT,
+            "/api/channels/ada-live/suspension",
+            Some(&ada),
+            body.clone()
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    let suspended = send(
+        &app,
+        Method::PUT,
+        "/api/channels/ada-live/suspension",
+        Some(&admin()),
+        body,
+    )
+    .await;
     assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.body);
     let refused = publish(&app, "ada-live", &key2).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    assert!(refused.body["message"].as_str().unwrap().contains("copyright strike"), "{}", refused.body);
-    assert_eq!(publish(&app, "ada-live", "rck_wrong").await.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("copyright strike"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        publish(&app, "ada-live", "rck_wrong").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let body = json_body(json!({"suspended": false}));
-    assert_eq!(send(&app, Method::PUT, "/api/channels/ada-live/suspension", Some(&admin()), body).await.status, StatusCode::OK);
-    assert_eq!(send(&app, Method::DELETE, &second_resource, Some(&key2), None).await.status, StatusCode::OK);
-    assert_eq!(publish(&app, "ada-live", &key2).await.status, StatusCode::CREATED);
+    assert_eq!(
+        send(
+            &app,
+            Method::PUT,
+            "/api/channels/ada-live/suspension",
+            Some(&admin()),
+            body
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, Method::DELETE, &second_resource, Some(&key2), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        publish(&app, "ada-live", &key2).await.status,
+        StatusCode::CREATED
+    );
 
     // The per-account limit (2 here).
-    assert_eq!(create(ada.clone(), "ada-second").await.status, StatusCode::CREATED);
+    assert_eq!(
+        create(ada.clone(), "ada-second").await.status,
+        StatusCode::CREATED
+    );
     let third = create(ada.clone(), "ada-third").await;
     assert_eq!(third.status, StatusCode::FORBIDDEN, "{}", third.body);
 
     // Deletion: gone for publishers, viewers and the catalog; the name stays taken.
-    assert_eq!(send(&app, Method::DELETE, "/api/channels/ada-live", Some(&ada), None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(publish(&app, "ada-live", &key2).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(send(&app, Method::GET, "/api/broadcasts/ada-live", None, None).await.status, StatusCode::NOT_FOUND);
-    let whep = send(&app, Method::POST, "/whep/ada-live", None, Some(("application/sdp", OFFER.into()))).await;
+    assert_eq!(
+        send(
+            &app,
+            Method::DELETE,
+            "/api/channels/ada-live",
+            Some(&ada),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        publish(&app, "ada-live", &key2).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&app, Method::GET, "/api/broadcasts/ada-live", None, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let whep = send(
+        &app,
+        Method::POST,
+        "/whep/ada-live",
+        None,
+        Some(("application/sdp", OFFER.into())),
+    )
+    .await;
     assert_eq!(whep.status, StatusCode::NOT_FOUND);
-    assert_eq!(create(bob.clone(), "ada-live").await.status, StatusCode::CONFLICT);
-    assert_eq!(create(ada.clone(), "ada-third").await.status, StatusCode::CREATED, "a deleted channel frees its place");
+    assert_eq!(
+        create(bob.clone(), "ada-live").await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        create(ada.clone(), "ada-third").await.status,
+        StatusCode::CREATED,
+        "a deleted channel frees its place"
+    );
 }
