@@ -592,3 +592,65 @@ async fn joins_and_likes_are_rate_limited_per_connection() {
     })
     .await;
 }
+
+/// A channel's owner moderates its chat (slow mode, deletes) with its
+/// account token; another account may not, and the owner has no such power
+/// in a broadcast it does not own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_owner_moderates_its_own_chat_only() {
+    run(Duration::from_secs(60), async {
+        let server = Server::start().await?;
+        let http = ws_support::http();
+        let mut tokens = Vec::new();
+        for name in ["ada", "bob"] {
+            let res = http
+                .post(format!("{}/api/accounts", server.base))
+                .header("Content-Type", "application/json")
+                .body(json!({"username": name, "password": "correct horse battery"}).to_string())
+                .send()
+                .await?;
+            ensure!(
+                res.status().as_u16() == 201,
+                "account {name}: {}",
+                res.status()
+            );
+            let body: serde_json::Value = serde_json::from_str(&res.text().await?)?;
+            tokens.push(body["token"].as_str().context("token")?.to_owned());
+        }
+        let res = http
+            .post(format!("{}/api/channels", server.base))
+            .header("Content-Type", "application/json")
+            .header("Authorization", format!("Bearer {}", tokens[0]))
+            .body(json!({"name": "ada-live"}).to_string())
+            .send()
+            .await?;
+        ensure!(res.status().as_u16() == 201, "channel: {}", res.status());
+
+        let mut ada = server.client(&tokens[0]).await?;
+        ada.join("ada-live").await?;
+        let mut bob = server.client(&tokens[1]).await?;
+        bob.join("ada-live").await?;
+        bob.send(json!({"type": "chat.slow", "secs": 10})).await?;
+        bob.expect_error("forbidden").await?;
+        ada.send(json!({"type": "chat.slow", "secs": 10})).await?;
+        let slow = bob.expect("chat.slow", 5 * SECOND).await?;
+        ensure!(slow["secs"] == 10, "{slow}");
+        bob.send(json!({"type": "chat.send", "text": "hi ada"}))
+            .await?;
+        let line = ada.expect("chat", 5 * SECOND).await?;
+        let id = line["id"].as_i64().context("chat id")?;
+        ada.send(json!({"type": "chat.delete", "id": id})).await?;
+        let deleted = bob.expect("chat.deleted", 5 * SECOND).await?;
+        ensure!(deleted["id"] == id, "{deleted}");
+
+        // In the operator's broadcast ada is only a viewer.
+        ada.join(STREAM).await?;
+        ada.send(json!({"type": "chat.slow", "secs": 10})).await?;
+        ada.expect_error("forbidden").await?;
+        ada.close().await;
+        bob.close().await;
+        server.stop().await;
+        Ok(())
+    })
+    .await;
+}

@@ -77,6 +77,9 @@ pub struct Connection {
     client: IpAddr,
     identity: Option<Identity>,
     room: Option<Arc<Room>>,
+    /// The account owning the joined broadcast, when it is a channel: its
+    /// owner moderates that room's chat like a moderator.
+    room_owner: Option<String>,
     /// Viewer sessions this connection created, and their broadcast.
     sessions: HashMap<SessionId, BroadcastName>,
     publisher: Option<SessionId>,
@@ -98,6 +101,7 @@ impl Connection {
             client,
             identity: None,
             room: None,
+            room_owner: None,
             sessions: HashMap::new(),
             publisher: None,
             last_layers: None,
@@ -297,7 +301,11 @@ impl Connection {
     }
 
     fn moderated_room(&self, what: &str) -> Result<Arc<Room>, Refused> {
-        self.moderator(what)?;
+        let who = self.identity()?;
+        let owner = self.room.is_some() && self.room_owner.as_deref() == Some(who.id.as_str());
+        if !owner {
+            self.moderator(what)?;
+        }
         self.joined().cloned()
     }
 
@@ -337,6 +345,7 @@ impl Connection {
                 .map_err(store_failed)?,
             &stream,
         );
+        let owner = state.streams().owner(&stream).await.map_err(store_failed)?;
         let (live, viewers) = media_state(&self.state, &stream);
         self.leave_room();
         let room = self.hub().room(&stream);
@@ -360,11 +369,13 @@ impl Connection {
         });
         self.hub().delivered_on_join(&delivered, self.conn.id);
         self.room = Some(room);
+        self.room_owner = owner;
         Ok(())
     }
 
     fn leave_room(&mut self) -> Option<Arc<Room>> {
         let room = self.room.take()?;
+        self.room_owner = None;
         room.leave(self.conn.id);
         Some(room)
     }
