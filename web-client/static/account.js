@@ -2,7 +2,34 @@
 // or create an account, sign out (back to a new guest identity).
 const $ = (id) => document.getElementById(id);
 
+// The panel inside the page's `<details class="account" id="account">`,
+// the same on every page that has one.
+const PANEL = `
+<summary>You: <strong id="me">…</strong></summary>
+<div class="account-panel">
+  <form id="rename-form" class="row">
+    <label>Display name <input id="rename" maxlength="32" autocomplete="nickname" required></label>
+    <button type="submit">Change</button>
+  </form>
+  <form id="login-form" class="login">
+    <fieldset>
+      <legend>Sign in or create an account</legend>
+      <label>Username <input id="username" minlength="3" maxlength="32" pattern="[A-Za-z0-9_\\-]+" autocomplete="username" required></label>
+      <label>Password <input id="password" type="password" minlength="8" autocomplete="current-password" required></label>
+      <div class="row">
+        <button type="submit" id="login" value="login">Sign in</button>
+        <button type="submit" id="register" value="register">Create account</button>
+      </div>
+    </fieldset>
+  </form>
+  <button type="button" id="logout" hidden>Sign out</button>
+  <p id="account-status" class="status" role="status"></p>
+</div>
+`;
+
 export function mountAccount(viewer) {
+  const details = $('account');
+  if (!details.querySelector('summary')) details.innerHTML = PANEL;
   const status = $('account-status');
 
   function render(identity) {
