@@ -87,6 +87,14 @@ pub struct ServerFlags {
         value_delimiter = ','
     )]
     pub ice_servers: Vec<String>,
+    /// A reverse proxy (address or CIDR) whose X-Forwarded-For names the
+    /// client; repeatable or comma-separated.
+    #[arg(
+        long = "trusted-proxy",
+        env = "RELAYCAST_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
     /// Secret identity tokens are signed with [default: generated in the data dir].
     #[arg(long, env = "RELAYCAST_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -145,6 +153,7 @@ impl ServerFlags {
                 .insert(name.to_owned(), secret.to_owned());
         }
         config.ice_servers.extend(self.ice_servers);
+        config.trusted_proxies.extend(self.trusted_proxies);
         if let Some(v) = self.jwt_secret {
             config.jwt_secret = Some(v);
         }

@@ -37,6 +37,9 @@ pub struct Config {
     pub stream_keys: BTreeMap<String, String>,
     /// STUN/TURN URLs announced to WHIP/WHEP clients in `Link` headers.
     pub ice_servers: Vec<String>,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
+    /// names the client; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
     /// A viewer never receives a layer above this (kbit/s); 0 = no limit.
     pub viewer_max_kbps: u64,
     /// Below this estimate (kbit/s) a viewer's video pauses, audio goes on.
@@ -67,6 +70,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             stream_keys: BTreeMap::new(),
             ice_servers: Vec::new(),
+            trusted_proxies: Vec::new(),
             viewer_max_kbps: 0,
             viewer_min_kbps: 0,
             jwt_secret: None,
@@ -120,6 +124,7 @@ impl Config {
                 bail!("database_url must be a postgres:// URL (SQLite is the default, in the data dir)");
             }
         }
+        self.trusted_proxy_nets()?;
         for url in &self.ice_servers {
             if !(url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:"))
             {
@@ -138,6 +143,20 @@ impl Config {
     }
 
     /// The per-viewer bounds the media plane applies.
+    /// `trusted_proxies` parsed: a bare address is a /32 (or /128).
+    pub fn trusted_proxy_nets(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!("trusted proxy {p:?} is not an address or CIDR range")
+                    })
+            })
+            .collect()
+    }
+
     pub fn viewer_bounds(&self) -> relaycast_sfu::Bounds {
         relaycast_sfu::Bounds {
             min_bps: self.viewer_min_kbps * 1000,
@@ -208,6 +227,21 @@ mod tests {
         );
         let err = toml::from_str::<Config>("[limits]\nlogin_failures = 3\n").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidr_ranges() {
+        let mut config = Config {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "127.0.0.1".into(), "::1".into()],
+            ..Config::default()
+        };
+        let nets = config.trusted_proxy_nets().unwrap();
+        assert!(nets[0].contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap()));
+        assert!(nets[1].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+        assert!(!nets[1].contains(&"127.0.0.2".parse::<std::net::IpAddr>().unwrap()));
+        config.trusted_proxies.push("proxy.example".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("proxy.example"), "{err}");
     }
 
     #[test]

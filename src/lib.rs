@@ -87,6 +87,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         relaycast_signaling::Settings {
             stream_keys: config.stream_keys.clone(),
             ice_servers: config.ice_servers.clone(),
+            trusted_proxies: config.trusted_proxy_nets()?,
             jwt_secret: jwt_secret(&config)?.into_bytes(),
             limits: config.limits,
         },

@@ -46,6 +46,9 @@ pub struct Settings {
     pub stream_keys: BTreeMap<String, String>,
     /// STUN/TURN URLs announced in `Link` headers.
     pub ice_servers: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (see
+    /// [`guard::client_ip`]).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The HS256 secret identity tokens are signed with. The binary always
     /// sets one (from config, or generated once and kept in the data dir).
     pub jwt_secret: Vec<u8>,

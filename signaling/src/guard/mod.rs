@@ -251,22 +251,53 @@ impl Guards {
     }
 }
 
-/// The peer address of the request's connection (`0.0.0.0` when the
-/// server was not given connect info, as in `oneshot` tests).
+/// The client's address (see [`client_ip`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<crate::AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(parts)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(
+            parts,
+            &state.settings().trusted_proxies,
+        )))
     }
 }
 
-pub fn client_ip(parts: &Parts) -> IpAddr {
-    parts
+/// The client's address: the connection's peer (`0.0.0.0` when the server
+/// was not given connect info, as in `oneshot` tests), unless that peer is
+/// a trusted proxy: then the right-most address of `X-Forwarded-For` that
+/// is not itself a trusted proxy (each proxy appends the address it saw, so
+/// only the part our own proxies wrote can be believed; anything a client
+/// put to the left is ignored). A malformed header counts as none.
+pub fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut hops: Vec<&str> = Vec::new();
+    for value in parts.headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        hops.extend(text.split(','));
+    }
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            return peer;
+        };
+        if !is_trusted(&ip) {
+            return ip;
+        }
+    }
+    peer
 }

@@ -61,7 +61,7 @@ impl OptionalFromRequestParts<AppState> for Caller {
 /// A bearer token's identity; a token that matches nothing counts against
 /// the client's key throttle (it may be a stream-key guess).
 fn identify(parts: &Parts, state: &AppState, token: &str) -> Result<Identity, ApiError> {
-    let client = client_ip(parts);
+    let client = client_ip(parts, &state.settings().trusted_proxies);
     state.guards().check(Credential::Key, client, None)?;
     state.identify(token).ok_or_else(|| {
         state.guards().failed(Credential::Key, client, None);

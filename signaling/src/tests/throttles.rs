@@ -279,3 +279,62 @@ async fn invalid_bearer_tokens_on_the_api_are_throttled_per_address() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Behind a trusted reverse proxy the throttles key on the client named by
+/// `X-Forwarded-For` (its right-most untrusted hop), so one locked-out
+/// client does not lock out everyone behind the proxy; from an untrusted
+/// peer the header is ignored, so a client cannot dodge its lockout by
+/// forging it.
+#[tokio::test]
+async fn throttles_follow_x_forwarded_for_only_from_trusted_proxies() {
+    let store = crate::store::tests::sqlite_store().await;
+    let settings = Settings {
+        jwt_secret: b"throttle-test-secret".to_vec(),
+        trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+        ..Settings::default()
+    };
+    let app = router(AppState::new(Arc::new(FakeMedia::new()), store, settings));
+    let login_via = |peer: IpAddr, xff: &str, i: usize| {
+        let xff = xff.to_owned();
+        let app = app.clone();
+        async move {
+            let mut req = Request::post("/api/login")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("x-forwarded-for", xff)
+                .body(Body::from(
+                    json!({"username": format!("user{i}"), "password": "password123"}).to_string(),
+                ))
+                .unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(peer, 40_000)));
+            app.oneshot(req).await.unwrap().status()
+        }
+    };
+    let proxy = IpAddr::from([10, 0, 0, 5]);
+    // A client forges a hop to the left; the proxy appended the real one.
+    for i in 0..10 {
+        let status = login_via(proxy, "198.51.100.1, 203.0.113.7, 10.0.0.9", i).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    assert_eq!(
+        login_via(proxy, "192.0.2.200, 203.0.113.7", 10).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "203.0.113.7 is locked out, whatever it puts to the left"
+    );
+    assert_eq!(
+        login_via(proxy, "203.0.113.8", 11).await,
+        StatusCode::UNAUTHORIZED,
+        "another client behind the same proxy is not"
+    );
+    // Not a trusted proxy: the header means nothing.
+    let direct = ip(66);
+    for i in 0..10 {
+        let xff = format!("203.0.113.{}", 100 + i);
+        assert_eq!(login_via(direct, &xff, i).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_via(direct, "203.0.113.250", 12).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged header from an untrusted peer does not dodge the lockout"
+    );
+}
