@@ -6,7 +6,8 @@
 #   media     relaycast-loadtest: a synthetic 3-layer publisher and $VIEWERS
 #             (150) viewers of the 60/30/10 mix, 5% replaced every 30 s
 #   realtime  examples/soak.rs: $CLIENTS (100) websocket guests joining,
-#             chatting and leaving, an alert every 30 s acknowledged by all,
+#             chatting and leaving, an alert every 30 s that every joined client
+#             must receive and acknowledges,
 #             a comment every 5 s, and a trickle of bad input (garbage SDP,
 #             malformed and oversized ws frames, a stranger's DELETE, UDP junk)
 #   samples   the server's RSS and open fds every 30 s into $OUT/samples.csv
