@@ -83,11 +83,9 @@ struct Soak {
     next_client: AtomicU64,
 }
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+#[path = "support/args.rs"]
+mod args;
+use args::arg;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
