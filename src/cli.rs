@@ -101,6 +101,20 @@ pub struct ServerFlags {
     /// postgres://… to keep control data in PostgreSQL [default: SQLite in the data dir].
     #[arg(long, env = "RELAYCAST_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Do not record broadcasts [default: every broadcast is recorded;
+    /// `[recordings] enabled`].
+    #[arg(long, env = "RELAYCAST_NO_RECORDINGS")]
+    pub no_recordings: bool,
+    /// Directory recordings are written to [default: recordings in the data dir].
+    #[arg(long, env = "RELAYCAST_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
+    /// Delete recordings this many days after they started [default: 0, kept].
+    #[arg(long, env = "RELAYCAST_RETENTION_DAYS")]
+    pub retention_days: Option<u64>,
+    /// Seconds a publisher may be gone and still continue its recording
+    /// [default: 30; `[recordings] reconnect_grace_secs`].
+    #[arg(long, env = "RELAYCAST_RECORDING_GRACE_SECS")]
+    pub recording_grace_secs: Option<u64>,
 }
 
 impl Cli {
@@ -128,6 +142,18 @@ impl ServerFlags {
         }
         if let Some(v) = self.max_viewers {
             config.max_viewers = v;
+        }
+        if self.no_recordings {
+            config.recordings.enabled = false;
+        }
+        if let Some(v) = self.recordings_dir {
+            config.recordings.dir = Some(v);
+        }
+        if let Some(v) = self.recording_grace_secs {
+            config.recordings.reconnect_grace_secs = v;
+        }
+        if let Some(v) = self.retention_days {
+            config.recordings.retention_days = v;
         }
         if let Some(v) = self.max_channels_per_account {
             config.limits.max_channels_per_account = v;

@@ -57,6 +57,47 @@ pub struct Config {
     /// and emptied, in seconds (it is at shutdown too); 0 = only at
     /// shutdown and by SQLite's own automatic checkpoints.
     pub wal_checkpoint_secs: u64,
+    /// Recording every broadcast as an on-demand video (the `[recordings]`
+    /// table; see `docs/operations.md`).
+    pub recordings: RecordingsConfig,
+}
+
+/// `[recordings]`: where and how broadcasts are recorded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingsConfig {
+    /// Record every broadcast (H264 + Opus) as HLS renditions, one per
+    /// simulcast layer.
+    pub enabled: bool,
+    /// Where segments and playlists are written; `None` = `recordings` in
+    /// the data dir.
+    pub dir: Option<PathBuf>,
+    /// Segments are cut at the first keyframe at least this many seconds
+    /// after the previous cut (1–10).
+    pub segment_secs: u64,
+    /// A publisher back within this many seconds continues the same
+    /// recording (0–600).
+    pub reconnect_grace_secs: u64,
+    /// Recordings are deleted this many days after they started; 0 = kept
+    /// until deleted.
+    pub retention_days: u64,
+    /// Media messages waiting for the recorder at most; past it the
+    /// recording misses packets (counted as `recorder_backpressure`), live
+    /// viewers never do.
+    pub queue: usize,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        RecordingsConfig {
+            enabled: true,
+            dir: None,
+            segment_secs: 2,
+            reconnect_grace_secs: 30,
+            retention_days: 0,
+            queue: 8192,
+        }
+    }
 }
 
 impl Default for Config {
@@ -77,6 +118,7 @@ impl Default for Config {
             database_url: None,
             limits: relaycast_signaling::Limits::default(),
             wal_checkpoint_secs: 30,
+            recordings: RecordingsConfig::default(),
         }
     }
 }
@@ -115,6 +157,19 @@ impl Config {
                 "udp_port {} + {workers} workers runs past port 65535",
                 self.udp_port
             );
+        }
+        let r = &self.recordings;
+        if !(1..=10).contains(&r.segment_secs) {
+            bail!("recordings.segment_secs is {}: use 1 to 10", r.segment_secs);
+        }
+        if r.reconnect_grace_secs > 600 {
+            bail!(
+                "recordings.reconnect_grace_secs is {}: at most 600",
+                r.reconnect_grace_secs
+            );
+        }
+        if !(16..=1 << 20).contains(&r.queue) {
+            bail!("recordings.queue is {}: use 16 to 1048576", r.queue);
         }
         if self.jwt_secret.as_ref().is_some_and(|s| s.len() < 16) {
             bail!("jwt_secret is too short: use at least 16 characters");

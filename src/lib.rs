@@ -33,6 +33,9 @@ pub struct Server {
     media: relaycast_sfu::SfuHandle,
     store: relaycast_signaling::Store,
     checkpoints: Option<JoinHandle<()>>,
+    recorder: Option<JoinHandle<()>>,
+    recordings_index: Option<JoinHandle<()>>,
+    retention: Option<JoinHandle<()>>,
 }
 
 /// Starts the media workers and the HTTP server.
@@ -45,6 +48,26 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         config.stream_keys.insert("live".to_owned(), secret);
     }
 
+    let recordings = open_recordings(&config)?;
+    let (recorder, recorder_task, recorder_events) = match (&recordings, config.recordings.enabled)
+    {
+        (Some(objects), true) => {
+            let (events_tx, events_rx) = tokio::sync::mpsc::channel(1024);
+            let r = &config.recordings;
+            let (tap, task) = relaycast_sfu::recorder::spawn(
+                objects.clone(),
+                relaycast_sfu::recorder::RecorderConfig {
+                    segment_target: std::time::Duration::from_secs(r.segment_secs),
+                    reconnect_grace: std::time::Duration::from_secs(r.reconnect_grace_secs),
+                    queue: r.queue,
+                },
+                events_tx,
+            );
+            (Some(tap), Some(task), Some(events_rx))
+        }
+        _ => (None, None, None),
+    };
+
     let candidate_ip = config.candidate_ip();
     let media = relaycast_sfu::SfuHandle::start(relaycast_sfu::MediaConfig {
         udp_bind: SocketAddr::new(bind_ip_for(candidate_ip), config.udp_port),
@@ -52,6 +75,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         viewer_bounds: config.viewer_bounds(),
         workers: config.media_workers(),
         max_viewers: (config.max_viewers != 0).then_some(config.max_viewers),
+        recorder,
     })
     .context("starting the media workers")?;
     let udp_addr = media.udp_addr();
@@ -75,6 +99,31 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
             .await
             .context("recording the configured streams")?;
     }
+    if let Some(objects) = &recordings {
+        let closed = relaycast_signaling::recordings::repair(&store, objects.as_ref())
+            .await
+            .context("closing recordings left open")?;
+        if closed > 0 {
+            tracing::info!(closed, "recordings a previous run left open were closed");
+        }
+    }
+    let recordings_index = recorder_events.map(|events| {
+        tokio::spawn(relaycast_signaling::recordings::persist(
+            store.clone(),
+            events,
+        ))
+    });
+    let retention = match (&recordings, config.recordings.retention_days) {
+        (Some(objects), days) if days > 0 => Some(tokio::spawn(
+            relaycast_signaling::recordings::retention_loop(
+                store.clone(),
+                objects.clone(),
+                std::time::Duration::from_secs(days * 86_400),
+                std::time::Duration::from_secs(3600),
+            ),
+        )),
+        _ => None,
+    };
     let checkpoints = (config.wal_checkpoint_secs > 0).then(|| {
         tokio::spawn(checkpoint_loop(
             store.clone(),
@@ -90,6 +139,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
             trusted_proxies: config.trusted_proxy_nets()?,
             jwt_secret: jwt_secret(&config)?.into_bytes(),
             limits: config.limits,
+            recordings: recordings.clone(),
         },
     );
     let app = relaycast_signaling::router(state).merge(relaycast_web_client::router());
@@ -120,7 +170,31 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         media,
         store,
         checkpoints,
+        recorder: recorder_task,
+        recordings_index,
+        retention,
     })
+}
+
+/// The recordings store: the configured directory, else `recordings` in
+/// the data dir (created); `None` only when recording is off and the
+/// directory does not exist (nothing to serve).
+fn open_recordings(
+    config: &Config,
+) -> anyhow::Result<Option<std::sync::Arc<dyn object_store::ObjectStore>>> {
+    let dir = config
+        .recordings
+        .dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("recordings"));
+    if !config.recordings.enabled && !dir.exists() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the recordings dir {}", dir.display()))?;
+    let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+        .with_context(|| format!("opening the recordings dir {}", dir.display()))?;
+    Ok(Some(std::sync::Arc::new(local)))
 }
 
 /// Keeps the SQLite WAL small: a checkpoint every `every` (a no-op on
@@ -170,7 +244,19 @@ impl Server {
         let _ = self.stop.send(());
         let _ = self.http.await;
         self.media.shutdown().await;
-        if let Some(task) = self.checkpoints {
+        // The workers are gone, so is every recorder tap: the recorder
+        // finishes each recording, then the index hears the last of it.
+        for (task, limit) in [(self.recorder, 20), (self.recordings_index, 5)] {
+            if let Some(task) = task {
+                if tokio::time::timeout(std::time::Duration::from_secs(limit), task)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("recordings did not finish within {limit} s of shutdown");
+                }
+            }
+        }
+        for task in [self.checkpoints, self.retention].into_iter().flatten() {
             task.abort();
         }
         // Last: everything that could still write has stopped.

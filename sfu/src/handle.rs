@@ -39,6 +39,8 @@ pub struct MediaConfig {
     /// Viewers this node admits at most; `None`: only the workers' measured
     /// load limits them.
     pub max_viewers: Option<usize>,
+    /// Where broadcasts are recorded (`None`: not recorded).
+    pub recorder: Option<crate::recorder::RecorderTap>,
 }
 
 impl Default for MediaConfig {
@@ -49,6 +51,7 @@ impl Default for MediaConfig {
             viewer_bounds: Bounds::default(),
             workers: 1,
             max_viewers: None,
+            recorder: None,
         }
     }
 }
@@ -243,6 +246,7 @@ impl SfuHandle {
                 status: status_tx,
                 on_ended,
                 on_restart,
+                recorder: config.recorder.clone(),
             })?;
             workers.push(WorkerHandle {
                 udp_addr,

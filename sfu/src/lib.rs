@@ -23,6 +23,7 @@ mod handle;
 mod ids;
 mod metrics;
 pub mod placement;
+pub mod recorder;
 mod sdp;
 mod worker;
 

@@ -42,10 +42,13 @@ pub enum DropReason {
     ResendUnavailable,
     /// A viewer's resend budget (a share of its layer's bitrate) was spent.
     ResendBudget,
+    /// The recorder's queue was full (storage slower than the broadcast):
+    /// the recording misses this packet, the viewers do not.
+    RecorderBackpressure,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::WaitingKeyframe,
         DropReason::NotSelected,
         DropReason::SwitchPending,
@@ -61,6 +64,7 @@ impl DropReason {
         DropReason::MirrorLagging,
         DropReason::ResendUnavailable,
         DropReason::ResendBudget,
+        DropReason::RecorderBackpressure,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +84,7 @@ impl DropReason {
             DropReason::MirrorLagging => "mirror_lagging",
             DropReason::ResendUnavailable => "resend_unavailable",
             DropReason::ResendBudget => "resend_budget",
+            DropReason::RecorderBackpressure => "recorder_backpressure",
         }
     }
 }

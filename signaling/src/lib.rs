@@ -21,6 +21,7 @@ pub mod identity;
 mod layers;
 pub mod media;
 pub mod realtime;
+pub mod recordings;
 mod rest;
 pub mod store;
 mod text;
@@ -54,6 +55,8 @@ pub struct Settings {
     pub jwt_secret: Vec<u8>,
     /// Abuse limits (throttles, queues).
     pub limits: Limits,
+    /// Where recordings are kept (`None`: this node serves no videos).
+    pub recordings: Option<Arc<dyn object_store::ObjectStore>>,
 }
 
 /// Shared by every handler; cheap to clone.
@@ -124,6 +127,10 @@ impl AppState {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    pub fn recordings(&self) -> Option<&Arc<dyn object_store::ObjectStore>> {
+        self.inner.settings.recordings.as_ref()
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -220,6 +227,13 @@ pub fn router(state: AppState) -> Router {
             "/api/channels/{name}/suspension",
             axum::routing::put(rest::set_suspension),
         )
+        .route("/api/videos", get(rest::list_videos))
+        .route(
+            "/api/videos/{id}",
+            get(rest::get_video).delete(rest::delete_video),
+        )
+        .route("/videos/{id}/master.m3u8", get(rest::master_playlist))
+        .route("/videos/{id}/{rendition}/{file}", get(rest::rendition_file))
         .route(
             "/whep/{stream}/{session}/layer",
             post(whip_whep::whep_layer),

@@ -31,10 +31,10 @@ async function freePort() {
 
 /// Starts a server with the stream `live` (key STREAM_KEY) and any
 /// `extraStreams` ({ name: key }).
-export async function startServer({ extraStreams = {} } = {}) {
+export async function startServer({ extraStreams = {}, extraArgs = [], dataDir: reuseDir = null } = {}) {
   const httpPort = await freePort();
   const udpPort = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'relaycast-browser-'));
+  const dataDir = reuseDir || mkdtempSync(join(tmpdir(), 'relaycast-browser-'));
   const keys = Object.entries({ live: STREAM_KEY, ...extraStreams }).flatMap(([name, key]) => ['--stream-key', `${name}=${key}`]);
   const proc = spawn(serverBinary, [
     '--http-addr', `127.0.0.1:${httpPort}`,
@@ -42,6 +42,7 @@ export async function startServer({ extraStreams = {} } = {}) {
     '--public-ip', '127.0.0.1',
     '--data-dir', dataDir,
     ...keys,
+    ...extraArgs,
   ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });

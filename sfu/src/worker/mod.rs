@@ -55,17 +55,19 @@ use crate::core::layer_selector::Bounds;
 use crate::core::overload::{LoadGovernor, ShedLevel};
 use crate::ids::{BroadcastName, SessionId};
 use crate::metrics::{DropReason, Metrics};
-use bus::{Bus, Downstream, Upstream};
+use crate::recorder::{RecorderTap, Tapped};
+use bus::{Bus, Upstream};
 use egress::Egress;
 use guard::{guarded, Guarded, Io};
 use mirror::Mirror;
 use session::{Role, SessionKey, Sessions};
 use source::Source;
 
-pub(crate) use bus::Peers;
+pub(crate) use bus::{Downstream, EpochInfo, Peers, TrackRef};
 pub(crate) use control::Command;
 /// Public for the benchmarks (`sfu/benches`): pure routing state.
 pub use demux::Demux;
+pub(crate) use source::MAX_LAYERS;
 pub use status::{BroadcastStatus, PublisherLayer, ViewerStatus, WorkerStatus};
 pub(crate) use supervisor::{spawn, WorkerSetup};
 pub use supervisor::{Liveness, MAX_RESTARTS};
@@ -117,6 +119,8 @@ pub(crate) struct Worker {
     waited: Duration,
     status: watch::Sender<Arc<WorkerStatus>>,
     on_ended: Arc<dyn Fn(SessionId) + Send + Sync>,
+    /// Where every Source message also goes when broadcasts are recorded.
+    recorder: Option<RecorderTap>,
 }
 
 enum Wake {
@@ -160,6 +164,7 @@ impl Worker {
             waited: Duration::ZERO,
             status: setup.status.clone(),
             on_ended: setup.on_ended.clone(),
+            recorder: setup.recorder.clone(),
         }
     }
 
@@ -298,6 +303,15 @@ impl Worker {
 
     /// A Source's message to every Mirror it feeds.
     fn emit(&mut self, name: &BroadcastName, msg: Downstream) {
+        if let Some(tap) = &self.recorder {
+            let publisher = self.sources.get(name).and_then(|s| s.publisher);
+            let tapped = Tapped {
+                broadcast: name.clone(),
+                publisher,
+                msg: msg.clone(),
+            };
+            tap.offer(tapped, &self.metrics);
+        }
         if self.mirrors.contains_key(name) {
             self.local
                 .push_back(Bus::Down(name.clone(), self.index, msg.clone()));
@@ -661,7 +675,13 @@ impl Worker {
         self.report_wanted_layers(now);
         let names: Vec<BroadcastName> = self.sources.keys().cloned().collect();
         for name in names {
-            if let Some(source) = self.sources.get_mut(&name) {
+            // A recorded broadcast keeps every layer: the recording has
+            // them all, watched or not.
+            if let Some(source) = self
+                .sources
+                .get_mut(&name)
+                .filter(|_| self.recorder.is_none())
+            {
                 source.update_paused(now);
             }
             self.announce_epoch(&name);

@@ -77,6 +77,8 @@ pub(crate) struct WorkerSetup {
     /// Called when the worker restarted after a panic: all its sessions
     /// are gone.
     pub on_restart: Arc<dyn Fn(usize) + Send + Sync>,
+    /// The recorder's queue, when broadcasts are recorded.
+    pub recorder: Option<crate::recorder::RecorderTap>,
 }
 
 pub(crate) fn spawn(setup: WorkerSetup) -> std::io::Result<std::thread::JoinHandle<()>> {

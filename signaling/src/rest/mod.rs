@@ -13,6 +13,7 @@ mod extract;
 mod identity;
 mod likes;
 mod paging;
+mod videos;
 
 pub use alerts::{list_alerts, post_alert};
 pub use catalog::{get_broadcast, list_broadcasts, put_broadcast};
@@ -20,6 +21,7 @@ pub use channels::{create_channel, delete_channel, my_channels, rotate_key, set_
 pub use comments::{delete_comment, list_comments, post_comment};
 pub use identity::{create_account, create_guest, get_me, login, patch_me};
 pub use likes::{delete_like, put_like};
+pub use videos::{delete_video, get_video, list_videos, master_playlist, rendition_file};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;

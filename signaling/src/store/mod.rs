@@ -17,12 +17,14 @@ mod channels;
 mod comments;
 mod likes;
 mod passwords;
+mod recordings;
 mod types;
 mod users;
 
 pub use broadcasts::{BroadcastUpdate, SearchQuery};
 pub use channels::{Channel, ChannelError};
 pub use passwords::{Busy, PasswordLimits, PasswordPool};
+pub use recordings::{RecordedLayer, RecordingRow, VideoQuery};
 pub use types::{
     Alert, BroadcastMeta, Comment, LikeCounts, NewAlert, Severity, MAX_ALERT_TEXT, MAX_ALERT_TTL,
 };

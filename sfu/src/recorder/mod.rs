@@ -1,0 +1,265 @@
+//! Recording at ingest: every broadcast becomes an on-demand video with one
+//! HLS rendition per simulcast layer, without transcoding.
+//!
+//! The worker that owns a broadcast's Source offers each of its messages
+//! (epochs, packets, the publisher's end) to the [`RecorderTap`], a bounded
+//! channel: when the recorder cannot keep up the message is dropped and
+//! counted (`DropReason::RecorderBackpressure`), ingest never waits. The
+//! recorder is one task off the media threads: it reassembles frames
+//! ([`assemble`]), cuts keyframe-aligned CMAF segments ([`segmenter`],
+//! [`fmp4`]) and writes them with their playlists ([`playlist`]) to an
+//! `object_store` (the data dir, or S3-compatible storage shared by
+//! nodes). The control plane hears of each recording through
+//! [`RecordingEvent`]s and keeps the index.
+//!
+//! Codecs: H264 video with Opus audio (what OBS sends). Broadcasts in
+//! other video codecs are not recorded yet.
+//!
+//! Invariants: the media path's only cost is one `try_send` of an `Arc`;
+//! writes of one recording happen in order (segment, then the playlist
+//! that lists it); a publisher that reconnects within
+//! [`RecorderConfig::reconnect_grace`] continues the same recording.
+
+mod assemble;
+mod fmp4;
+mod h264;
+mod playlist;
+mod recording;
+mod repair;
+mod segmenter;
+mod timeline;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::ids::{BroadcastName, SessionId};
+use crate::metrics::{DropReason, Metrics};
+use crate::worker::Downstream;
+use recording::{Output, Recording};
+pub use repair::close_playlists;
+
+/// Settings of the recorder (all documented in the configuration).
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    /// Segments are cut at the first keyframe at least this long after the
+    /// previous cut.
+    pub segment_target: Duration,
+    /// A publisher back within this long continues the same recording.
+    pub reconnect_grace: Duration,
+    /// Messages waiting for the recorder at most; more are dropped.
+    pub queue: usize,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        RecorderConfig {
+            segment_target: Duration::from_secs(2),
+            reconnect_grace: Duration::from_secs(30),
+            queue: 8192,
+        }
+    }
+}
+
+/// One rendition of a recording, as the index keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerSummary {
+    /// Its directory and name in the master playlist (`720p`).
+    pub name: String,
+    pub width: u16,
+    pub height: u16,
+    pub bytes: u64,
+    pub bitrate_bps: u64,
+    pub segments: usize,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingSummary {
+    pub id: String,
+    pub seconds: f64,
+    pub layers: Vec<LayerSummary>,
+}
+
+/// What the control plane hears of recordings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordingEvent {
+    /// The first keyframe arrived: the recording exists.
+    Started {
+        id: String,
+        broadcast: String,
+        publisher: Option<SessionId>,
+        started_at: SystemTime,
+    },
+    /// A segment was written.
+    Progress(RecordingSummary),
+    /// Done: every playlist is closed.
+    Finished(RecordingSummary),
+    /// It started but never wrote a segment; nothing is kept.
+    Discarded { id: String },
+}
+
+/// A Source's message on its way to the recorder.
+#[derive(Debug)]
+pub(crate) struct Tapped {
+    pub broadcast: BroadcastName,
+    pub publisher: Option<SessionId>,
+    pub msg: Downstream,
+}
+
+/// The workers' side of the recorder's queue.
+#[derive(Clone, Debug)]
+pub struct RecorderTap {
+    tx: mpsc::Sender<Tapped>,
+}
+
+impl RecorderTap {
+    /// Never waits: a full queue drops the message and counts it.
+    pub(crate) fn offer(&self, msg: Tapped, metrics: &Metrics) {
+        if self.tx.try_send(msg).is_err() {
+            metrics.count_drop(DropReason::RecorderBackpressure);
+        }
+    }
+}
+
+/// A fresh recording id: `v` and 32 hex digits (128 random bits), longer
+/// than any channel name so `/watch/{id}` cannot be mistaken for a stream.
+pub fn new_recording_id() -> String {
+    format!("v{:032x}", SessionId::random().0)
+}
+
+/// Starts the recorder task; it ends (finishing every recording) once
+/// every tap is dropped.
+pub fn spawn(
+    store: Arc<dyn ObjectStore>,
+    config: RecorderConfig,
+    events: mpsc::Sender<RecordingEvent>,
+) -> (RecorderTap, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(config.queue.max(16));
+    let driver = Driver {
+        store,
+        config,
+        events,
+        recordings: HashMap::new(),
+        out: Vec::new(),
+        failed_writes: 0,
+    };
+    (RecorderTap { tx }, tokio::spawn(driver.run(rx)))
+}
+
+struct Driver {
+    store: Arc<dyn ObjectStore>,
+    config: RecorderConfig,
+    events: mpsc::Sender<RecordingEvent>,
+    recordings: HashMap<BroadcastName, Recording>,
+    out: Vec<Output>,
+    failed_writes: u64,
+}
+
+impl Driver {
+    async fn run(mut self, mut rx: mpsc::Receiver<Tapped>) {
+        loop {
+            let grace_ends = self
+                .recordings
+                .values()
+                .filter_map(|r| r.left_at)
+                .min()
+                .map(|t| t + self.config.reconnect_grace);
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(t) => self.on_message(t),
+                    None => break,
+                },
+                _ = sleep_until(grace_ends), if grace_ends.is_some() => self.expire(Instant::now()),
+            }
+            self.apply().await;
+        }
+        for (_, mut r) in self.recordings.drain() {
+            r.finish(&mut self.out);
+        }
+        self.apply().await;
+    }
+
+    fn on_message(&mut self, t: Tapped) {
+        let target = self.config.segment_target;
+        match t.msg {
+            Downstream::Epoch(info) => {
+                if !info.live {
+                    return;
+                }
+                let r = self
+                    .recordings
+                    .entry(t.broadcast.clone())
+                    .or_insert_with(|| Recording::new(new_recording_id(), t.broadcast, target));
+                r.on_epoch(&info, t.publisher, &mut self.out);
+            }
+            Downstream::Packet(track, packet) => {
+                if let Some(r) = self.recordings.get_mut(&t.broadcast) {
+                    r.on_packet(track, &packet, &mut self.out);
+                }
+            }
+            Downstream::Ended => {
+                if let Some(r) = self.recordings.get_mut(&t.broadcast) {
+                    r.on_ended(Instant::now(), &mut self.out);
+                }
+            }
+        }
+    }
+
+    /// Recordings whose publisher did not come back in time are finished.
+    fn expire(&mut self, now: Instant) {
+        let grace = self.config.reconnect_grace;
+        let done: Vec<BroadcastName> = self
+            .recordings
+            .iter()
+            .filter(|(_, r)| {
+                r.left_at
+                    .is_some_and(|t| now.saturating_duration_since(t) >= grace)
+            })
+            .map(|(b, _)| b.clone())
+            .collect();
+        for b in done {
+            if let Some(mut r) = self.recordings.remove(&b) {
+                r.finish(&mut self.out);
+            }
+        }
+    }
+
+    async fn apply(&mut self) {
+        for output in std::mem::take(&mut self.out) {
+            match output {
+                Output::Put { path, data } => {
+                    let payload = PutPayload::from_bytes(data);
+                    if let Err(e) = self.store.put(&Path::from(path.as_str()), payload).await {
+                        self.failed_writes += 1;
+                        if self.failed_writes.is_power_of_two() {
+                            tracing::warn!(
+                                failed = self.failed_writes,
+                                "recording write {path}: {e}"
+                            );
+                        }
+                    }
+                }
+                Output::Event(e) => {
+                    if self.events.send(e).await.is_err() {
+                        // The control plane is gone (shutting down): the
+                        // files are still written; the index is repaired
+                        // at the next start.
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,466 @@
+//! [`Recording`]: one broadcast's recording as a value: it takes the
+//! Source's messages (epochs, packets, the publisher's end) and returns
+//! what to write and what to tell the control plane ([`Output`]); the
+//! driver (`recorder/mod.rs`) does the I/O. Clock passed in.
+//!
+//! Renditions are the simulcast layers, known by their frame size (a
+//! reconnecting publisher's layers continue the renditions of the same
+//! size whatever order they arrive in). Each publisher session is a part:
+//! its own init segment, a discontinuity in the playlists.
+//!
+//! Invariants: nothing is written before the first H264 keyframe (then the
+//! recording has started); a rendition's init segment is written before
+//! its first media segment of a part; playlists list only segments already
+//! written, so a crash loses at most the segments being assembled.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use str0m::format::Codec;
+use str0m::unversioned::H264Depacketizer;
+
+use super::assemble::{Frame, FrameAssembler};
+use super::fmp4::{self, Sample, AUDIO_TIMESCALE, VIDEO_TIMESCALE};
+use super::h264::{self, ParameterSets};
+use super::playlist::{self, SegmentEntry, Variant};
+use super::segmenter::{first_video_duration, Cut, Segmenter};
+use super::timeline::TrackClock;
+use super::{LayerSummary, RecordingEvent, RecordingSummary};
+use crate::core::h264_sps;
+use crate::core::SourcePacket;
+use crate::ids::{BroadcastName, SessionId};
+use crate::worker::{EpochInfo, TrackRef, MAX_LAYERS};
+
+/// What the driver does for a recording.
+#[derive(Debug)]
+pub enum Output {
+    Put { path: String, data: Bytes },
+    Event(RecordingEvent),
+}
+
+#[derive(Debug)]
+struct Rendition {
+    name: String,
+    dims: (u16, u16),
+    params: Option<ParameterSets>,
+    clock: TrackClock,
+    segmenter: Segmenter,
+    segments: Vec<SegmentEntry>,
+    /// The part whose init segment was written last.
+    init_part: Option<u32>,
+    next_seq: u32,
+    bytes: u64,
+    peak_bps: u64,
+    /// Where the last written segment ends (video ticks).
+    end_ticks: u64,
+}
+
+/// A layer of the current publisher session.
+#[derive(Debug, Default)]
+struct Layer {
+    assembler: FrameAssembler,
+    depacketizer: H264Depacketizer,
+    rendition: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct Recording {
+    pub id: String,
+    broadcast: BroadcastName,
+    segment_target: Duration,
+    /// The first keyframe's arrival, and the wall clock then.
+    origin: Option<(Instant, SystemTime)>,
+    epoch: Option<u32>,
+    /// The first publisher session, for the index.
+    publisher: Option<SessionId>,
+    part: u32,
+    part_has_video: bool,
+    recordable: bool,
+    audio_channels: Option<u16>,
+    audio_clock: TrackClock,
+    layers: Vec<Layer>,
+    renditions: Vec<Rendition>,
+    /// When the publisher left (the reconnect grace runs from here).
+    pub left_at: Option<Instant>,
+    frames: Vec<Frame>,
+}
+
+impl Recording {
+    pub fn new(id: String, broadcast: BroadcastName, segment_target: Duration) -> Self {
+        Recording {
+            id,
+            broadcast,
+            segment_target,
+            origin: None,
+            epoch: None,
+            publisher: None,
+            part: 0,
+            part_has_video: false,
+            recordable: false,
+            audio_channels: None,
+            audio_clock: TrackClock::new(AUDIO_TIMESCALE),
+            layers: Vec::new(),
+            renditions: Vec::new(),
+            left_at: None,
+            frames: Vec::new(),
+        }
+    }
+
+    pub fn started(&self) -> bool {
+        self.origin.is_some()
+    }
+
+    /// The Source announced (or re-announced) its publisher session.
+    pub fn on_epoch(
+        &mut self,
+        info: &EpochInfo,
+        publisher: Option<SessionId>,
+        out: &mut Vec<Output>,
+    ) {
+        if !info.live {
+            return;
+        }
+        self.left_at = None;
+        self.recordable = matches!(info.video, Some((_, spec)) if spec.codec == Codec::H264);
+        self.audio_channels = info
+            .audio
+            .filter(|a| a.codec == Codec::Opus)
+            .map(|a| u16::from(a.channels.unwrap_or(2).clamp(1, 2)));
+        if self.epoch == Some(info.epoch) {
+            return;
+        }
+        if self.epoch.is_some() {
+            self.end_part(out);
+        }
+        self.epoch = Some(info.epoch);
+        if self.publisher.is_none() {
+            self.publisher = publisher;
+        }
+        self.layers.clear();
+    }
+
+    /// The publisher left: what is pending is written; the recording may
+    /// still continue if it comes back within the grace.
+    pub fn on_ended(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.end_part(out);
+        self.epoch = None;
+        self.left_at = Some(now);
+    }
+
+    fn end_part(&mut self, out: &mut Vec<Output>) {
+        for i in 0..self.renditions.len() {
+            if let Some(cut) = self.renditions[i].segmenter.flush() {
+                self.write_segment(i, cut, out);
+            }
+            let r = &mut self.renditions[i];
+            r.clock.new_epoch(r.end_ticks);
+        }
+        self.audio_clock.new_epoch(0);
+        if self.part_has_video {
+            self.part += 1;
+            self.part_has_video = false;
+        }
+        self.layers.clear();
+    }
+
+    pub fn on_packet(
+        &mut self,
+        track: TrackRef,
+        packet: &Arc<SourcePacket>,
+        out: &mut Vec<Output>,
+    ) {
+        if !self.recordable || self.epoch.is_none() {
+            return;
+        }
+        match track {
+            TrackRef::Video { layer } => self.on_video(usize::from(layer), packet, out),
+            TrackRef::Audio => self.on_audio(packet),
+        }
+    }
+
+    fn on_audio(&mut self, packet: &Arc<SourcePacket>) {
+        let (Some((origin, _)), Some(_)) = (self.origin, self.audio_channels) else {
+            return;
+        };
+        let dts = self
+            .audio_clock
+            .decode_time(packet.ts, packet.arrival, origin);
+        let data = Bytes::from_owner(packet.payload.clone());
+        for l in &self.layers {
+            if let Some(r) = l.rendition {
+                self.renditions[r].segmenter.push_audio(Sample {
+                    dts,
+                    duration: 0,
+                    sync: true,
+                    data: data.clone(),
+                });
+            }
+        }
+    }
+
+    fn on_video(&mut self, layer: usize, packet: &Arc<SourcePacket>, out: &mut Vec<Output>) {
+        if layer >= MAX_LAYERS {
+            return;
+        }
+        if self.layers.len() <= layer {
+            self.layers.resize_with(layer + 1, Layer::default);
+        }
+        let mut frames = std::mem::take(&mut self.frames);
+        self.layers[layer].assembler.push(packet, &mut frames);
+        for frame in frames.drain(..) {
+            self.on_frame(layer, &frame, out);
+        }
+        self.frames = frames;
+    }
+
+    fn on_frame(&mut self, layer: usize, frame: &Frame, out: &mut Vec<Output>) {
+        let Some(data) = h264::sample(frame, &mut self.layers[layer].depacketizer) else {
+            return;
+        };
+        let params = frame
+            .keyframe
+            .then(|| h264::parameter_sets(&data))
+            .flatten();
+        let rendition = match self.layers[layer].rendition {
+            Some(r) => r,
+            None => {
+                let Some(params) = &params else {
+                    return; // wait for a keyframe that carries its SPS/PPS
+                };
+                let dims = frame.packets[0]
+                    .dimensions
+                    .or_else(|| h264_sps::dimensions(&params.sps));
+                let Some(dims) = dims else {
+                    return;
+                };
+                let r = self.rendition_for(dims);
+                self.layers[layer].rendition = Some(r);
+                r
+            }
+        };
+        let arrival = frame.packets[0].arrival;
+        if self.origin.is_none() {
+            let wall = SystemTime::now()
+                .checked_sub(Instant::now().saturating_duration_since(arrival))
+                .unwrap_or_else(SystemTime::now);
+            self.origin = Some((arrival, wall));
+            out.push(Output::Event(RecordingEvent::Started {
+                id: self.id.clone(),
+                broadcast: self.broadcast.as_str().to_string(),
+                publisher: self.publisher,
+                started_at: wall,
+            }));
+        }
+        let (origin, _) = self.origin.expect("set above");
+        let part = self.part;
+        let audio = self.audio_channels;
+        let r = &mut self.renditions[rendition];
+        if let Some(p) = params {
+            r.params = Some(p);
+        }
+        if r.init_part != Some(part) {
+            let Some(params) = &r.params else {
+                return;
+            };
+            if !frame.keyframe {
+                return;
+            }
+            match fmp4::init_segment(params, r.dims, audio) {
+                Ok(init) => out.push(Output::Put {
+                    path: format!("{}/{}/{}", self.id, r.name, playlist::init_file(part)),
+                    data: init.into(),
+                }),
+                Err(e) => {
+                    tracing::warn!(recording = %self.id, "init segment: {e}");
+                    return;
+                }
+            }
+            r.init_part = Some(part);
+        }
+        let dts = r.clock.decode_time(frame.ts, arrival, origin);
+        self.part_has_video = true;
+        let cut = r.segmenter.push_video(Sample {
+            dts,
+            duration: first_video_duration(),
+            sync: frame.keyframe,
+            data: data.into(),
+        });
+        if let Some(cut) = cut {
+            self.write_segment(rendition, cut, out);
+        }
+    }
+
+    /// The rendition of this frame size not yet fed by another layer of
+    /// this session, or a new one.
+    fn rendition_for(&mut self, dims: (u16, u16)) -> usize {
+        let taken: Vec<usize> = self.layers.iter().filter_map(|l| l.rendition).collect();
+        if let Some(i) = (0..self.renditions.len())
+            .find(|&i| self.renditions[i].dims == dims && !taken.contains(&i))
+        {
+            return i;
+        }
+        let base = format!("{}p", dims.1);
+        let mut name = base.clone();
+        let mut n = 2;
+        while self.renditions.iter().any(|r| r.name == name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        self.renditions.push(Rendition {
+            name,
+            dims,
+            params: None,
+            clock: TrackClock::new(VIDEO_TIMESCALE),
+            segmenter: Segmenter::new(
+                (self.segment_target.as_secs_f64() * f64::from(VIDEO_TIMESCALE)) as u64,
+            ),
+            segments: Vec::new(),
+            init_part: None,
+            next_seq: 0,
+            bytes: 0,
+            peak_bps: 0,
+            end_ticks: 0,
+        });
+        self.renditions.len() - 1
+    }
+
+    fn write_segment(&mut self, rendition: usize, cut: Cut, out: &mut Vec<Output>) {
+        let Some((_, wall)) = self.origin else {
+            return;
+        };
+        let part = self.part;
+        let r = &mut self.renditions[rendition];
+        let seq = r.next_seq;
+        let data = match fmp4::media_segment(seq, &cut.video, &cut.audio) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(recording = %self.id, "media segment: {e}");
+                return;
+            }
+        };
+        r.next_seq += 1;
+        r.end_ticks = cut.video[0].dts + cut.duration();
+        let seconds = cut.duration() as f64 / f64::from(VIDEO_TIMESCALE);
+        let start = cut.video[0].dts as f64 / f64::from(VIDEO_TIMESCALE);
+        let file = format!("seg-{seq}.m4s");
+        let bytes = data.len() as u64;
+        r.bytes += bytes;
+        if seconds > 0.5 {
+            r.peak_bps = r.peak_bps.max((bytes as f64 * 8.0 / seconds) as u64);
+        }
+        r.segments.push(SegmentEntry {
+            part,
+            file: file.clone(),
+            seconds,
+            bytes,
+            starts: wall + Duration::from_secs_f64(start),
+        });
+        let first = r.segments.len() == 1;
+        out.push(Output::Put {
+            path: format!("{}/{}/{file}", self.id, r.name),
+            data: data.into(),
+        });
+        out.push(Output::Put {
+            path: format!("{}/{}/index.m3u8", self.id, r.name),
+            data: playlist::media_playlist(&r.segments, false).into(),
+        });
+        if first {
+            out.push(self.master());
+        }
+        out.push(Output::Event(RecordingEvent::Progress(self.summary())));
+    }
+
+    fn master(&self) -> Output {
+        let audio = if self.audio_channels.is_some() {
+            ",opus"
+        } else {
+            ""
+        };
+        let mut variants: Vec<Variant> = self
+            .renditions
+            .iter()
+            .filter(|r| !r.segments.is_empty())
+            .map(|r| Variant {
+                name: r.name.clone(),
+                peak_bps: r.peak_bps.max(r.average_bps()),
+                average_bps: r.average_bps(),
+                width: r.dims.0,
+                height: r.dims.1,
+                codecs: format!(
+                    "{}{audio}",
+                    r.params
+                        .as_ref()
+                        .map_or("avc1.42e01f".into(), |p| p.codec_string())
+                ),
+            })
+            .collect();
+        // Largest first: players that take the first variant start high.
+        variants.sort_by_key(|v| std::cmp::Reverse(u32::from(v.width) * u32::from(v.height)));
+        Output::Put {
+            path: format!("{}/master.m3u8", self.id),
+            data: playlist::master_playlist(&variants).into(),
+        }
+    }
+
+    pub fn summary(&self) -> RecordingSummary {
+        let mut layers: Vec<LayerSummary> = self
+            .renditions
+            .iter()
+            .filter(|r| !r.segments.is_empty())
+            .map(|r| LayerSummary {
+                name: r.name.clone(),
+                width: r.dims.0,
+                height: r.dims.1,
+                bytes: r.bytes,
+                bitrate_bps: r.average_bps(),
+                segments: r.segments.len(),
+                seconds: r.seconds(),
+            })
+            .collect();
+        layers.sort_by_key(|l| std::cmp::Reverse(u32::from(l.width) * u32::from(l.height)));
+        RecordingSummary {
+            id: self.id.clone(),
+            seconds: layers.iter().map(|l| l.seconds).fold(0.0, f64::max),
+            layers,
+        }
+    }
+
+    /// The recording is over: pending segments written, playlists closed.
+    pub fn finish(&mut self, out: &mut Vec<Output>) {
+        self.end_part(out);
+        if !self.renditions.iter().any(|r| !r.segments.is_empty()) {
+            if self.started() {
+                out.push(Output::Event(RecordingEvent::Discarded {
+                    id: self.id.clone(),
+                }));
+            }
+            return;
+        }
+        for r in &self.renditions {
+            if !r.segments.is_empty() {
+                out.push(Output::Put {
+                    path: format!("{}/{}/index.m3u8", self.id, r.name),
+                    data: playlist::media_playlist(&r.segments, true).into(),
+                });
+            }
+        }
+        out.push(self.master());
+        out.push(Output::Event(RecordingEvent::Finished(self.summary())));
+    }
+}
+
+impl Rendition {
+    fn seconds(&self) -> f64 {
+        self.segments.iter().map(|s| s.seconds).sum()
+    }
+
+    fn average_bps(&self) -> u64 {
+        let s = self.seconds();
+        if s > 0.0 {
+            (self.bytes as f64 * 8.0 / s) as u64
+        } else {
+            0
+        }
+    }
+}

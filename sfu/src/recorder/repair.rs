@@ -1,0 +1,124 @@
+//! Closing recordings a crash left open: at start-up, every rendition
+//! playlist of a recording the index still calls `recording` is made a
+//! `VOD` playlist with `#EXT-X-ENDLIST`, and what it lists is summed.
+//!
+//! Invariant: a playlist only ever lists segments already written (the
+//! recorder writes the segment first), so the repaired recording plays
+//! to its last complete segment.
+
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::LayerSummary;
+
+/// The renditions of recording `id` with their playlists closed; an empty
+/// list when nothing of it was written.
+pub async fn close_playlists(
+    store: &dyn ObjectStore,
+    id: &str,
+) -> Result<Vec<LayerSummary>, object_store::Error> {
+    let listing = store.list_with_delimiter(Some(&Path::from(id))).await?;
+    let mut layers = Vec::new();
+    for dir in listing.common_prefixes {
+        let Some(name) = dir.filename().map(str::to_string) else {
+            continue;
+        };
+        let path = dir.clone().join("index.m3u8");
+        let text = match store.get(&path).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let (closed, seconds, segments) = close(&text);
+        if closed != text {
+            store
+                .put(&path, PutPayload::from(closed.into_bytes()))
+                .await?;
+        }
+        let bytes = segment_bytes(store, &dir).await?;
+        layers.push(LayerSummary {
+            name,
+            width: 0,
+            height: 0,
+            bytes,
+            bitrate_bps: if seconds > 0.0 {
+                (bytes as f64 * 8.0 / seconds) as u64
+            } else {
+                0
+            },
+            segments,
+            seconds,
+        });
+    }
+    Ok(layers)
+}
+
+async fn segment_bytes(store: &dyn ObjectStore, dir: &Path) -> Result<u64, object_store::Error> {
+    let listing = store.list_with_delimiter(Some(dir)).await?;
+    Ok(listing.objects.iter().map(|o| o.size).sum())
+}
+
+/// The playlist as `VOD` with its end marked; its duration and segment
+/// count.
+fn close(text: &str) -> (String, f64, usize) {
+    let mut seconds = 0.0;
+    let mut segments = 0;
+    for line in text.lines() {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            seconds += d.trim_end_matches(',').parse::<f64>().unwrap_or(0.0);
+            segments += 1;
+        }
+    }
+    let mut closed = text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD");
+    if !closed.contains("#EXT-X-ENDLIST") {
+        closed.push_str("#EXT-X-ENDLIST\n");
+    }
+    (closed, seconds, segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::local::LocalFileSystem;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_open_playlist_is_closed_and_summed() {
+        let dir = std::env::temp_dir().join(format!("relaycast-repair-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let store = Arc::new(LocalFileSystem::new_with_prefix(&dir).expect("local store"));
+        let open = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:2.000,\nseg-0.m4s\n#EXTINF:1.500,\nseg-1.m4s\n";
+        store
+            .put(
+                &Path::from("v1/720p/index.m3u8"),
+                PutPayload::from(open.as_bytes().to_vec()),
+            )
+            .await
+            .expect("put");
+        store
+            .put(
+                &Path::from("v1/720p/seg-0.m4s"),
+                PutPayload::from(vec![0u8; 1000]),
+            )
+            .await
+            .expect("put");
+        let layers = close_playlists(store.as_ref(), "v1")
+            .await
+            .expect("repairs");
+        assert_eq!(layers.len(), 1);
+        assert_eq!((layers[0].segments, layers[0].seconds), (2, 3.5));
+        let text = store
+            .get(&Path::from("v1/720p/index.m3u8"))
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes");
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD") && text.ends_with("#EXT-X-ENDLIST\n"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

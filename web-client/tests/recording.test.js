@@ -1,0 +1,150 @@
+// Videos on demand: an OBS-faithful broadcast (3 simulcast layers of x264
+// + Opus) is recorded as one HLS rendition per layer, served over HTTP, and
+// checked with Debian's ffprobe/ffmpeg; a kill -9 while recording leaves a
+// recording that the next start closes and that still plays.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startServer, STREAM_KEY, sleep, waitFor } from './harness.js';
+import { ObsPublisher } from './obs-publisher.js';
+
+const run = promisify(execFile);
+const FPS = 30;
+
+async function ffprobe(url, entries, streams = 'v') {
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', streams,
+    '-show_entries', entries, '-of', 'json', url], { timeout: 30_000 });
+  return JSON.parse(stdout);
+}
+
+/// ffmpeg decodes every frame of `url`, stopping at the first error.
+async function decodes(url) {
+  await run('ffmpeg', ['-v', 'error', '-xerror', '-i', url, '-f', 'null', '-'], { timeout: 60_000 });
+}
+
+async function videos(base, query = '') {
+  const res = await fetch(`${base}/api/videos${query}`);
+  assert.equal(res.status, 200);
+  return (await res.json()).videos;
+}
+
+async function publish(base, seconds) {
+  const pub = new ObsPublisher({ base, key: STREAM_KEY, layers: 3, log: () => {} });
+  await pub.start();
+  await sleep(seconds * 1000);
+  return pub;
+}
+
+test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, keyframe-first', async () => {
+  const server = await startServer({ extraArgs: ['--recording-grace-secs', '1'] });
+  const scratch = mkdtempSync(join(tmpdir(), 'relaycast-rec-'));
+  try {
+    const pub = await publish(server.base, 20);
+    assert.equal(pub.stats.firstFrameOfSessionWasKeyframe[0], true);
+    await pub.stop();
+    const sent = pub.stats.framesSent / FPS;
+    const [video] = await waitFor('the recording to be ready', async () => {
+      const v = await videos(server.base);
+      return v.length === 1 && v[0].status === 'ready' && v;
+    }, 15_000, 200);
+    console.log(`recorded ${video.duration_secs} s of ${sent.toFixed(3)} s sent:`,
+      video.layers.map((l) => `${l.name} ${l.width}x${l.height} ${Math.round(l.bitrate_bps / 1000)} kbit/s ${l.segments} segments`).join(', '));
+    assert.deepEqual(video.layers.map((l) => [l.name, l.width, l.height]),
+      [['720p', 1280, 720], ['360p', 640, 360], ['180p', 320, 180]]);
+
+    const base = `${server.base}/videos/${video.id}`;
+    const master = await fetch(`${base}/master.m3u8`);
+    assert.equal(master.headers.get('content-type'), 'application/vnd.apple.mpegurl');
+    const masterText = await master.text();
+    assert.match(masterText, /RESOLUTION=1280x720,CODECS="avc1\.64001f,opus"\n720p\/index\.m3u8/);
+
+    for (const layer of video.layers) {
+      const url = `${base}/${layer.name}/index.m3u8`;
+      const probe = await ffprobe(url, 'stream=codec_name,width,height:format=duration', 'v');
+      assert.equal(probe.streams[0].codec_name, 'h264', layer.name);
+      assert.equal(probe.streams[0].width, layer.width);
+      assert.equal(probe.streams[0].height, layer.height);
+      const duration = Number(probe.format.duration);
+      assert.ok(Math.abs(duration - sent) <= 0.2, `${layer.name}: ${duration} s recorded, ${sent} s sent`);
+      const audio = await ffprobe(url, 'stream=codec_name', 'a');
+      assert.equal(audio.streams[0].codec_name, 'opus', layer.name);
+      await decodes(url);
+
+      // Every segment, with its init segment, starts with a keyframe.
+      const playlist = await (await fetch(url)).text();
+      assert.match(playlist, /#EXT-X-PLAYLIST-TYPE:VOD\n/);
+      assert.match(playlist, /#EXT-X-ENDLIST\n$/);
+      const init = Buffer.from(await (await fetch(`${base}/${layer.name}/init-0.mp4`)).arrayBuffer());
+      const segments = playlist.split('\n').filter((l) => l.endsWith('.m4s'));
+      assert.equal(segments.length, layer.segments);
+      for (const seg of segments) {
+        const res = await fetch(`${base}/${layer.name}/${seg}`);
+        assert.equal(res.headers.get('content-type'), 'video/iso.segment');
+        assert.equal(res.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+        const file = join(scratch, `${layer.name}-${seg}.mp4`);
+        writeFileSync(file, Buffer.concat([init, Buffer.from(await res.arrayBuffer())]));
+        const packets = await ffprobe(file, 'packet=flags', 'v');
+        assert.match(packets.packets[0].flags, /^K/, `${layer.name}/${seg} starts with a keyframe`);
+      }
+    }
+
+    // Byte ranges, as players and CDNs ask for them.
+    const segUrl = `${base}/720p/seg-0.m4s`;
+    const ranged = await fetch(segUrl, { headers: { Range: 'bytes=0-99' } });
+    assert.equal(ranged.status, 206);
+    assert.match(ranged.headers.get('content-range'), /^bytes 0-99\/\d+$/);
+    assert.equal((await ranged.arrayBuffer()).byteLength, 100);
+    const beyond = await fetch(segUrl, { headers: { Range: 'bytes=999999999-' } });
+    assert.equal(beyond.status, 416);
+    assert.equal((await beyond.json()).error, 'range_not_satisfiable');
+
+    // The API's view, and clear errors for what does not exist.
+    const one = await (await fetch(`${server.base}/api/videos/${video.id}`)).json();
+    assert.equal(one.hls_url, `/videos/${video.id}/master.m3u8`);
+    assert.equal(one.broadcast, 'live');
+    const missing = await fetch(`${server.base}/api/videos/v${'0'.repeat(32)}`);
+    assert.equal(missing.status, 404);
+    assert.equal((await missing.json()).error, 'not_found');
+    assert.equal((await fetch(`${base}/720p/secret.txt`)).status, 404);
+    assert.equal((await fetch(`${server.base}/api/videos?limit=0`)).status, 400);
+    assert.equal((await videos(server.base, '?q=no-such-title')).length, 0);
+    assert.equal((await videos(server.base, '?broadcast=live')).length, 1);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+    await server.stop();
+  }
+});
+
+test('kill -9 while recording: the next start closes the recording, which plays to its last segment', async () => {
+  const first = await startServer();
+  let second;
+  try {
+    const pub = await publish(first.base, 13);
+    const [open] = await videos(first.base);
+    assert.equal(open.status, 'recording');
+    assert.ok(open.duration_secs >= 8, `segments are written while live (${open.duration_secs} s so far)`);
+    const killed = await first.stop({ signal: 'SIGKILL' });
+    assert.equal(killed.signal, 'SIGKILL');
+    const sent = pub.stats.framesSent / FPS;
+    await pub.stop().catch(() => {});
+
+    second = await startServer({ dataDir: first.dataDir });
+    const [video] = await videos(second.base);
+    assert.equal(video.id, open.id);
+    assert.equal(video.status, 'ready');
+    // At most the segment being assembled (one 4 s GOP) is lost.
+    assert.ok(video.duration_secs >= sent - 4.5, `${video.duration_secs} s kept of ${sent} s sent`);
+    console.log(`after kill -9: ${video.duration_secs} s of ${sent.toFixed(2)} s kept, ${video.layers.length} renditions`);
+    assert.equal(video.layers.length, 3);
+    const playlist = await (await fetch(`${second.base}/videos/${video.id}/720p/index.m3u8`)).text();
+    assert.match(playlist, /#EXT-X-ENDLIST\n$/);
+    await decodes(`${second.base}/videos/${video.id}/master.m3u8`);
+  } finally {
+    await second?.stop();
+    await first.stop();
+  }
+});
