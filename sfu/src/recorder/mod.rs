@@ -263,3 +263,27 @@ async fn sleep_until(t: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorder_that_falls_behind_costs_the_tap_a_counted_drop_never_a_wait() {
+        // Nobody drains this queue: a recorder stuck on a slow disk.
+        let (tx, _stuck) = mpsc::channel(16);
+        let tap = RecorderTap { tx };
+        let metrics = Metrics::default();
+        for _ in 0..100 {
+            tap.offer(
+                Tapped {
+                    broadcast: BroadcastName::new("live"),
+                    publisher: None,
+                    msg: Downstream::Ended,
+                },
+                &metrics,
+            );
+        }
+        assert_eq!(metrics.drops(DropReason::RecorderBackpressure), 84);
+    }
+}

@@ -381,3 +381,74 @@ async fn channels_are_unique_listed_per_owner_suspended_and_deleted_softly() {
         ));
     }
 }
+
+#[tokio::test]
+async fn recordings_are_indexed_updated_searched_and_repaired() {
+    use crate::store::{RecordedLayer, VideoQuery};
+    for store in stores().await {
+        store.ensure_broadcast("show").await.unwrap();
+        store
+            .insert_recording("v1", "show", Some("s-1"), 1_000)
+            .await
+            .unwrap();
+        store
+            .insert_recording("v2", "other", None, 2_000)
+            .await
+            .unwrap();
+        let layer = RecordedLayer {
+            name: "720p".into(),
+            width: 1280,
+            height: 720,
+            bytes: 5_000_000,
+            bitrate_bps: 2_000_000,
+            segments: 10,
+            seconds: 20.0,
+        };
+        store
+            .update_recording("v1", 20_000, std::slice::from_ref(&layer), None)
+            .await
+            .unwrap();
+        let v1 = store.recording("v1").await.unwrap().unwrap();
+        // The title is the broadcast's at the start; the layers as reported.
+        assert_eq!(
+            (v1.title.as_str(), v1.status.as_str()),
+            ("show", "recording")
+        );
+        assert_eq!((v1.duration_ms, v1.layers), (20_000, vec![layer]));
+        assert_eq!(store.open_recordings().await.unwrap().len(), 2);
+        store
+            .update_recording("v1", 20_000, &[], Some("ready"))
+            .await
+            .unwrap();
+        assert_eq!(store.open_recordings().await.unwrap(), ["v2"]);
+        assert!(store
+            .recording("v1")
+            .await
+            .unwrap()
+            .unwrap()
+            .ended_ms
+            .is_some());
+
+        let list = |q: Option<&str>, broadcast: Option<&str>, before_ms| {
+            let store = store.clone();
+            let query = VideoQuery {
+                q: q.map(str::to_string),
+                broadcast: broadcast.map(str::to_string),
+                before_ms,
+                limit: 10,
+            };
+            async move {
+                let rows = store.list_recordings(&query).await.unwrap();
+                rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(list(None, None, None).await, ["v2", "v1"], "newest first");
+        assert_eq!(list(Some("SHO"), None, None).await, ["v1"]);
+        assert_eq!(list(Some("50%_"), None, None).await, Vec::<String>::new());
+        assert_eq!(list(None, Some("other"), None).await, ["v2"]);
+        assert_eq!(list(None, None, Some(2_000)).await, ["v1"]);
+        assert_eq!(store.recordings_before(1_500).await.unwrap(), ["v1"]);
+        assert!(store.delete_recording("v1").await.unwrap());
+        assert!(!store.delete_recording("v1").await.unwrap());
+    }
+}
