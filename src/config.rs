@@ -137,6 +137,14 @@ impl Config {
             if !is_valid_stream_name(name) {
                 bail!("stream name {name:?} must be 1-64 characters of a-z, A-Z, 0-9, '-' or '_'");
             }
+            if name.len() == 33
+                && name.starts_with('v')
+                && name[1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                bail!("stream name {name:?} has the form of a recorded video's id (v and 32 hex digits): choose another");
+            }
             if secret.len() < 8 {
                 bail!("the stream key for {name:?} is too short: use at least 8 characters");
             }

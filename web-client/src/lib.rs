@@ -17,6 +17,7 @@ const PUBLISH: &str = include_str!("../static/publish.html");
 const MODERATE: &str = include_str!("../static/moderate.html");
 const ADMIN: &str = include_str!("../static/admin.html");
 const GO_LIVE: &str = include_str!("../static/golive.html");
+const VIDEO: &str = include_str!("../static/video.html");
 
 macro_rules! assets {
     ($($name:literal => $type:literal),* $(,)?) => {
@@ -46,6 +47,10 @@ const ASSETS: &[(&str, &str, &str)] = assets![
     "admin.js" => "text/javascript",
     "charts.js" => "text/javascript",
     "golive.js" => "text/javascript",
+    "video.js" => "text/javascript",
+    // hls.js 1.7.4 (Apache-2.0, static/hls.js.LICENSE), the light build
+    // from npm without its source-map comment: the on-demand player.
+    "hls.light.min.js" => "text/javascript",
 ];
 
 fn asset(name: &str) -> Response {
@@ -57,11 +62,26 @@ fn asset(name: &str) -> Response {
     }
 }
 
+/// A recorded video's id (`v` and 32 hex digits, longer than any stream
+/// name): `/watch/{id}` is then the on-demand page.
+fn is_video_id(name: &str) -> bool {
+    name.len() == 33
+        && name.starts_with('v')
+        && name[1..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Routes for the pages; merged into the server's router.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { Html(INDEX) }))
-        .route("/watch/{stream}", get(|| async { Html(WATCH) }))
+        .route(
+            "/watch/{stream}",
+            get(|axum::extract::Path(name): axum::extract::Path<String>| async move {
+                Html(if is_video_id(&name) { VIDEO } else { WATCH })
+            }),
+        )
         .route("/publish/{stream}", get(|| async { Html(PUBLISH) }))
         .route("/moderate", get(|| async { Html(MODERATE) }))
         .route("/admin", get(|| async { Html(ADMIN) }))
@@ -79,7 +99,7 @@ mod tests {
     /// Every `/static/…` a page or script references is served.
     #[test]
     fn every_asset_a_page_references_exists() {
-        let pages = [INDEX, WATCH, PUBLISH, MODERATE, ADMIN, GO_LIVE];
+        let pages = [INDEX, WATCH, PUBLISH, MODERATE, ADMIN, GO_LIVE, VIDEO];
         for page in pages.into_iter().chain(ASSETS.iter().map(|a| a.2)) {
             for (at, _) in page.match_indices("/static/") {
                 let name: String = page[at + 8..]

@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startServer, STREAM_KEY, sleep, waitFor } from './harness.js';
+import { startServer, launchBrowser, screenshotDir, STREAM_KEY, sleep, waitFor } from './harness.js';
 import { ObsPublisher } from './obs-publisher.js';
 
 const run = promisify(execFile);
@@ -113,6 +113,41 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
     assert.equal((await fetch(`${server.base}/api/videos?limit=0`)).status, 400);
     assert.equal((await videos(server.base, '?q=no-such-title')).length, 0);
     assert.equal((await videos(server.base, '?broadcast=live')).length, 1);
+
+    // Chromium plays it with the watch page's on-demand player: from ?t=10,
+    // then another quality, then seeks back and forth.
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage();
+      const t0 = Date.now();
+      await page.goto(`${server.base}/watch/${video.id}?t=10`);
+      const first = await waitFor('the first frame from 10 s', () => page.evaluate(() => {
+        const v = document.getElementById('video');
+        return v.readyState >= 2 && v.getVideoPlaybackQuality().totalVideoFrames > 0 && v.currentTime;
+      }), 10_000, 20);
+      const ttff = Date.now() - t0;
+      console.log(`on demand: first frame ${ttff} ms after navigation, at ${first.toFixed(2)} s`);
+      assert.ok(first >= 9.5 && first <= 11, `started at ${first} s`);
+      assert.ok(ttff < 3000, `first frame ${ttff} ms after navigation`);
+      const options = await page.$$eval('#quality option', (os) => os.map((o) => o.textContent));
+      assert.equal(options.length, 4, options.join(', '));
+      assert.equal(options[0], 'Auto');
+      const small = await page.$eval('#quality', (s) => [...s.options].find((o) => o.textContent.startsWith('180p')).value);
+      await page.selectOption('#quality', small);
+      await waitFor('the 180p rendition', () => page.evaluate(() => document.getElementById('video').videoHeight === 180), 10_000, 50);
+      for (const to of [2, 15]) {
+        const seekStart = Date.now();
+        await page.evaluate((t) => { document.getElementById('video').currentTime = t; }, to);
+        await waitFor(`playing at ${to} s`, () => page.evaluate((t) => {
+          const v = document.getElementById('video');
+          return !v.seeking && v.readyState >= 3 && v.currentTime >= t && v.currentTime < t + 2;
+        }, to), 10_000, 20);
+        console.log(`seek to ${to} s: ${Date.now() - seekStart} ms`);
+      }
+      await page.screenshot({ path: join(screenshotDir, 'video-on-demand.png') });
+    } finally {
+      await browser.close().catch(() => {});
+    }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
     await server.stop();

@@ -127,6 +127,12 @@ impl RecorderTap {
     }
 }
 
+/// Whether broadcasts in this video codec are recorded (their layers are
+/// then never paused at the publisher).
+pub fn records(codec: crate::core::keyframe::VideoCodec) -> bool {
+    codec == crate::core::keyframe::VideoCodec::H264
+}
+
 /// A fresh recording id: `v` and 32 hex digits (128 random bits), longer
 /// than any channel name so `/watch/{id}` cannot be mistaken for a stream.
 pub fn new_recording_id() -> String {

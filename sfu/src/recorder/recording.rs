@@ -122,7 +122,7 @@ impl Recording {
             return;
         }
         self.left_at = None;
-        self.recordable = matches!(info.video, Some((_, spec)) if spec.codec == Codec::H264);
+        self.recordable = matches!(info.video, Some((codec, _)) if super::records(codec));
         self.audio_channels = info
             .audio
             .filter(|a| a.codec == Codec::Opus)

@@ -677,12 +677,15 @@ impl Worker {
         for name in names {
             // A recorded broadcast keeps every layer: the recording has
             // them all, watched or not.
-            if let Some(source) = self
-                .sources
-                .get_mut(&name)
-                .filter(|_| self.recorder.is_none())
-            {
-                source.update_paused(now);
+            let recording = self.recorder.is_some();
+            if let Some(source) = self.sources.get_mut(&name) {
+                let recorded = recording
+                    && source
+                        .video_codec
+                        .is_some_and(|(c, _)| crate::recorder::records(c));
+                if !recorded {
+                    source.update_paused(now);
+                }
             }
             self.announce_epoch(&name);
         }

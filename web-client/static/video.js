@@ -1,0 +1,75 @@
+// A recorded broadcast: its HLS renditions (one per simulcast layer) played
+// with hls.js over plain HTTP, from `?t=SECONDS` when given, with a quality
+// menu (Auto, then each rendition). Elements are passed in; the state is
+// one value: loading → playing | failed.
+//
+// hls.js is the classic-script build vendored from npm (window.Hls); a
+// browser that plays HLS natively (Safari) uses its own player.
+
+const fmt = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
+
+export async function startVideo({ id, start, video, quality, status, playing, title, about, recording }) {
+  const state = { phase: 'loading', levels: [] };
+  const show = (text) => { status.textContent = text; status.hidden = !text; };
+
+  const res = await fetch(`/api/videos/${encodeURIComponent(id)}`);
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    state.phase = 'failed';
+    show(body.message || `This video is not available (${res.status}).`);
+    return state;
+  }
+  const info = await res.json();
+  document.title = `relaycast — ${info.title}`;
+  title.textContent = info.title;
+  recording.hidden = info.status !== 'recording';
+  about.textContent = `${info.broadcast} · ${new Date(info.started_ms).toLocaleString()} · ${fmt(info.duration_secs)}`;
+
+  const Hls = window.Hls;
+  if (!Hls?.isSupported()) {
+    if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      video.src = info.hls_url;
+      video.addEventListener('loadedmetadata', () => { if (start) video.currentTime = start; }, { once: true });
+      quality.disabled = true;
+    } else {
+      show('This browser cannot play recordings.');
+      state.phase = 'failed';
+    }
+    return state;
+  }
+  const hls = new Hls({ startPosition: start || -1 });
+  state.hls = hls;
+  hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
+    state.levels = data.levels.map((l, i) => ({ i, height: l.height, kbps: Math.round(l.bitrate / 1000) }));
+    for (const l of [...state.levels].sort((a, b) => b.height - a.height)) {
+      const o = document.createElement('option');
+      o.value = String(l.i);
+      o.textContent = `${l.height}p (${l.kbps} kbit/s)`;
+      quality.append(o);
+    }
+    video.play().catch(() => show('Press play to start.'));
+  });
+  hls.on(Hls.Events.LEVEL_SWITCHED, (_, { level }) => {
+    const l = state.levels[level];
+    if (l) playing.textContent = `Playing ${l.height}p`;
+    video.dataset.level = l ? String(l.height) : '';
+  });
+  hls.on(Hls.Events.ERROR, (_, data) => {
+    if (!data.fatal) return;
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      hls.recoverMediaError();
+    } else {
+      state.phase = 'failed';
+      show(`Playback failed: ${data.details}`);
+    }
+  });
+  video.addEventListener('playing', () => { state.phase = 'playing'; show(''); });
+  video.addEventListener('waiting', () => { if (state.phase === 'playing') show('Buffering…'); });
+  quality.addEventListener('change', () => {
+    // Auto lets hls.js choose by measured bandwidth; a rendition pins it.
+    hls.currentLevel = Number(quality.value);
+  });
+  hls.loadSource(info.hls_url);
+  hls.attachMedia(video);
+  return state;
+}
