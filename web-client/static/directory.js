@@ -1,9 +1,11 @@
-// The directory: search (`GET /api/broadcasts?q=`, ranked by the server),
+// The directory: search (`GET /api/broadcasts?q=`, ranked by the server)
+// with the recorded videos matching it below (videolist.js),
 // live and tag filters, sort by viewers or recency, "more" by cursor. The
 // search is debounced (250 ms) and a newer query aborts an older one, so
 // results never arrive out of order. Filters live in the URL, so a search
 // can be shared and survives a reload. The first page refreshes every 5 s.
 import { api, el } from '/static/api.js';
+import { videoList } from '/static/videolist.js';
 
 const $ = (id) => document.getElementById(id);
 const list = $('list');
@@ -13,6 +15,7 @@ let cursor = null;
 let inflight = null;
 let debounce = null;
 let paged = false; // "more" was used: the periodic refresh would drop those pages
+const loadVideos = videoList({ list: $('videos'), summary: $('videos-summary') });
 
 function since(seconds) {
   const ago = Math.max(0, Math.round(Date.now() / 1000 - seconds));
@@ -88,6 +91,7 @@ async function load(more = false) {
     items = more ? items.concat(page.filter((b) => !items.some((x) => x.id === b.id))) : page;
     cursor = Array.isArray(res) ? null : res.next_cursor ?? null;
     render(f);
+    if (!more) loadVideos(f.q);
   } catch (err) {
     if (err.name === 'AbortError') return;
     $('summary').textContent = `Could not load broadcasts: ${err.message}`;

@@ -145,6 +145,12 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
         console.log(`seek to ${to} s: ${Date.now() - seekStart} ms`);
       }
       await page.screenshot({ path: join(screenshotDir, 'video-on-demand.png') });
+
+      // The directory lists it under Videos, linking to that page.
+      const directory = await browser.newPage();
+      await directory.goto(`${server.base}/`);
+      const link = await waitFor('the video in the directory', () => directory.$(`#videos a[href="/watch/${video.id}"]`), 10_000, 100);
+      assert.equal(await link.textContent(), 'live');
     } finally {
       await browser.close().catch(() => {});
     }
