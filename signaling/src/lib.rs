@@ -232,6 +232,7 @@ pub fn router(state: AppState) -> Router {
             "/api/videos/{id}",
             get(rest::get_video).delete(rest::delete_video),
         )
+        .route("/api/videos/{id}/download", get(rest::download_video))
         .route("/videos/{id}/master.m3u8", get(rest::master_playlist))
         .route("/videos/{id}/{rendition}/{file}", get(rest::rendition_file))
         .route(

@@ -26,6 +26,19 @@ async function decodes(url) {
   await run('ffmpeg', ['-v', 'error', '-xerror', '-i', url, '-f', 'null', '-'], { timeout: 60_000 });
 }
 
+/// The types of an MP4's top-level boxes, in order.
+function topLevelBoxes(buf) {
+  const types = [];
+  for (let at = 0; at + 8 <= buf.length;) {
+    let size = buf.readUInt32BE(at);
+    if (size === 1) size = Number(buf.readBigUInt64BE(at + 8));
+    types.push(buf.toString('latin1', at + 4, at + 8));
+    if (size < 8) break;
+    at += size;
+  }
+  return types;
+}
+
 async function videos(base, query = '') {
   const res = await fetch(`${base}/api/videos${query}`);
   assert.equal(res.status, 200);
@@ -114,6 +127,24 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
     assert.equal((await videos(server.base, '?q=no-such-title')).length, 0);
     assert.equal((await videos(server.base, '?broadcast=live')).length, 1);
 
+    // The download: one progressive MP4 (moov before mdat) of a rendition.
+    const dl = await fetch(`${server.base}${video.download_url}?layer=360p`);
+    assert.equal(dl.status, 200);
+    assert.equal(dl.headers.get('content-type'), 'video/mp4');
+    assert.match(dl.headers.get('content-disposition'), /^attachment; filename="live-\d{4}-\d{2}-\d{2}-360p\.mp4"$/);
+    const mp4 = Buffer.from(await dl.arrayBuffer());
+    assert.equal(mp4.length, Number(dl.headers.get('content-length')));
+    assert.deepEqual(topLevelBoxes(mp4), ['ftyp', 'moov', 'mdat']);
+    const mp4File = join(scratch, 'download.mp4');
+    writeFileSync(mp4File, mp4);
+    const dlProbe = await ffprobe(mp4File, 'stream=codec_name,width,height:format=duration', 'v');
+    assert.deepEqual([dlProbe.streams[0].codec_name, dlProbe.streams[0].width, dlProbe.streams[0].height], ['h264', 640, 360]);
+    assert.ok(Math.abs(Number(dlProbe.format.duration) - sent) <= 0.2, `download: ${dlProbe.format.duration} s`);
+    await decodes(mp4File);
+    const badLayer = await fetch(`${server.base}${video.download_url}?layer=4k`);
+    assert.equal(badLayer.status, 400);
+    assert.match((await badLayer.json()).message, /720p, 360p, 180p/);
+
     // Chromium plays it with the watch page's on-demand player: from ?t=10,
     // then another quality, then seeks back and forth.
     const browser = await launchBrowser();
@@ -187,5 +218,36 @@ test('kill -9 while recording: the next start closes the recording, which plays 
   } finally {
     await second?.stop();
     await first.stop();
+  }
+});
+
+test('an OBS reconnect within the grace continues the same recording as a second part', async () => {
+  const server = await startServer({ extraArgs: ['--recording-grace-secs', '5'] });
+  const scratch = mkdtempSync(join(tmpdir(), 'relaycast-rec-'));
+  try {
+    const pub = await publish(server.base, 9);
+    await pub.reconnect({ gapMs: 1500 });
+    await sleep(9000);
+    await pub.stop();
+    const all = await waitFor('the recording to be ready', async () => {
+      const v = await videos(server.base);
+      return v.length >= 1 && v.every((x) => x.status === 'ready') && v;
+    }, 20_000, 250);
+    assert.equal(all.length, 1, 'one recording for both publisher sessions');
+    const [video] = all;
+    const playlist = await (await fetch(`${server.base}/videos/${video.id}/720p/index.m3u8`)).text();
+    assert.match(playlist, /#EXT-X-MAP:URI="init-0\.mp4"[\s\S]*#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="init-1\.mp4"/);
+    console.log(`two sessions, one recording: ${video.duration_secs} s, ${video.layers.map((l) => `${l.name} ${l.segments} segments`).join(', ')}`);
+    assert.ok(video.duration_secs >= 14, `${video.duration_secs} s recorded`);
+    await decodes(`${server.base}/videos/${video.id}/720p/index.m3u8`);
+    const mp4 = Buffer.from(await (await fetch(`${server.base}${video.download_url}`)).arrayBuffer());
+    const file = join(scratch, 'both.mp4');
+    writeFileSync(file, mp4);
+    await decodes(file);
+    const probe = await ffprobe(file, 'format=duration', 'v');
+    assert.ok(Number(probe.format.duration) >= 14, `download ${probe.format.duration} s`);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+    await server.stop();
   }
 });

@@ -24,6 +24,7 @@ mod assemble;
 mod fmp4;
 mod h264;
 mod playlist;
+mod progressive;
 mod recording;
 mod repair;
 mod segmenter;
@@ -41,6 +42,8 @@ use tokio::task::JoinHandle;
 use crate::ids::{BroadcastName, SessionId};
 use crate::metrics::{DropReason, Metrics};
 use crate::worker::Downstream;
+pub use playlist::rfc3339;
+pub use progressive::{progressive, Progressive, ProgressiveError};
 use recording::{Output, Recording};
 pub use repair::close_playlists;
 

@@ -21,7 +21,9 @@ pub use channels::{create_channel, delete_channel, my_channels, rotate_key, set_
 pub use comments::{delete_comment, list_comments, post_comment};
 pub use identity::{create_account, create_guest, get_me, login, patch_me};
 pub use likes::{delete_like, put_like};
-pub use videos::{delete_video, get_video, list_videos, master_playlist, rendition_file};
+pub use videos::{
+    delete_video, download_video, get_video, list_videos, master_playlist, rendition_file,
+};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;

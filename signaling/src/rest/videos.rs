@@ -17,8 +17,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{PathParams, QueryParams};
@@ -43,6 +44,8 @@ pub struct VideoView {
     /// Renditions, largest first.
     pub layers: Vec<RecordedLayer>,
     pub hls_url: String,
+    /// The largest rendition as one MP4 (`?layer=` for another), once ready.
+    pub download_url: String,
     pub watch_url: String,
 }
 
@@ -50,6 +53,7 @@ fn view(r: RecordingRow) -> VideoView {
     VideoView {
         hls_url: format!("/videos/{}/master.m3u8", r.id),
         watch_url: format!("/watch/{}", r.id),
+        download_url: format!("/api/videos/{}/download", r.id),
         duration_secs: r.duration_ms as f64 / 1000.0,
         id: r.id,
         broadcast: r.broadcast,
@@ -164,6 +168,76 @@ pub async fn delete_video(
 
 fn not_recorded() -> ApiError {
     ApiError::NotFound("this node keeps no recordings".into())
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadParams {
+    /// A rendition's name (`720p`); the largest when absent.
+    layer: Option<String>,
+}
+
+/// `GET /api/videos/{id}/download?layer=`: one progressive MP4 of a
+/// rendition (with the audio), streamed from the segments; no transcoding.
+pub async fn download_video(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    QueryParams(p): QueryParams<DownloadParams>,
+) -> Result<Response, ApiError> {
+    let video = find(&state, &id).await?;
+    if video.status != "ready" {
+        return Err(ApiError::Conflict(
+            "the video can be downloaded once the broadcast ended".into(),
+        ));
+    }
+    let layer = match p.layer {
+        Some(name) => video
+            .layers
+            .iter()
+            .find(|l| l.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = video.layers.iter().map(|l| l.name.as_str()).collect();
+                ApiError::BadRequest(format!(
+                    "no layer {name:?}: this video has {}",
+                    names.join(", ")
+                ))
+            })?,
+        None => video
+            .layers
+            .first()
+            .ok_or_else(|| ApiError::NotFound("this video has no layers".into()))?,
+    };
+    let store = state.recordings().ok_or_else(not_recorded)?.clone();
+    let file = relaycast_sfu::recorder::progressive(store.as_ref(), &id, &layer.name)
+        .await
+        .map_err(|e| match e {
+            relaycast_sfu::recorder::ProgressiveError::NotFound => {
+                ApiError::NotFound(format!("no files for layer {:?}", layer.name))
+            }
+            e => ApiError::Internal(e.to_string()),
+        })?;
+    let head = futures_util::stream::once(async move { Ok::<_, object_store::Error>(file.header) });
+    let chunks = futures_util::stream::iter(file.chunks).then(move |(path, range)| {
+        let store = store.clone();
+        async move { store.get_range(&path, range).await }
+    });
+    let mut response = Response::new(Body::from_stream(head.chain(chunks)));
+    let name = format!(
+        "{}-{}-{}.mp4",
+        video.broadcast,
+        &relaycast_sfu::recorder::rfc3339(
+            std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(video.started_ms.max(0) as u64)
+        )[..10],
+        layer.name
+    );
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.len));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
 }
 
 /// `GET /videos/{id}/master.m3u8`
