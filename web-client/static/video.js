@@ -8,7 +8,7 @@
 
 const fmt = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
 
-export async function startVideo({ id, start, video, quality, status, playing, title, about, recording }) {
+export async function startVideo({ id, start, video, quality, status, playing, title, about, recording, backToLive }) {
   const state = { phase: 'loading', levels: [] };
   const show = (text) => { status.textContent = text; status.hidden = !text; };
 
@@ -22,7 +22,11 @@ export async function startVideo({ id, start, video, quality, status, playing, t
   const info = await res.json();
   document.title = `relaycast — ${info.title}`;
   title.textContent = info.title;
+  // Still live: the playlists grow (hls.js reloads them) and one click
+  // returns to the live broadcast over WebRTC.
   recording.hidden = info.status !== 'recording';
+  backToLive.hidden = info.status !== 'recording';
+  backToLive.href = `/watch/${encodeURIComponent(info.broadcast)}`;
   about.textContent = `${info.broadcast} · ${new Date(info.started_ms).toLocaleString()} · ${fmt(info.duration_secs)}`;
 
   const Hls = window.Hls;

@@ -99,6 +99,26 @@ rt.on('joined', () => mark('joined'));
 rt.on('viewer.answer', () => mark('answer'));
 $('video').addEventListener('loadeddata', () => mark('first_frame'), { once: true });
 
+/// Rewinding leaves WebRTC for the broadcast's recording (it grows while
+/// live) at 10 s before now by the recording's start time (kept within what
+/// is written, whatever this machine's clock says); its page has "Back to
+/// live".
+$('rewind').addEventListener('click', async () => {
+  try {
+    const { videos } = await api(`/api/videos?broadcast=${encodeURIComponent(stream)}&limit=1`);
+    const rec = videos?.[0];
+    if (rec?.status !== 'recording') {
+      $('engage-error').textContent = 'This broadcast is not being recorded, so it cannot be rewound.';
+      return;
+    }
+    const now = (Date.now() - rec.started_ms) / 1000;
+    const t = Math.min(Math.max(0, now - 10), rec.duration_secs);
+    location.href = `${rec.watch_url}?t=${t.toFixed(1)}`;
+  } catch (err) {
+    $('engage-error').textContent = `Cannot rewind: ${err.message}`;
+  }
+});
+
 async function start() {
   identify().catch((err) => { $('chat-error').textContent = `No identity yet: ${err.message}`; });
   try {

@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startServer, launchBrowser, screenshotDir, STREAM_KEY, sleep, waitFor } from './harness.js';
+import { startServer, launchBrowser, screenshotDir, inboundVideo, STREAM_KEY, sleep, waitFor } from './harness.js';
 import { ObsPublisher } from './obs-publisher.js';
 
 const run = promisify(execFile);
@@ -248,6 +248,39 @@ test('an OBS reconnect within the grace continues the same recording as a second
     assert.ok(Number(probe.format.duration) >= 14, `download ${probe.format.duration} s`);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
+    await server.stop();
+  }
+});
+
+test('a live viewer rewinds 10 s into the recording and comes back to live over WebRTC', async () => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  try {
+    const pub = await publish(server.base, 2);
+    const page = await browser.newPage();
+    await page.goto(`${server.base}/watch/live`);
+    await waitFor('live frames', async () => (await inboundVideo(page))?.framesDecoded > 0, 10_000, 50);
+    await sleep(12_000);
+    const clicked = Date.now();
+    await page.click('#rewind');
+    await page.waitForURL(/\/watch\/v[0-9a-f]{32}\?t=/, { timeout: 5000 });
+    const t = Number(new URL(page.url()).searchParams.get('t'));
+    const at = await waitFor('the recording playing', () => page.evaluate(() => {
+      const v = document.getElementById('video');
+      return v.readyState >= 2 && v.getVideoPlaybackQuality().totalVideoFrames > 0 && !v.paused && v.currentTime;
+    }), 10_000, 50);
+    const [rec] = await videos(server.base);
+    const live = (clicked - rec.started_ms) / 1000;
+    console.log(`rewound: playing the recording at ${at.toFixed(2)} s, ${(live - at).toFixed(2)} s behind live (asked ${t} s)`);
+    assert.ok(Math.abs(live - 10 - t) < 1, `asked ${t} s at ${live} s into the broadcast`);
+    assert.ok(Math.abs(at - t) < 2, `asked ${t} s, playing at ${at} s`);
+    assert.equal(await page.isVisible('#recording'), true);
+    await page.click('#back-live');
+    await page.waitForURL(`${server.base}/watch/live`, { timeout: 5000 });
+    await waitFor('live frames again', async () => (await inboundVideo(page))?.framesDecoded > 0, 10_000, 50);
+    await pub.stop();
+  } finally {
+    await browser.close().catch(() => {});
     await server.stop();
   }
 });
