@@ -2,7 +2,8 @@
 # $SERVER_CORE, on loopback ports $HTTP_PORT/$UDP_PORT with the stream key
 # $KEY and a fresh data dir, stopped (and its data dir removed) on exit.
 # $WORKERS media workers (default 0: one per core it may use, which is one
-# under taskset to a single core).
+# under taskset to a single core). $SERVER_ARGS (word-split) are added to
+# its flags.
 #
 #   start_server BINARY LOG   # returns once /healthz answers
 #   stop_server
@@ -19,7 +20,8 @@ start_server() { # binary log
   DATA=$(mktemp -d -t relaycast-bench-data.XXXXXX)
   taskset -c "$SERVER_CORE" "$1" \
     --http-addr "127.0.0.1:$HTTP_PORT" --udp-port "$UDP_PORT" --public-ip 127.0.0.1 \
-    --data-dir "$DATA" --stream-key "live=$KEY" --workers "${WORKERS:-0}" >"$2" 2>&1 &
+    --data-dir "$DATA" --stream-key "live=$KEY" --workers "${WORKERS:-0}" \
+    ${SERVER_ARGS:-} >"$2" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -sf --noproxy '*' "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null && return 0
