@@ -108,6 +108,10 @@ pub struct ServerFlags {
     /// Directory recordings are written to [default: recordings in the data dir].
     #[arg(long, env = "RELAYCAST_RECORDINGS_DIR")]
     pub recordings_dir: Option<PathBuf>,
+    /// s3://bucket/prefix: recordings in S3-compatible storage (credentials
+    /// and endpoint from the AWS_* environment) [default: the directory].
+    #[arg(long, env = "RELAYCAST_RECORDINGS_URL")]
+    pub recordings_url: Option<String>,
     /// Delete recordings this many days after they started [default: 0, kept].
     #[arg(long, env = "RELAYCAST_RETENTION_DAYS")]
     pub retention_days: Option<u64>,
@@ -148,6 +152,9 @@ impl ServerFlags {
         }
         if let Some(v) = self.recordings_dir {
             config.recordings.dir = Some(v);
+        }
+        if let Some(v) = self.recordings_url {
+            config.recordings.url = Some(v);
         }
         if let Some(v) = self.recording_grace_secs {
             config.recordings.reconnect_grace_secs = v;

@@ -72,6 +72,11 @@ pub struct RecordingsConfig {
     /// Where segments and playlists are written; `None` = `recordings` in
     /// the data dir.
     pub dir: Option<PathBuf>,
+    /// `s3://bucket/prefix` to write them to S3-compatible storage instead
+    /// (shared by every node); credentials, region and endpoint from the
+    /// standard `AWS_*` environment (`AWS_ENDPOINT`, `AWS_ALLOW_HTTP` for a
+    /// local S3 such as MinIO or moto).
+    pub url: Option<String>,
     /// Segments are cut at the first keyframe at least this many seconds
     /// after the previous cut (1–10).
     pub segment_secs: u64,
@@ -92,6 +97,7 @@ impl Default for RecordingsConfig {
         RecordingsConfig {
             enabled: true,
             dir: None,
+            url: None,
             segment_secs: 2,
             reconnect_grace_secs: 30,
             retention_days: 0,
@@ -167,6 +173,9 @@ impl Config {
             );
         }
         let r = &self.recordings;
+        if r.url.as_ref().is_some_and(|u| !u.starts_with("s3://")) {
+            bail!("recordings.url must be s3://bucket[/prefix]");
+        }
         if !(1..=10).contains(&r.segment_secs) {
             bail!("recordings.segment_secs is {}: use 1 to 10", r.segment_secs);
         }

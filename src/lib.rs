@@ -176,12 +176,29 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     })
 }
 
-/// The recordings store: the configured directory, else `recordings` in
-/// the data dir (created); `None` only when recording is off and the
-/// directory does not exist (nothing to serve).
+/// The recordings store: S3-compatible storage when a URL is configured,
+/// else the configured directory or `recordings` in the data dir
+/// (created); `None` only when recording is off and that directory does
+/// not exist (nothing to serve).
 fn open_recordings(
     config: &Config,
 ) -> anyhow::Result<Option<std::sync::Arc<dyn object_store::ObjectStore>>> {
+    if let Some(url) = &config.recordings.url {
+        let s3 = object_store::aws::AmazonS3Builder::from_env()
+            .with_url(url)
+            .build()
+            .with_context(|| format!("opening the recordings store {url}"))?;
+        let store: std::sync::Arc<dyn object_store::ObjectStore> = match url
+            .trim_start_matches("s3://")
+            .split_once('/')
+            .map(|(_, prefix)| prefix.trim_matches('/'))
+            .filter(|p| !p.is_empty())
+        {
+            Some(prefix) => std::sync::Arc::new(object_store::prefix::PrefixStore::new(s3, prefix)),
+            None => std::sync::Arc::new(s3),
+        };
+        return Ok(Some(store));
+    }
     let dir = config
         .recordings
         .dir

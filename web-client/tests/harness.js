@@ -18,7 +18,7 @@ mkdirSync(screenshotDir, { recursive: true });
 
 export const STREAM_KEY = 'browser-test-key-1234';
 
-async function freePort() {
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.listen(0, '127.0.0.1', () => {
@@ -31,7 +31,7 @@ async function freePort() {
 
 /// Starts a server with the stream `live` (key STREAM_KEY) and any
 /// `extraStreams` ({ name: key }).
-export async function startServer({ extraStreams = {}, extraArgs = [], dataDir: reuseDir = null } = {}) {
+export async function startServer({ extraStreams = {}, extraArgs = [], dataDir: reuseDir = null, env = {} } = {}) {
   const httpPort = await freePort();
   const udpPort = await freePort();
   const dataDir = reuseDir || mkdtempSync(join(tmpdir(), 'relaycast-browser-'));
@@ -43,7 +43,7 @@ export async function startServer({ extraStreams = {}, extraArgs = [], dataDir: 
     '--data-dir', dataDir,
     ...keys,
     ...extraArgs,
-  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } });
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn', ...env } });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });

@@ -5,11 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startServer, launchBrowser, screenshotDir, inboundVideo, STREAM_KEY, sleep, waitFor } from './harness.js';
+import { startServer, launchBrowser, screenshotDir, inboundVideo, freePort, STREAM_KEY, sleep, waitFor } from './harness.js';
+import { spawn } from 'node:child_process';
 import { ObsPublisher } from './obs-publisher.js';
 
 const run = promisify(execFile);
@@ -282,5 +283,43 @@ test('a live viewer rewinds 10 s into the recording and comes back to live over 
   } finally {
     await browser.close().catch(() => {});
     await server.stop();
+  }
+});
+
+/// moto's S3 server (PyPI) on a loopback port, with one bucket.
+async function startMoto(bucket) {
+  const port = await freePort();
+  const proc = spawn('python3', ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('moto to answer', async () => (await fetch(`${url}/${bucket}`, { method: 'PUT' }).catch(() => null))?.ok, 20_000, 200);
+  return { url, stop: () => proc.kill('SIGKILL') };
+}
+
+test('recordings can live in S3-compatible storage (moto), written and served through it', async () => {
+  const moto = await startMoto('relaycast-test');
+  const server = await startServer({
+    extraArgs: ['--recordings-url', 's3://relaycast-test/recordings', '--recording-grace-secs', '1'],
+    env: { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1', AWS_ENDPOINT: moto.url, AWS_ALLOW_HTTP: 'true' },
+  });
+  try {
+    const pub = await publish(server.base, 9);
+    await pub.stop();
+    const [video] = await waitFor('the recording to be ready', async () => {
+      const v = await videos(server.base);
+      return v.length === 1 && v[0].status === 'ready' && v;
+    }, 15_000, 200);
+    const listing = await (await fetch(`${moto.url}/relaycast-test?list-type=2&prefix=recordings/${video.id}/`)).text();
+    const keys = [...listing.matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]);
+    console.log(`S3: ${keys.length} objects under recordings/${video.id}/, ${video.duration_secs} s`);
+    assert.ok(keys.includes(`recordings/${video.id}/master.m3u8`), keys.join(', '));
+    assert.ok(keys.includes(`recordings/${video.id}/720p/seg-0.m4s`));
+    assert.ok(!existsSync(join(server.dataDir, 'recordings', video.id)), 'nothing written to the data dir');
+    await decodes(`${server.base}/videos/${video.id}/master.m3u8`);
+    const ranged = await fetch(`${server.base}/videos/${video.id}/720p/seg-0.m4s`, { headers: { Range: 'bytes=10-19' } });
+    assert.equal(ranged.status, 206);
+    assert.equal((await ranged.arrayBuffer()).byteLength, 10);
+  } finally {
+    await server.stop();
+    moto.stop();
   }
 });
