@@ -20,6 +20,7 @@ export async function startVideo({ id, start, video, quality, status, playing, t
     return state;
   }
   const info = await res.json();
+  state.info = info;
   document.title = `relaycast — ${info.title}`;
   title.textContent = info.title;
   // Still live: the playlists grow (hls.js reloads them) and one click

@@ -176,6 +176,13 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
         }, to), 10_000, 20);
         console.log(`seek to ${to} s: ${Date.now() - seekStart} ms`);
       }
+      // The broadcast's comments are under the video: one posted here is
+      // the broadcast's.
+      await page.fill('#comment-input', 'Watched the recording');
+      await page.click('#comment-form button[type=submit]');
+      await waitFor('the comment listed', () => page.$eval('#comment-list', (l) => l.textContent.includes('Watched the recording')), 10_000, 100);
+      const { comments } = await (await fetch(`${server.base}/api/broadcasts/live/comments`)).json();
+      assert.equal(comments[0].comment, 'Watched the recording');
       await page.screenshot({ path: join(screenshotDir, 'video-on-demand.png') });
 
       // The directory lists it under Videos, linking to that page.
