@@ -234,6 +234,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/videos/{id}/download", get(rest::download_video))
         .route("/videos/{id}/master.m3u8", get(rest::master_playlist))
+        .route("/videos/{id}/poster.jpg", get(rest::video_poster))
+        .route(
+            "/api/broadcasts/{id}/poster.jpg",
+            get(rest::broadcast_poster),
+        )
         .route("/videos/{id}/{rendition}/{file}", get(rest::rendition_file))
         .route(
             "/whep/{stream}/{session}/layer",

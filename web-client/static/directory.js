@@ -47,7 +47,17 @@ function card(b) {
     ? `${b.viewers ?? 0} watching · live for ${b.live_since ? since(b.live_since) : '—'}`
     : 'offline';
   const rating = b.likes != null ? ` · ${b.likes} like${b.likes === 1 ? '' : 's'}` : '';
+  // A live broadcast's poster is refreshed by the server every ~30 s; the
+  // URL changes as often, so the browser's cache serves it in between.
+  const poster = b.live
+    ? el('img', {
+      className: 'poster', alt: '', loading: 'lazy', width: 160, height: 90,
+      src: `/api/broadcasts/${encodeURIComponent(b.id)}/poster.jpg?at=${Math.floor(Date.now() / 30_000)}`,
+      onerror: (e) => e.target.remove(),
+    })
+    : null;
   return el('li', {},
+    poster,
     el('a', { className: 'title', href: `/watch/${encodeURIComponent(b.id)}` }, b.title || b.id),
     b.live ? el('span', { className: 'badge' }, 'LIVE') : el('span', { className: 'off' }, 'offline'),
     el('span', { className: 'meta' }, (b.owner ? `by ${b.owner} · ` : '') + meta + rating),

@@ -16,6 +16,10 @@ function card(v) {
     best ? `up to ${best.height}p` : null,
   ].filter(Boolean).join(' · ');
   return el('li', {},
+    el('img', {
+      className: 'poster', alt: '', loading: 'lazy', width: 160, height: 90, src: v.poster_url,
+      onerror: (e) => e.target.remove(),
+    }),
     el('a', { className: 'title', href: v.watch_url }, v.title || v.broadcast),
     v.status === 'recording' ? el('span', { className: 'badge' }, 'RECORDING') : null,
     el('span', { className: 'meta' }, meta));

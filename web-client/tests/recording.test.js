@@ -106,6 +106,15 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
       }
     }
 
+    // The poster: a keyframe of the smallest rendition, as a JPEG.
+    const poster = await fetch(`${server.base}${video.poster_url}`);
+    assert.equal(poster.status, 200);
+    assert.equal(poster.headers.get('content-type'), 'image/jpeg');
+    const posterFile = join(scratch, 'poster.jpg');
+    writeFileSync(posterFile, Buffer.from(await poster.arrayBuffer()));
+    const posterProbe = await ffprobe(posterFile, 'stream=codec_name,width,height', 'v');
+    assert.deepEqual([posterProbe.streams[0].codec_name, posterProbe.streams[0].width, posterProbe.streams[0].height], ['mjpeg', 320, 180]);
+
     // Byte ranges, as players and CDNs ask for them.
     const segUrl = `${base}/720p/seg-0.m4s`;
     const ranged = await fetch(segUrl, { headers: { Range: 'bytes=0-99' } });
@@ -190,6 +199,7 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
       await directory.goto(`${server.base}/`);
       const link = await waitFor('the video in the directory', () => directory.$(`#videos a[href="/watch/${video.id}"]`), 10_000, 100);
       assert.equal(await link.textContent(), 'live');
+      await waitFor('its poster shown', () => directory.$eval('#videos img.poster', (i) => i.complete && i.naturalWidth === 320), 10_000, 100);
     } finally {
       await browser.close().catch(() => {});
     }
@@ -269,6 +279,10 @@ test('a live viewer rewinds 10 s into the recording and comes back to live over 
     await page.goto(`${server.base}/watch/live`);
     await waitFor('live frames', async () => (await inboundVideo(page))?.framesDecoded > 0, 10_000, 50);
     await sleep(12_000);
+    // While live, the broadcast's poster comes from its recording.
+    const poster = await fetch(`${server.base}/api/broadcasts/live/poster.jpg`);
+    assert.equal(poster.status, 200);
+    assert.equal(poster.headers.get('content-type'), 'image/jpeg');
     const clicked = Date.now();
     await page.click('#rewind');
     await page.waitForURL(/\/watch\/v[0-9a-f]{32}\?t=/, { timeout: 5000 });

@@ -24,6 +24,7 @@ mod assemble;
 mod fmp4;
 mod h264;
 mod playlist;
+mod poster;
 mod progressive;
 mod recording;
 mod repair;
@@ -251,6 +252,23 @@ impl Driver {
                                 failed = self.failed_writes,
                                 "recording write {path}: {e}"
                             );
+                        }
+                    }
+                }
+                Output::Poster {
+                    path,
+                    sample,
+                    params,
+                } => {
+                    let jpeg =
+                        tokio::task::spawn_blocking(move || poster::poster_jpeg(&sample, &params))
+                            .await
+                            .ok()
+                            .flatten();
+                    if let Some(jpeg) = jpeg {
+                        let payload = PutPayload::from(jpeg);
+                        if let Err(e) = self.store.put(&Path::from(path.as_str()), payload).await {
+                            tracing::warn!("poster {path}: {e}");
                         }
                     }
                 }

@@ -35,7 +35,16 @@ use crate::worker::{EpochInfo, TrackRef, MAX_LAYERS};
 /// What the driver does for a recording.
 #[derive(Debug)]
 pub enum Output {
-    Put { path: String, data: Bytes },
+    Put {
+        path: String,
+        data: Bytes,
+    },
+    /// Decode this keyframe sample into the recording's poster.
+    Poster {
+        path: String,
+        sample: Bytes,
+        params: ParameterSets,
+    },
     Event(RecordingEvent),
 }
 
@@ -83,6 +92,8 @@ pub struct Recording {
     renditions: Vec<Rendition>,
     /// When the publisher left (the reconnect grace runs from here).
     pub left_at: Option<Instant>,
+    /// Recorded time (video ticks) of the last poster.
+    poster_at: Option<u64>,
     frames: Vec<Frame>,
 }
 
@@ -103,6 +114,7 @@ impl Recording {
             layers: Vec::new(),
             renditions: Vec::new(),
             left_at: None,
+            poster_at: None,
             frames: Vec::new(),
         }
     }
@@ -357,6 +369,8 @@ impl Recording {
             starts: wall + Duration::from_secs_f64(start),
         });
         let first = r.segments.len() == 1;
+        let keyframe = cut.video[0].data.clone();
+        let start_ticks = cut.video[0].dts;
         out.push(Output::Put {
             path: format!("{}/{}/{file}", self.id, r.name),
             data: data.into(),
@@ -368,7 +382,31 @@ impl Recording {
         if first {
             out.push(self.master());
         }
+        self.maybe_poster(rendition, keyframe, start_ticks, out);
         out.push(Output::Event(RecordingEvent::Progress(self.summary())));
+    }
+
+    /// A new poster from the smallest rendition's segment that starts at
+    /// `at`, when none was made in the last [`super::poster::POSTER_EVERY`].
+    fn maybe_poster(&mut self, rendition: usize, keyframe: Bytes, at: u64, out: &mut Vec<Output>) {
+        let area = |r: &Rendition| u32::from(r.dims.0) * u32::from(r.dims.1);
+        let smallest = self.renditions.iter().map(area).min();
+        let r = &self.renditions[rendition];
+        let every = super::poster::POSTER_EVERY.as_secs() * u64::from(VIDEO_TIMESCALE);
+        let due = self
+            .poster_at
+            .is_none_or(|last| at >= last + every || at < last);
+        let Some(params) = r.params.clone() else {
+            return;
+        };
+        if smallest == Some(area(r)) && due {
+            self.poster_at = Some(at);
+            out.push(Output::Poster {
+                path: format!("{}/poster.jpg", self.id),
+                sample: keyframe,
+                params,
+            });
+        }
     }
 
     fn master(&self) -> Output {

@@ -22,7 +22,8 @@ pub use comments::{delete_comment, list_comments, post_comment};
 pub use identity::{create_account, create_guest, get_me, login, patch_me};
 pub use likes::{delete_like, put_like};
 pub use videos::{
-    delete_video, download_video, get_video, list_videos, master_playlist, rendition_file,
+    broadcast_poster, delete_video, download_video, get_video, list_videos, master_playlist,
+    rendition_file, video_poster,
 };
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};

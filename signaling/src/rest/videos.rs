@@ -44,6 +44,7 @@ pub struct VideoView {
     /// Renditions, largest first.
     pub layers: Vec<RecordedLayer>,
     pub hls_url: String,
+    pub poster_url: String,
     /// The largest rendition as one MP4 (`?layer=` for another), once ready.
     pub download_url: String,
     pub watch_url: String,
@@ -52,6 +53,7 @@ pub struct VideoView {
 fn view(r: RecordingRow) -> VideoView {
     VideoView {
         hls_url: format!("/videos/{}/master.m3u8", r.id),
+        poster_url: format!("/videos/{}/poster.jpg", r.id),
         watch_url: format!("/watch/{}", r.id),
         download_url: format!("/api/videos/{}/download", r.id),
         duration_secs: r.duration_ms as f64 / 1000.0,
@@ -250,6 +252,41 @@ pub async fn master_playlist(
     serve(&state, &format!("{id}/master.m3u8"), &headers).await
 }
 
+/// `GET /videos/{id}/poster.jpg`: a keyframe of the smallest rendition.
+pub async fn video_poster(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    valid_id(&id)?;
+    serve(&state, &format!("{id}/poster.jpg"), &headers).await
+}
+
+/// `GET /api/broadcasts/{id}/poster.jpg`: the live broadcast's picture,
+/// from the recording being made of it (refreshed every ~30 s).
+pub async fn broadcast_poster(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let newest = state
+        .store()
+        .list_recordings(&VideoQuery {
+            broadcast: Some(name.clone()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    match newest.first() {
+        Some(r) if r.status == "recording" => {
+            serve(&state, &format!("{}/poster.jpg", r.id), &headers).await
+        }
+        _ => Err(ApiError::NotFound(format!(
+            "{name:?} is not being recorded now"
+        ))),
+    }
+}
+
 /// `GET /videos/{id}/{rendition}/{file}`
 pub async fn rendition_file(
     State(state): State<AppState>,
@@ -277,7 +314,10 @@ fn kind(file: &str) -> Option<(&'static str, &'static str)> {
             })
     };
     const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-    if file == "index.m3u8" || file == "master.m3u8" {
+    if file == "poster.jpg" {
+        // Refreshed every 30 s of a live recording.
+        Some(("image/jpeg", "public, max-age=30"))
+    } else if file == "index.m3u8" || file == "master.m3u8" {
         Some(("application/vnd.apple.mpegurl", "no-cache"))
     } else if numbered("init-", ".mp4") {
         Some(("video/mp4", IMMUTABLE))
