@@ -20,6 +20,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The resource is still being made (a recording while it runs).
+    #[error("{0}")]
+    InProgress(String),
     /// A name (e.g. a username) that is already in use.
     #[error("{0}")]
     Taken(String),
@@ -60,6 +63,7 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "already_live"),
+            ApiError::InProgress(_) => (StatusCode::CONFLICT, "in_progress"),
             ApiError::Taken(_) => (StatusCode::CONFLICT, "taken"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),

@@ -390,3 +390,4 @@ mod hardening;
 mod text_inputs;
 mod throttles;
 mod time_limits;
+mod videos;

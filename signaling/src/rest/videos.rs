@@ -157,7 +157,7 @@ pub async fn delete_video(
         ));
     }
     if video.status == "recording" {
-        return Err(ApiError::Conflict(
+        return Err(ApiError::InProgress(
             "the broadcast is still being recorded; delete it once it ended".into(),
         ));
     }
@@ -188,7 +188,7 @@ pub async fn download_video(
 ) -> Result<Response, ApiError> {
     let video = find(&state, &id).await?;
     if video.status != "ready" {
-        return Err(ApiError::Conflict(
+        return Err(ApiError::InProgress(
             "the video can be downloaded once the broadcast ended".into(),
         ));
     }

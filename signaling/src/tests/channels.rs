@@ -21,7 +21,7 @@ use crate::guard::Limits;
 use crate::identity::{Identity, Role, Tokens};
 use crate::{router, AppState, Settings};
 
-const SECRET: &[u8] = b"channel-test-secret";
+pub(super) const SECRET: &[u8] = b"channel-test-secret";
 const OFFER: &str = "v=0\r\n";
 
 async fn app() -> axum::Router {
@@ -41,13 +41,13 @@ async fn app() -> axum::Router {
     router(AppState::new(Arc::new(FakeMedia::new()), store, settings))
 }
 
-struct Answer {
-    status: StatusCode,
-    location: Option<String>,
-    body: Value,
+pub(super) struct Answer {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: Value,
 }
 
-async fn send(
+pub(super) async fn send(
     app: &axum::Router,
     method: Method,
     uri: &str,
@@ -86,11 +86,11 @@ async fn send(
     }
 }
 
-fn json_body(v: Value) -> Option<(&'static str, String)> {
+pub(super) fn json_body(v: Value) -> Option<(&'static str, String)> {
     Some(("application/json", v.to_string()))
 }
 
-async fn account(app: &axum::Router, name: &str) -> String {
+pub(super) async fn account(app: &axum::Router, name: &str) -> String {
     let a = send(
         app,
         Method::POST,
@@ -114,7 +114,7 @@ async fn publish(app: &axum::Router, stream: &str, key: &str) -> Answer {
     .await
 }
 
-fn admin() -> String {
+pub(super) fn admin() -> String {
     Tokens::new(SECRET).issue(
         &Identity {
             id: "m-ops".into(),

@@ -1,0 +1,224 @@
+//! Videos over REST with `oneshot`, on a real local recordings store: the
+//! list and one video; deletion by an admin or the channel's owner only,
+//! never while recording, removing the row and every file; the files'
+//! routes refuse names the recorder does not write; retention removes
+//! what is older than it keeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde_json::json;
+
+use super::channels::{account, admin, json_body, send, SECRET};
+use crate::fake_media::FakeMedia;
+use crate::store::Store;
+use crate::{router, AppState, Settings};
+
+const ID: &str = "v0123456789abcdef0123456789abcdef";
+
+struct Fixture {
+    app: axum::Router,
+    store: Store,
+    objects: Arc<dyn ObjectStore>,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+async fn fixture() -> Fixture {
+    let dir = std::env::temp_dir().join(format!(
+        "relaycast-videos-{}-{}",
+        std::process::id(),
+        crate::store::now_ms()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(&dir).unwrap());
+    let store = crate::store::tests::sqlite_store().await;
+    let settings = Settings {
+        jwt_secret: SECRET.to_vec(),
+        recordings: Some(objects.clone()),
+        ..Settings::default()
+    };
+    let app = router(AppState::new(
+        Arc::new(FakeMedia::new()),
+        store.clone(),
+        settings,
+    ));
+    Fixture {
+        app,
+        store,
+        objects,
+        _dir: tempdir::Dir(dir),
+    }
+}
+
+async fn put(objects: &dyn ObjectStore, path: &str, body: &[u8]) {
+    objects
+        .put(&Path::from(path), PutPayload::from(body.to_vec()))
+        .await
+        .unwrap();
+}
+
+async fn files(objects: &dyn ObjectStore, id: &str) -> usize {
+    use futures_util::StreamExt;
+    objects.list(Some(&Path::from(id))).count().await
+}
+
+#[tokio::test]
+async fn only_an_admin_or_the_owner_deletes_a_video_and_never_while_recording() {
+    let f = fixture().await;
+    let ada = account(&f.app, "ada").await;
+    let bob = account(&f.app, "bob").await;
+    let made = send(
+        &f.app,
+        Method::POST,
+        "/api/channels",
+        Some(&ada),
+        json_body(json!({"name": "ada-live"})),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED);
+    f.store
+        .insert_recording(ID, "ada-live", None, 1_000)
+        .await
+        .unwrap();
+    put(
+        f.objects.as_ref(),
+        &format!("{ID}/master.m3u8"),
+        b"#EXTM3U\n",
+    )
+    .await;
+    put(
+        f.objects.as_ref(),
+        &format!("{ID}/360p/seg-0.m4s"),
+        &[0; 100],
+    )
+    .await;
+
+    let path = format!("/api/videos/{ID}");
+    assert_eq!(
+        send(&f.app, Method::DELETE, &path, None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let busy = send(&f.app, Method::DELETE, &path, Some(&ada), None).await;
+    assert_eq!(
+        (busy.status, busy.body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("in_progress"))
+    );
+    f.store
+        .update_recording(ID, 2_000, &[], Some("ready"))
+        .await
+        .unwrap();
+    let stranger = send(&f.app, Method::DELETE, &path, Some(&bob), None).await;
+    assert_eq!(stranger.status, StatusCode::FORBIDDEN);
+
+    // The files answer until the video is deleted; names the recorder never
+    // writes do not, whatever is in the store.
+    put(
+        f.objects.as_ref(),
+        &format!("{ID}/360p/notes.txt"),
+        b"private",
+    )
+    .await;
+    let seg = send(
+        &f.app,
+        Method::GET,
+        &format!("/videos/{ID}/360p/seg-0.m4s"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(seg.status, StatusCode::OK);
+    let other = send(
+        &f.app,
+        Method::GET,
+        &format!("/videos/{ID}/360p/notes.txt"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    let traversal = send(
+        &f.app,
+        Method::GET,
+        &format!("/videos/{ID}/..%2F..%2Fetc/seg-0.m4s"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(traversal.status, StatusCode::NOT_FOUND);
+
+    assert_eq!(
+        send(&f.app, Method::DELETE, &path, Some(&ada), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&f.app, Method::GET, &path, None, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        files(f.objects.as_ref(), ID).await,
+        0,
+        "every file went with the row"
+    );
+    assert_eq!(
+        send(&f.app, Method::DELETE, &path, Some(&admin()), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn retention_removes_only_what_is_older_than_it_keeps() {
+    let f = fixture().await;
+    let old = "v00000000000000000000000000000001";
+    let new = "v00000000000000000000000000000002";
+    let now = crate::store::now_ms();
+    for (id, started) in [(old, now - 3 * 86_400_000), (new, now - 1000)] {
+        f.store
+            .insert_recording(id, "live", None, started)
+            .await
+            .unwrap();
+        f.store
+            .update_recording(id, 1000, &[], Some("ready"))
+            .await
+            .unwrap();
+        put(
+            f.objects.as_ref(),
+            &format!("{id}/720p/seg-0.m4s"),
+            &[1; 10],
+        )
+        .await;
+    }
+    let task = tokio::spawn(crate::recordings::retention_loop(
+        f.store.clone(),
+        f.objects.clone(),
+        Duration::from_secs(2 * 86_400),
+        Duration::from_millis(20),
+    ));
+    for _ in 0..100 {
+        if f.store.recording(old).await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    assert!(f.store.recording(old).await.unwrap().is_none());
+    assert_eq!(files(f.objects.as_ref(), old).await, 0);
+    assert!(f.store.recording(new).await.unwrap().is_some());
+    assert_eq!(files(f.objects.as_ref(), new).await, 1);
+}
