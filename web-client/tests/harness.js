@@ -2,7 +2,7 @@
 // loopback ports, launch Debian's Chromium with fake media devices, and read
 // WebRTC stats from pages. Every wait is bounded.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,21 @@ import { createServer } from 'node:net';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+// Data dirs (with their recordings) and browser profiles this test file
+// made go when its process exits, so runs do not fill /tmp; tests may
+// still read a stopped server's files until then. RELAYCAST_TEST_KEEP=1
+// keeps them for a look.
+const scratch = [];
+function scratchDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
+process.on('exit', () => {
+  if (process.env.RELAYCAST_TEST_KEEP === '1') return;
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
 export const repo = join(here, '..', '..');
 const targetDir = process.env.CARGO_TARGET_DIR || join(repo, 'target');
 export const serverBinary = process.env.RELAYCAST_BIN || join(targetDir, 'debug', 'relaycast');
@@ -34,7 +49,7 @@ export async function freePort() {
 export async function startServer({ extraStreams = {}, extraArgs = [], dataDir: reuseDir = null, env = {} } = {}) {
   const httpPort = await freePort();
   const udpPort = await freePort();
-  const dataDir = reuseDir || mkdtempSync(join(tmpdir(), 'relaycast-browser-'));
+  const dataDir = reuseDir || scratchDir('relaycast-browser-');
   const keys = Object.entries({ live: STREAM_KEY, ...extraStreams }).flatMap(([name, key]) => ['--stream-key', `${name}=${key}`]);
   const proc = spawn(serverBinary, [
     '--http-addr', `127.0.0.1:${httpPort}`,
@@ -101,7 +116,7 @@ export async function createToken(dataDir, role, name) {
 }
 
 export async function launchBrowser() {
-  const userDataDir = mkdtempSync(join(tmpdir(), 'relaycast-chromium-'));
+  const userDataDir = scratchDir('relaycast-chromium-');
   // A persistent context is how Playwright takes a fresh --user-data-dir.
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: '/usr/bin/chromium',
