@@ -86,6 +86,10 @@ pub struct RecordingsConfig {
     /// Recordings are deleted this many days after they started; 0 = kept
     /// until deleted.
     pub retention_days: u64,
+    /// A recording is finished after this many hours and the broadcast
+    /// continues in a new one (1–48), so a 24/7 channel's playlists stay
+    /// small.
+    pub max_hours: u64,
     /// Media messages waiting for the recorder at most; past it the
     /// recording misses packets (counted as `recorder_backpressure`), live
     /// viewers never do.
@@ -101,6 +105,7 @@ impl Default for RecordingsConfig {
             segment_secs: 2,
             reconnect_grace_secs: 30,
             retention_days: 0,
+            max_hours: 12,
             queue: 8192,
         }
     }
@@ -184,6 +189,9 @@ impl Config {
                 "recordings.reconnect_grace_secs is {}: at most 600",
                 r.reconnect_grace_secs
             );
+        }
+        if !(1..=48).contains(&r.max_hours) {
+            bail!("recordings.max_hours is {}: use 1 to 48", r.max_hours);
         }
         if !(16..=1 << 20).contains(&r.queue) {
             bail!("recordings.queue is {}: use 16 to 1048576", r.queue);

@@ -59,6 +59,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
                 relaycast_sfu::recorder::RecorderConfig {
                     segment_target: std::time::Duration::from_secs(r.segment_secs),
                     reconnect_grace: std::time::Duration::from_secs(r.reconnect_grace_secs),
+                    max_length: std::time::Duration::from_secs(r.max_hours * 3600),
                     queue: r.queue,
                 },
                 events_tx,

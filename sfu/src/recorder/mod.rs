@@ -58,6 +58,9 @@ pub struct RecorderConfig {
     pub reconnect_grace: Duration,
     /// Messages waiting for the recorder at most; more are dropped.
     pub queue: usize,
+    /// A recording this long is finished and the broadcast goes on in a
+    /// new one (bounds a 24/7 channel's playlists).
+    pub max_length: Duration,
 }
 
 impl Default for RecorderConfig {
@@ -66,6 +69,7 @@ impl Default for RecorderConfig {
             segment_target: Duration::from_secs(2),
             reconnect_grace: Duration::from_secs(30),
             queue: 8192,
+            max_length: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -209,7 +213,16 @@ impl Driver {
                 r.on_epoch(&info, t.publisher, &mut self.out);
             }
             Downstream::Packet(track, packet) => {
+                let max = self.config.max_length.as_secs_f64();
                 if let Some(r) = self.recordings.get_mut(&t.broadcast) {
+                    // At a keyframe that would go past the maximum length,
+                    // the recording ends and this keyframe starts the next.
+                    let video = matches!(track, crate::worker::TrackRef::Video { .. });
+                    if video && packet.keyframe_start && r.seconds() >= max {
+                        let next = r.successor(new_recording_id());
+                        let mut done = std::mem::replace(r, next);
+                        done.finish(&mut self.out);
+                    }
                     r.on_packet(track, &packet, &mut self.out);
                 }
             }

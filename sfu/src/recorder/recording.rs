@@ -9,7 +9,8 @@
 //! its own init segment, a discontinuity in the playlists.
 //!
 //! Invariants: nothing is written before the first H264 keyframe (then the
-//! recording has started); a rendition's init segment is written before
+//! recording has started); at most [`MAX_RENDITIONS`] renditions (a
+//! publisher that keeps reconnecting at new sizes adds no more); a rendition's init segment is written before
 //! its first media segment of a part; playlists list only segments already
 //! written, so a crash loses at most the segments being assembled.
 
@@ -31,6 +32,9 @@ use crate::core::h264_sps;
 use crate::core::SourcePacket;
 use crate::ids::{BroadcastName, SessionId};
 use crate::worker::{EpochInfo, TrackRef, MAX_LAYERS};
+
+/// Renditions one recording keeps at most.
+pub const MAX_RENDITIONS: usize = 8;
 
 /// What the driver does for a recording.
 #[derive(Debug)]
@@ -121,6 +125,26 @@ impl Recording {
 
     pub fn started(&self) -> bool {
         self.origin.is_some()
+    }
+
+    /// Recorded time so far, pending samples included (the longest
+    /// rendition).
+    pub fn seconds(&self) -> f64 {
+        self.renditions
+            .iter()
+            .map(|r| r.seconds() + r.segmenter.pending_ticks() as f64 / f64::from(VIDEO_TIMESCALE))
+            .fold(0.0, f64::max)
+    }
+
+    /// The next recording of the same publisher session, for when this one
+    /// reached its maximum length: it starts at the next keyframe.
+    pub fn successor(&self, id: String) -> Recording {
+        let mut next = Recording::new(id, self.broadcast.clone(), self.segment_target);
+        next.epoch = self.epoch;
+        next.publisher = self.publisher;
+        next.recordable = self.recordable;
+        next.audio_channels = self.audio_channels;
+        next
     }
 
     /// The Source announced (or re-announced) its publisher session.
@@ -246,7 +270,9 @@ impl Recording {
                 let Some(dims) = dims else {
                     return;
                 };
-                let r = self.rendition_for(dims);
+                let Some(r) = self.rendition_for(dims) else {
+                    return;
+                };
                 self.layers[layer].rendition = Some(r);
                 r
             }
@@ -304,13 +330,16 @@ impl Recording {
     }
 
     /// The rendition of this frame size not yet fed by another layer of
-    /// this session, or a new one.
-    fn rendition_for(&mut self, dims: (u16, u16)) -> usize {
+    /// this session, or a new one (none past [`MAX_RENDITIONS`]).
+    fn rendition_for(&mut self, dims: (u16, u16)) -> Option<usize> {
         let taken: Vec<usize> = self.layers.iter().filter_map(|l| l.rendition).collect();
         if let Some(i) = (0..self.renditions.len())
             .find(|&i| self.renditions[i].dims == dims && !taken.contains(&i))
         {
-            return i;
+            return Some(i);
+        }
+        if self.renditions.len() >= MAX_RENDITIONS {
+            return None;
         }
         let base = format!("{}p", dims.1);
         let mut name = base.clone();
@@ -334,7 +363,7 @@ impl Recording {
             peak_bps: 0,
             end_ticks: 0,
         });
-        self.renditions.len() - 1
+        Some(self.renditions.len() - 1)
     }
 
     fn write_segment(&mut self, rendition: usize, cut: Cut, out: &mut Vec<Output>) {
@@ -500,5 +529,213 @@ impl Rendition {
         } else {
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use str0m::format::CodecSpec;
+    use str0m::media::Frequency;
+
+    use super::*;
+    use crate::core::keyframe::VideoCodec;
+
+    const SPS: [u8; 9] = [0x67, 0x42, 0xe0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5];
+    const PPS: [u8; 4] = [0x68, 0xce, 0x3c, 0x80];
+
+    pub(super) fn epoch(n: u32) -> EpochInfo {
+        EpochInfo {
+            epoch: n,
+            live: true,
+            expected_layers: 1,
+            video: Some((
+                VideoCodec::H264,
+                CodecSpec {
+                    codec: Codec::H264,
+                    clock_rate: Frequency::NINETY_KHZ,
+                    channels: None,
+                    format: Default::default(),
+                },
+            )),
+            audio: Some(CodecSpec {
+                codec: Codec::Opus,
+                clock_rate: Frequency::FORTY_EIGHT_KHZ,
+                channels: Some(2),
+                format: Default::default(),
+            }),
+            controllable: false,
+            paused: 0,
+        }
+    }
+
+    /// Frame `n` of a 30 fps stream (a keyframe every 30 frames) as one
+    /// packet: a STAP-A with SPS, PPS and an IDR slice, or a P slice.
+    pub(super) fn frame(n: u64, dims: (u16, u16), t0: Instant) -> Arc<SourcePacket> {
+        let key = n % 30 == 0;
+        let payload = if key {
+            let mut p = vec![0x18, 0, SPS.len() as u8];
+            p.extend_from_slice(&SPS);
+            p.extend_from_slice(&[0, PPS.len() as u8]);
+            p.extend_from_slice(&PPS);
+            p.extend_from_slice(&[0, 3, 0x65, 0x88, 0x84]);
+            p
+        } else {
+            vec![0x41, 0x9a, n as u8]
+        };
+        Arc::new(SourcePacket {
+            seq: 1000 + n,
+            ts: (n * 3000) as u32,
+            marker: true,
+            ext: Default::default(),
+            payload: Arc::from(payload),
+            arrival: t0 + Duration::from_millis(n * 1000 / 30),
+            keyframe_start: key,
+            vp8: None,
+            dimensions: key.then_some(dims),
+        })
+    }
+
+    fn puts(out: &[Output]) -> Vec<&str> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Put { path, .. } => {
+                    Some(path.rsplit_once('/').map_or(path.as_str(), |p| p.1))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_session_becomes_init_then_keyframe_cut_segments_listed_after_they_are_written() {
+        let t0 = Instant::now();
+        let mut r = Recording::new(
+            "v1".into(),
+            BroadcastName::new("live"),
+            Duration::from_secs(2),
+        );
+        let mut out = Vec::new();
+        r.on_epoch(&epoch(1), None, &mut out);
+        for n in 0..=90 {
+            r.on_packet(
+                TrackRef::Video { layer: 0 },
+                &frame(n, (320, 180), t0),
+                &mut out,
+            );
+        }
+        // Started, init, then at 2 s (frame 60) the first segment, its
+        // playlist and the master; the keyframes at 1 s and 3 s were too
+        // early to cut at.
+        assert!(matches!(
+            out[0],
+            Output::Event(RecordingEvent::Started { .. })
+        ));
+        assert_eq!(
+            puts(&out),
+            ["init-0.mp4", "seg-0.m4s", "index.m3u8", "master.m3u8"]
+        );
+        assert!(out.iter().any(|o| matches!(o, Output::Poster { .. })));
+        let mut end = Vec::new();
+        r.finish(&mut end);
+        assert_eq!(
+            puts(&end),
+            ["seg-1.m4s", "index.m3u8", "index.m3u8", "master.m3u8"]
+        );
+        let Some(Output::Event(RecordingEvent::Finished(summary))) = end.last() else {
+            panic!("finishing reports the summary last");
+        };
+        assert_eq!(summary.layers[0].name, "180p");
+        assert_eq!(summary.layers[0].segments, 2);
+        assert!(
+            (summary.seconds - 91.0 / 30.0).abs() < 0.01,
+            "{}",
+            summary.seconds
+        );
+    }
+
+    #[test]
+    fn renditions_are_bounded_whatever_a_publisher_reconnects_with() {
+        let t0 = Instant::now();
+        let mut r = Recording::new(
+            "v1".into(),
+            BroadcastName::new("live"),
+            Duration::from_secs(2),
+        );
+        let mut out = Vec::new();
+        for e in 0..(MAX_RENDITIONS as u32 + 4) {
+            r.on_epoch(&epoch(e + 1), None, &mut out);
+            let dims = (320 + 16 * e as u16, 180);
+            r.on_packet(TrackRef::Video { layer: 0 }, &frame(0, dims, t0), &mut out);
+        }
+        assert_eq!(r.renditions.len(), MAX_RENDITIONS);
+    }
+}
+
+#[cfg(test)]
+mod driver_tests {
+    use std::time::Duration;
+
+    use object_store::memory::InMemory;
+
+    use super::tests::{epoch, frame};
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::recorder::{spawn, RecorderConfig, Tapped};
+    use crate::worker::Downstream;
+
+    #[tokio::test]
+    async fn a_recording_past_its_maximum_length_is_finished_and_the_broadcast_goes_on_in_a_new_one(
+    ) {
+        let (events_tx, mut events) = tokio::sync::mpsc::channel(256);
+        let config = RecorderConfig {
+            segment_target: Duration::from_secs(1),
+            max_length: Duration::from_secs(2),
+            ..RecorderConfig::default()
+        };
+        let (tap, task) = spawn(Arc::new(InMemory::new()), config, events_tx);
+        let metrics = Metrics::default();
+        let send = |msg| {
+            tap.offer(
+                Tapped {
+                    broadcast: BroadcastName::new("live"),
+                    publisher: None,
+                    msg,
+                },
+                &metrics,
+            )
+        };
+        send(Downstream::Epoch(Arc::new(epoch(1))));
+        let t0 = Instant::now();
+        for n in 0..=150 {
+            send(Downstream::Packet(
+                TrackRef::Video { layer: 0 },
+                frame(n, (320, 180), t0),
+            ));
+        }
+        drop(tap);
+        task.await
+            .expect("the recorder ends when its taps are gone");
+        let mut started = Vec::new();
+        let mut finished = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            match e {
+                RecordingEvent::Started { id, .. } => started.push(id),
+                RecordingEvent::Finished(s) => finished.push((s.id, s.seconds)),
+                _ => {}
+            }
+        }
+        // 5 s of video in recordings of at most 2 s (cut at 1 s keyframes).
+        assert_eq!(started.len(), 3, "{started:?}");
+        assert_eq!(finished.len(), 3);
+        assert!(
+            finished.iter().all(|(_, s)| *s <= 2.0 + 1e-6),
+            "{finished:?}"
+        );
+        assert!(
+            finished.iter().map(|(_, s)| s).sum::<f64>() >= 4.0,
+            "{finished:?}"
+        );
     }
 }

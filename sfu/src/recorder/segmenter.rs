@@ -11,7 +11,8 @@
 use super::fmp4::{Sample, AUDIO_TIMESCALE, VIDEO_TIMESCALE};
 
 /// A segment this large without a keyframe to cut at is given up.
-pub const MAX_SEGMENT_BYTES: usize = 64 << 20;
+/// (10 s of 12 Mbit/s fits.)
+pub const MAX_SEGMENT_BYTES: usize = 16 << 20;
 /// Duration of a first sample with no predecessor: one 30 fps frame, one
 /// 20 ms Opus packet.
 const DEFAULT_VIDEO_DURATION: u32 = VIDEO_TIMESCALE / 30;
@@ -95,6 +96,14 @@ impl Segmenter {
             .map_or(DEFAULT_AUDIO_DURATION, |s| s.duration);
         self.pending_bytes += sample.data.len();
         self.audio.push(sample);
+    }
+
+    /// How long the pending samples last (video ticks).
+    pub fn pending_ticks(&self) -> u64 {
+        match (self.video.first(), self.video.last()) {
+            (Some(first), Some(last)) => last.dts + u64::from(last.duration) - first.dts,
+            _ => 0,
+        }
     }
 
     /// Everything pending, as the last segment of a part (the publisher
