@@ -23,6 +23,10 @@ pub fn loopback_api(
     registry: Registry,
     address: Option<std::net::IpAddr>,
 ) -> API {
+    // webrtc-rs's DTLS asks rustls for the process's default provider; the
+    // S3 client (object_store) also enables rustls's aws-lc-rs beside the
+    // ring that webrtc-rs enables, so it must be chosen explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut settings = SettingEngine::default();
     settings.set_include_loopback_candidate(true);
     settings.set_ip_filter(Box::new(move |ip| {
