@@ -3,6 +3,28 @@
 // pushes from other viewers. The author and moderators get a delete button.
 import { api, el, timeOfDay } from '/static/api.js';
 
+// The section's markup, shared by the live and the on-demand page.
+const SECTION = `
+  <h2 id="comments-title">Comments</h2>
+  <form id="comment-form">
+    <label for="comment-input">Add a comment</label>
+    <textarea id="comment-input" maxlength="2000" rows="3" required></textarea>
+    <div class="row"><button type="submit">Post comment</button><span id="comment-count" class="status"></span></div>
+    <p id="comment-error" class="error" role="alert"></p>
+  </form>
+  <ol id="comment-list" class="comment-list"></ol>
+  <button type="button" id="comment-more" hidden>Older comments</button>`;
+
+/// Fills an empty comments section and mounts the comments of `stream` in it.
+export function mountCommentsSection(rt, viewer, stream, section) {
+  if (!section.querySelector('form')) section.innerHTML = SECTION;
+  const $ = (id) => section.querySelector(`#${id}`);
+  return mountComments(rt, viewer, stream, {
+    form: $('comment-form'), input: $('comment-input'), count: $('comment-count'),
+    list: $('comment-list'), more: $('comment-more'), error: $('comment-error'),
+  });
+}
+
 export function mountComments(rt, viewer, stream, { form, input, count, list, more, error }) {
   const base = `/api/broadcasts/${encodeURIComponent(stream)}/comments`;
   let cursor = null;

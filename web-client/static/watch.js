@@ -10,7 +10,7 @@ import { mountAlerts } from '/static/alerts.js';
 import { mountChat } from '/static/chat.js';
 import { mountReactions } from '/static/reactions.js';
 import { mountLikes } from '/static/likes.js';
-import { mountComments } from '/static/comments.js';
+import { mountCommentsSection } from '/static/comments.js';
 import { mountAccount } from '/static/account.js';
 
 const $ = (id) => document.getElementById(id);
@@ -39,10 +39,7 @@ mountReactions(rt, viewer, { bar: $('reactions'), floaters: $('floaters'), error
 mountLikes(rt, viewer, stream, {
   like: $('like'), dislike: $('dislike'), likes: $('likes'), dislikes: $('dislikes'), error: $('engage-error'),
 });
-mountComments(rt, viewer, stream, {
-  form: $('comment-form'), input: $('comment-input'), count: $('comment-count'),
-  list: $('comment-list'), more: $('comment-more'), error: $('comment-error'),
-});
+mountCommentsSection(rt, viewer, stream, $('comments'));
 
 /// Makes sure the websocket carries our identity (creating a guest one).
 async function identify() {

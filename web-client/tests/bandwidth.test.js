@@ -7,10 +7,8 @@
 // limit being lifted; an unconstrained Chromium viewer stays on top.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
-import { startServer, launchBrowser, waitFor, sleep, inboundVideo, waitForLayers, STREAM_KEY } from './harness.js';
+import { startServer, launchBrowser, waitFor, sleep, inboundVideo, waitForLayers, STREAM_KEY, insideNetns, rerunInNetns, sh } from './harness.js';
 import { ObsPublisher } from './obs-publisher.js';
 
 // The layers the issue specifies (~150 kbit/s, ~500 kbit/s, ~2.5 Mbit/s),
@@ -40,8 +38,6 @@ const counts = (page) => page.evaluate(async () => {
   return out;
 });
 
-const INSIDE = 'RELAYCAST_TEST_IN_NETNS';
-const sh = (...args) => execFileSync(args[0], args.slice(1), { stdio: 'inherit' });
 
 /// A viewer's state as the progress lines print it.
 const show = (v) => `${v.width} (${v.estimate_kbps} kbit/s, ${v.loss_percent?.toFixed(0) ?? '-'} % lost, rtt ${v.rtt_ms ?? '-'} ms)`;
@@ -68,17 +64,8 @@ async function viewers(server) {
 // (RUST_LOG=relaycast_sfu::worker::adaptive=debug shows the loss caps, the
 // estimator restarts and what each viewer's estimator is asked for).
 
-if (!process.env[INSIDE]) {
-  test('a Chromium viewer behind 400 kbit/s settles low and recovers (in a network namespace)', () => {
-    // The nested run is a test run of its own, not a child of this one.
-    const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-    const run = spawnSync('unshare', ['-n', '--', process.execPath, '--test', '--test-timeout=150000', fileURLToPath(import.meta.url)], {
-      env: { ...env, [INSIDE]: '1' },
-      stdio: 'inherit',
-      timeout: 170_000,
-    });
-    assert.equal(run.status, 0, 'the test inside the namespace passed');
-  });
+if (!insideNetns()) {
+  rerunInNetns('a Chromium viewer behind 400 kbit/s settles low and recovers (in a network namespace)', import.meta.url);
 } else {
   test('inside the namespace: constrained viewer settles low, recovers; free viewer stays on top', async () => {
     sh('ip', 'link', 'set', 'lo', 'up');

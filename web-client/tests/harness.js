@@ -1,7 +1,9 @@
 // Shared harness for the browser tests: start a relaycast server on free
 // loopback ports, launch Debian's Chromium with fake media devices, and read
 // WebRTC stats from pages. Every wait is bounded.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -178,3 +180,28 @@ export async function waitForLayers(base, n = 3, ms = 25_000) {
     return b.live && b.layers.length >= n;
   }, ms, 250);
 }
+
+const IN_NETNS = 'RELAYCAST_TEST_IN_NETNS';
+
+/// Whether this test file runs inside the private network namespace that
+/// `rerunInNetns` made (where `tc` may shape `lo` without touching the
+/// machine's own loopback).
+export const insideNetns = () => process.env[IN_NETNS] === '1';
+
+/// Outside the namespace: one test that re-runs `file` (a test file's
+/// `import.meta.url`) under `unshare -n` and passes when it passes there.
+export function rerunInNetns(name, fileUrl) {
+  test(name, () => {
+    // The nested run is a test run of its own, not a child of this one.
+    const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+    const run = spawnSync('unshare', ['-n', '--', process.execPath, '--test', '--test-timeout=150000', fileURLToPath(fileUrl)], {
+      env: { ...env, [IN_NETNS]: '1' },
+      stdio: 'inherit',
+      timeout: 170_000,
+    });
+    assert.equal(run.status, 0, 'the test inside the namespace passed');
+  });
+}
+
+/// Runs a command, its output inherited (for `ip` and `tc` in a namespace).
+export const sh = (...args) => execFileSync(args[0], args.slice(1), { stdio: 'inherit' });
