@@ -189,7 +189,12 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
       // the broadcast's.
       await page.fill('#comment-input', 'Watched the recording');
       await page.click('#comment-form button[type=submit]');
-      await waitFor('the comment listed', () => page.$eval('#comment-list', (l) => l.textContent.includes('Watched the recording')), 10_000, 100);
+      // (20 s: posting first makes a guest identity, on a loaded machine.)
+      await waitFor('the comment listed', () => page.$eval('#comment-list', (l) => l.textContent.includes('Watched the recording')), 20_000, 100)
+        .catch(async (e) => {
+          console.log('comment form says:', await page.$eval('#comment-error', (x) => x.textContent));
+          throw e;
+        });
       const { comments } = await (await fetch(`${server.base}/api/broadcasts/live/comments`)).json();
       assert.equal(comments[0].comment, 'Watched the recording');
       await page.screenshot({ path: join(screenshotDir, 'video-on-demand.png') });
