@@ -304,13 +304,20 @@ impl Worker {
     /// A Source's message to every Mirror it feeds.
     fn emit(&mut self, name: &BroadcastName, msg: Downstream) {
         if let Some(tap) = &self.recorder {
-            let publisher = self.sources.get(name).and_then(|s| s.publisher);
-            let tapped = Tapped {
-                broadcast: name.clone(),
-                publisher,
-                msg: msg.clone(),
-            };
-            tap.offer(tapped, &self.metrics);
+            let source = self.sources.get(name);
+            // Packets of a broadcast whose codec is not recorded never
+            // reach the recorder's queue; epochs and ends always do.
+            let recorded = source
+                .and_then(|s| s.video_codec)
+                .is_some_and(|(c, _)| crate::recorder::records(c));
+            if recorded || !matches!(msg, Downstream::Packet(..)) {
+                let tapped = Tapped {
+                    broadcast: name.clone(),
+                    publisher: source.and_then(|s| s.publisher),
+                    msg: msg.clone(),
+                };
+                tap.offer(tapped, &self.metrics);
+            }
         }
         if self.mirrors.contains_key(name) {
             self.local

@@ -1,0 +1,204 @@
+//! Tests of [`Recording`](super::Recording): the state machine by table, and
+//! the driver's maximum-length roll-over.
+
+use std::time::Duration;
+
+use str0m::format::CodecSpec;
+use str0m::media::Frequency;
+
+use super::*;
+use crate::core::keyframe::VideoCodec;
+
+const SPS: [u8; 9] = [0x67, 0x42, 0xe0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5];
+const PPS: [u8; 4] = [0x68, 0xce, 0x3c, 0x80];
+
+pub(super) fn epoch(n: u32) -> EpochInfo {
+    EpochInfo {
+        epoch: n,
+        live: true,
+        expected_layers: 1,
+        video: Some((
+            VideoCodec::H264,
+            CodecSpec {
+                codec: Codec::H264,
+                clock_rate: Frequency::NINETY_KHZ,
+                channels: None,
+                format: Default::default(),
+            },
+        )),
+        audio: Some(CodecSpec {
+            codec: Codec::Opus,
+            clock_rate: Frequency::FORTY_EIGHT_KHZ,
+            channels: Some(2),
+            format: Default::default(),
+        }),
+        controllable: false,
+        paused: 0,
+    }
+}
+
+/// Frame `n` of a 30 fps stream (a keyframe every 30 frames) as one
+/// packet: a STAP-A with SPS, PPS and an IDR slice, or a P slice.
+pub(super) fn frame(n: u64, dims: (u16, u16), t0: Instant) -> Arc<SourcePacket> {
+    let key = n % 30 == 0;
+    let payload = if key {
+        let mut p = vec![0x18, 0, SPS.len() as u8];
+        p.extend_from_slice(&SPS);
+        p.extend_from_slice(&[0, PPS.len() as u8]);
+        p.extend_from_slice(&PPS);
+        p.extend_from_slice(&[0, 3, 0x65, 0x88, 0x84]);
+        p
+    } else {
+        vec![0x41, 0x9a, n as u8]
+    };
+    Arc::new(SourcePacket {
+        seq: 1000 + n,
+        ts: (n * 3000) as u32,
+        marker: true,
+        ext: Default::default(),
+        payload: Arc::from(payload),
+        arrival: t0 + Duration::from_millis(n * 1000 / 30),
+        keyframe_start: key,
+        vp8: None,
+        dimensions: key.then_some(dims),
+    })
+}
+
+fn puts(out: &[Output]) -> Vec<&str> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Put { path, .. } => Some(path.rsplit_once('/').map_or(path.as_str(), |p| p.1)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_session_becomes_init_then_keyframe_cut_segments_listed_after_they_are_written() {
+    let t0 = Instant::now();
+    let mut r = Recording::new(
+        "v1".into(),
+        BroadcastName::new("live"),
+        Duration::from_secs(2),
+    );
+    let mut out = Vec::new();
+    r.on_epoch(&epoch(1), None, &mut out);
+    for n in 0..=90 {
+        r.on_packet(
+            TrackRef::Video { layer: 0 },
+            &frame(n, (320, 180), t0),
+            &mut out,
+        );
+    }
+    // Started, init, then at 2 s (frame 60) the first segment, its
+    // playlist and the master; the keyframes at 1 s and 3 s were too
+    // early to cut at.
+    assert!(matches!(
+        out[0],
+        Output::Event(RecordingEvent::Started { .. })
+    ));
+    assert_eq!(
+        puts(&out),
+        ["init-0.mp4", "seg-0.m4s", "index.m3u8", "master.m3u8"]
+    );
+    assert!(out.iter().any(|o| matches!(o, Output::Poster { .. })));
+    let mut end = Vec::new();
+    r.finish(&mut end);
+    assert_eq!(
+        puts(&end),
+        ["seg-1.m4s", "index.m3u8", "index.m3u8", "master.m3u8"]
+    );
+    let Some(Output::Event(RecordingEvent::Finished(summary))) = end.last() else {
+        panic!("finishing reports the summary last");
+    };
+    assert_eq!(summary.layers[0].name, "180p");
+    assert_eq!(summary.layers[0].segments, 2);
+    assert!(
+        (summary.seconds - 91.0 / 30.0).abs() < 0.01,
+        "{}",
+        summary.seconds
+    );
+}
+
+#[test]
+fn renditions_are_bounded_whatever_a_publisher_reconnects_with() {
+    let t0 = Instant::now();
+    let mut r = Recording::new(
+        "v1".into(),
+        BroadcastName::new("live"),
+        Duration::from_secs(2),
+    );
+    let mut out = Vec::new();
+    for e in 0..(MAX_RENDITIONS as u32 + 4) {
+        r.on_epoch(&epoch(e + 1), None, &mut out);
+        let dims = (320 + 16 * e as u16, 180);
+        r.on_packet(TrackRef::Video { layer: 0 }, &frame(0, dims, t0), &mut out);
+    }
+    assert_eq!(r.renditions.len(), MAX_RENDITIONS);
+}
+
+mod driver {
+    use std::time::Duration;
+
+    use object_store::memory::InMemory;
+
+    use super::super::*;
+    use super::{epoch, frame};
+    use crate::metrics::Metrics;
+    use crate::recorder::{spawn, RecorderConfig, Tapped};
+    use crate::worker::Downstream;
+
+    #[tokio::test]
+    async fn a_recording_past_its_maximum_length_is_finished_and_the_broadcast_goes_on_in_a_new_one(
+    ) {
+        let (events_tx, mut events) = tokio::sync::mpsc::channel(256);
+        let config = RecorderConfig {
+            segment_target: Duration::from_secs(1),
+            max_length: Duration::from_secs(2),
+            ..RecorderConfig::default()
+        };
+        let (tap, task) = spawn(Arc::new(InMemory::new()), config, events_tx);
+        let metrics = Metrics::default();
+        let send = |msg| {
+            tap.offer(
+                Tapped {
+                    broadcast: BroadcastName::new("live"),
+                    publisher: None,
+                    msg,
+                },
+                &metrics,
+            )
+        };
+        send(Downstream::Epoch(Arc::new(epoch(1))));
+        let t0 = Instant::now();
+        for n in 0..=150 {
+            send(Downstream::Packet(
+                TrackRef::Video { layer: 0 },
+                frame(n, (320, 180), t0),
+            ));
+        }
+        drop(tap);
+        task.await
+            .expect("the recorder ends when its taps are gone");
+        let mut started = Vec::new();
+        let mut finished = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            match e {
+                RecordingEvent::Started { id, .. } => started.push(id),
+                RecordingEvent::Finished(s) => finished.push((s.id, s.seconds)),
+                _ => {}
+            }
+        }
+        // 5 s of video in recordings of at most 2 s (cut at 1 s keyframes).
+        assert_eq!(started.len(), 3, "{started:?}");
+        assert_eq!(finished.len(), 3);
+        assert!(
+            finished.iter().all(|(_, s)| *s <= 2.0 + 1e-6),
+            "{finished:?}"
+        );
+        assert!(
+            finished.iter().map(|(_, s)| s).sum::<f64>() >= 4.0,
+            "{finished:?}"
+        );
+    }
+}
