@@ -51,7 +51,7 @@ export function mountComments(rt, viewer, stream, { form, input, count, list, mo
         onclick: async () => {
           try {
             await api(`${base}/${c.id}`, { method: 'DELETE', token: await viewer.ensure() });
-            li.remove();
+            removed(c.id);
           } catch (err) { error.textContent = `Could not delete: ${err.message}`; }
         },
       }));
@@ -68,18 +68,43 @@ export function mountComments(rt, viewer, stream, { form, input, count, list, mo
     list.insertBefore(node, after || null);
   }
 
+  // A full reload answers with the list as it was when its GET was served:
+  // comments posted, pushed or deleted while it is in flight are applied
+  // again on top, and a reload overtaken by a newer one is discarded.
+  let generation = 0;
+  let inFlight = null;
+  function add(c) {
+    inFlight?.added.set(c.id, c);
+    insert(c);
+  }
+  function removed(id) {
+    inFlight?.added.delete(id);
+    inFlight?.deleted.add(String(id));
+    list.querySelector(`li[data-id="${CSS.escape(String(id))}"]`)?.remove();
+  }
+
   async function load(older) {
     error.textContent = '';
+    const mine = older ? generation : ++generation;
+    if (!older) inFlight = { added: new Map(), deleted: new Set() };
     try {
       const q = older && cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
       const page = await api(`${base}${q}`);
+      if (mine !== generation) return;
       const items = Array.isArray(page) ? page : page.comments || [];
-      if (!older) list.replaceChildren();
-      items.forEach(insert);
+      if (!older) {
+        const { added, deleted } = inFlight;
+        inFlight = null;
+        list.replaceChildren();
+        items.filter((c) => !deleted.has(String(c.id))).forEach(insert);
+        added.forEach(insert);
+      } else {
+        items.forEach(insert);
+      }
       cursor = Array.isArray(page) ? null : page.next_cursor ?? null;
       more.hidden = !cursor;
     } catch (err) {
-      error.textContent = `Comments could not be loaded: ${err.message}`;
+      if (mine === generation) error.textContent = `Comments could not be loaded: ${err.message}`;
     }
   }
 
@@ -97,7 +122,7 @@ export function mountComments(rt, viewer, stream, { form, input, count, list, mo
     try {
       const made = await api(base, { method: 'POST', body: { comment }, token: await viewer.ensure() });
       // The answer is the comment, possibly wrapped as {comment: {...}}.
-      insert(typeof made.comment === 'object' && made.comment ? made.comment : made);
+      add(typeof made.comment === 'object' && made.comment ? made.comment : made);
       input.value = '';
       updateCount();
     } catch (err) {
@@ -107,8 +132,8 @@ export function mountComments(rt, viewer, stream, { form, input, count, list, mo
     }
   });
   more.addEventListener('click', () => load(true));
-  rt.on('comment', (m) => insert(m.comment));
-  rt.on('comment.deleted', (m) => list.querySelector(`li[data-id="${CSS.escape(String(m.id))}"]`)?.remove());
+  rt.on('comment', (m) => add(m.comment));
+  rt.on('comment.deleted', (m) => removed(m.id));
   // Identity decides which delete buttons show: redraw once it is known.
   viewer.onChange(() => load(false));
   load(false);

@@ -175,7 +175,15 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
       assert.equal(options[0], 'Auto');
       const small = await page.$eval('#quality', (s) => [...s.options].find((o) => o.textContent.startsWith('180p')).value);
       await page.selectOption('#quality', small);
-      await waitFor('the 180p rendition', () => page.evaluate(() => document.getElementById('video').videoHeight === 180), 10_000, 50);
+      await waitFor('the 180p rendition', () => page.evaluate(() => document.getElementById('video').videoHeight === 180), 10_000, 50)
+        .catch(async (e) => {
+          console.log('the player says:', await page.evaluate(() => {
+            const v = document.getElementById('video');
+            const b = [...Array(v.buffered.length).keys()].map((i) => `${v.buffered.start(i).toFixed(2)}-${v.buffered.end(i).toFixed(2)}`);
+            return JSON.stringify({ at: v.currentTime, paused: v.paused, ended: v.ended, height: v.videoHeight, level: v.dataset.level, buffered: b, status: document.getElementById('playing')?.textContent });
+          }));
+          throw e;
+        });
       for (const to of [2, 15]) {
         const seekStart = Date.now();
         await page.evaluate((t) => { document.getElementById('video').currentTime = t; }, to);
@@ -186,15 +194,37 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
         console.log(`seek to ${to} s: ${Date.now() - seekStart} ms`);
       }
       // The broadcast's comments are under the video: one posted here is
-      // the broadcast's.
+      // the broadcast's. Posting first makes a guest identity, which
+      // reloads the list. The race that once lost the comment is forced
+      // here: that reload is served before the post and answered after
+      // the post's answer, and must not wipe the new comment.
+      let getServed, postAnswered;
+      const served = new Promise((r) => { getServed = r; });
+      const answered = new Promise((r) => { postAnswered = r; });
+      await page.route('**/api/broadcasts/live/comments', async (route) => {
+        if (route.request().method() === 'GET') {
+          const response = await route.fetch();
+          getServed();
+          await Promise.race([answered, sleep(5000)]);
+          await sleep(300);
+          return route.fulfill({ response });
+        }
+        await Promise.race([served, sleep(5000)]);
+        const response = await route.fetch();
+        await route.fulfill({ response });
+        postAnswered();
+      });
       await page.fill('#comment-input', 'Watched the recording');
       await page.click('#comment-form button[type=submit]');
-      // (20 s: posting first makes a guest identity, on a loaded machine.)
       await waitFor('the comment listed', () => page.$eval('#comment-list', (l) => l.textContent.includes('Watched the recording')), 20_000, 100)
         .catch(async (e) => {
           console.log('comment form says:', await page.$eval('#comment-error', (x) => x.textContent));
           throw e;
         });
+      await sleep(1000);
+      assert.ok(await page.$eval('#comment-list', (l) => l.textContent.includes('Watched the recording')),
+        'the comment is still listed once the reload it raced has answered');
+      await page.unroute('**/api/broadcasts/live/comments');
       const { comments } = await (await fetch(`${server.base}/api/broadcasts/live/comments`)).json();
       assert.equal(comments[0].comment, 'Watched the recording');
       await page.screenshot({ path: join(screenshotDir, 'video-on-demand.png') });
