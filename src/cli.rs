@@ -115,6 +115,10 @@ pub struct ServerFlags {
     /// Delete recordings this many days after they started [default: 0, kept].
     #[arg(long, env = "RELAYCAST_RETENTION_DAYS")]
     pub retention_days: Option<u64>,
+    /// How far back a live viewer may rewind (3600s, 90m, 2h; plain numbers
+    /// are seconds) [default: 30m; `[recordings] dvr_window_secs`].
+    #[arg(long, env = "RELAYCAST_DVR_WINDOW", value_parser = parse_duration)]
+    pub dvr_window: Option<std::time::Duration>,
     /// Seconds a publisher may be gone and still continue its recording
     /// [default: 30; `[recordings] reconnect_grace_secs`].
     #[arg(long, env = "RELAYCAST_RECORDING_GRACE_SECS")]
@@ -158,6 +162,9 @@ impl ServerFlags {
         }
         if let Some(v) = self.recording_grace_secs {
             config.recordings.reconnect_grace_secs = v;
+        }
+        if let Some(v) = self.dvr_window {
+            config.recordings.dvr_window_secs = v.as_secs();
         }
         if let Some(v) = self.retention_days {
             config.recordings.retention_days = v;
@@ -204,6 +211,28 @@ fn redact(s: &str) -> String {
     format!("{prefix}…")
 }
 
+/// A duration as `3600s`, `90m`, `12h`, `30d` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 3600s, 90m, 12h or 30d"))?;
+    let scale = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit {unit:?} (s, m, h, d)")),
+    };
+    n.checked_mul(scale)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +249,31 @@ mod tests {
         let config = cli.into_config().unwrap();
         assert_eq!(config.udp_port, 9000);
         assert_eq!(config.stream_keys["news"], "supersecret1");
+    }
+
+    #[test]
+    fn the_dvr_window_is_a_duration_within_a_recordings_length() {
+        let window = |text: &str| {
+            Cli::try_parse_from(["relaycast", "--dvr-window", text])
+                .map_err(|e| e.to_string())
+                .and_then(|cli| cli.into_config().map_err(|e| e.to_string()))
+                .map(|c| c.recordings.dvr_window_secs)
+        };
+        assert_eq!(
+            Cli::parse_from(["relaycast"])
+                .into_config()
+                .unwrap()
+                .recordings
+                .dvr_window_secs,
+            1800
+        );
+        assert_eq!(window("90m"), Ok(5400));
+        assert_eq!(window("45"), Ok(45));
+        assert_eq!(window("12h"), Ok(43_200));
+        for bad in ["5s", "13h", "soon", "99999999999999999d"] {
+            assert!(window(bad).is_err(), "{bad}");
+        }
+        assert!(window("13h").unwrap_err().contains("DVR window"));
     }
 
     #[test]

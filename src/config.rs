@@ -90,6 +90,10 @@ pub struct RecordingsConfig {
     /// continues in a new one (1–48), so a 24/7 channel's playlists stay
     /// small.
     pub max_hours: u64,
+    /// While recording, a live viewer may rewind this many seconds (the
+    /// live playlists list that much; 10 s up to `max_hours`). The whole
+    /// recording plays once it is done.
+    pub dvr_window_secs: u64,
     /// Media messages waiting for the recorder at most; past it the
     /// recording misses packets (counted as `recorder_backpressure`), live
     /// viewers never do.
@@ -106,6 +110,7 @@ impl Default for RecordingsConfig {
             reconnect_grace_secs: 30,
             retention_days: 0,
             max_hours: 12,
+            dvr_window_secs: 1800,
             queue: 8192,
         }
     }
@@ -192,6 +197,13 @@ impl Config {
         }
         if !(1..=48).contains(&r.max_hours) {
             bail!("recordings.max_hours is {}: use 1 to 48", r.max_hours);
+        }
+        if !(10..=r.max_hours * 3600).contains(&r.dvr_window_secs) {
+            bail!(
+                "the DVR window is {} s: use 10 s up to recordings.max_hours ({} h)",
+                r.dvr_window_secs,
+                r.max_hours
+            );
         }
         if !(16..=1 << 20).contains(&r.queue) {
             bail!("recordings.queue is {}: use 16 to 1048576", r.queue);

@@ -32,25 +32,11 @@ fn parse_role(text: &str) -> Result<Role, String> {
 
 /// "30d" → 30 days; units s, m, h, d.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 3600s, 90m, 12h or 30d"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("unknown unit {unit:?} (s, m, h, d)")),
-    };
-    if secs == 0 || secs > 10 * 365 * 86_400 {
+    let ttl = crate::cli::parse_duration(text)?;
+    if ttl.is_zero() || ttl.as_secs() > 10 * 365 * 86_400 {
         return Err("a token lives between 1 s and 10 years".into());
     }
-    Ok(Duration::from_secs(secs))
+    Ok(ttl)
 }
 
 /// The identity a CLI-made token carries.

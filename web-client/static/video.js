@@ -1,7 +1,9 @@
 // A recorded broadcast: its HLS renditions (one per simulcast layer) played
 // with hls.js over plain HTTP, from `?t=SECONDS` when given, with a quality
 // menu (Auto, then each rendition). Elements are passed in; the state is
-// one value: loading → playing | failed.
+// one value: loading → playing | failed. A recording still in progress
+// plays its DVR window (the live playlists), `?t=` still counting from the
+// recording's start.
 //
 // hls.js is the classic-script build vendored from npm (window.Hls); a
 // browser that plays HLS natively (Safari) uses its own player.
@@ -42,7 +44,16 @@ export async function startVideo({ id, start, video, quality, status, playing, t
     }
     return state;
   }
-  const hls = new Hls({ startPosition: start || -1 });
+  // A recording in progress plays its DVR window (live.m3u8), whose
+  // timeline starts at the window's first segment: `start` (seconds into
+  // the recording) is placed in it by that segment's program date. (hls.js
+  // reads the playlist a moment later; should the window slide in between,
+  // playback starts one segment off.)
+  const origin = info.status === 'recording' ? await windowStart(info).catch(() => 0) : 0;
+  state.origin = origin;
+  video.dataset.origin = String(origin);
+  const from = start ? Math.max(0, start - origin) : -1;
+  const hls = new Hls({ startPosition: from });
   state.hls = hls;
   hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
     state.levels = data.levels.map((l, i) => ({ i, height: l.height, kbps: Math.round(l.bitrate / 1000) }));
@@ -77,4 +88,20 @@ export async function startVideo({ id, start, video, quality, status, playing, t
   hls.loadSource(info.hls_url);
   hls.attachMedia(video);
   return state;
+}
+
+/// Where a recording's DVR window starts, in seconds into the recording:
+/// the program date of the first rendition's first listed segment.
+async function windowStart(info) {
+  const text = async (url) => {
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`${url}: ${res.status}`);
+    return res.text();
+  };
+  const master = await text(info.hls_url);
+  const variant = master.split('\n').find((l) => l && !l.startsWith('#'));
+  const media = await text(new URL(variant, new URL(info.hls_url, location.href)).href);
+  const date = /^#EXT-X-PROGRAM-DATE-TIME:(.+)$/m.exec(media)?.[1];
+  const at = date ? (Date.parse(date) - info.started_ms) / 1000 : 0;
+  return Number.isFinite(at) && at > 0 ? at : 0;
 }

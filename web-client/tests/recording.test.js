@@ -342,6 +342,70 @@ test('a live viewer rewinds 10 s into the recording and comes back to live over 
   }
 });
 
+test('while recording, a viewer rewinds as far as the DVR window and no further; the whole recording plays once done', async () => {
+  const server = await startServer({ extraArgs: ['--dvr-window', '10s', '--recording-grace-secs', '1'] });
+  const browser = await launchBrowser();
+  try {
+    const pub = await publish(server.base, 22);
+    const [rec] = await videos(server.base);
+    assert.equal(rec.status, 'recording');
+    const text = async (path) => {
+      const res = await fetch(`${server.base}${path}`);
+      assert.equal(res.status, 200, path);
+      return res.text();
+    };
+    const listed = (playlist) => [...playlist.matchAll(/#EXTINF:([\d.]+),/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+    const master = await text(`/videos/${rec.id}/master.m3u8`);
+    assert.match(master, /\n720p\/live\.m3u8\n/, master);
+    const live = await text(`/videos/${rec.id}/720p/live.m3u8`);
+    const sequence = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(live)?.[1]);
+    const windowed = listed(live);
+    const whole = listed(await text(`/videos/${rec.id}/720p/index.m3u8`));
+    const origin = (Date.parse(/#EXT-X-PROGRAM-DATE-TIME:(.+)/.exec(live)[1]) - rec.started_ms) / 1000;
+    console.log(`DVR window: ${windowed.toFixed(2)} s listed from segment ${sequence} (${origin.toFixed(2)} s in) of ${whole.toFixed(2)} s recorded`);
+    assert.ok(sequence >= 2, live);
+    assert.ok(!live.includes('PLAYLIST-TYPE') && !live.includes('ENDLIST'), live);
+    assert.ok(windowed >= 10 && windowed < 10 + 2 * 3, `${windowed} s listed`);
+    assert.ok(Math.abs(origin + windowed - whole) < 0.5, `window from ${origin} s, ${windowed} s long, of ${whole} s`);
+
+    // `?t=` counts from the recording's start: 1 s is before the window
+    // (playback starts at its beginning), and 4 s before its end is inside.
+    const page = await browser.newPage();
+    const playingAt = async (t) => {
+      await page.goto(`${server.base}/watch/${rec.id}?t=${t}`);
+      return waitFor(`playing from ${t} s`, () => page.evaluate(() => {
+        const v = document.getElementById('video');
+        return v.readyState >= 2 && v.getVideoPlaybackQuality().totalVideoFrames > 0
+          && { at: v.currentTime, origin: Number(v.dataset.origin) };
+      }), 10_000, 50);
+    };
+    const early = await playingAt(1);
+    console.log(`asked 1 s: playing at ${(early.origin + early.at).toFixed(2)} s (window from ${early.origin.toFixed(2)} s)`);
+    assert.ok(early.origin >= origin - 0.1 && early.origin <= origin + 4.5, `page places the window at ${early.origin} s`);
+    assert.ok(early.at < 2.5, `playing ${early.at} s into the window`);
+    const inside = Math.floor(whole - 4);
+    const near = await playingAt(inside);
+    console.log(`asked ${inside} s: playing at ${(near.origin + near.at).toFixed(2)} s`);
+    assert.ok(Math.abs(near.origin + near.at - inside) < 2, `asked ${inside} s, playing at ${near.origin + near.at} s`);
+    await page.close();
+
+    await pub.stop();
+    const [done] = await waitFor('the recording to be ready', async () => {
+      const v = await videos(server.base);
+      return v[0]?.status === 'ready' && v;
+    }, 15_000, 200);
+    assert.match(await text(`/videos/${done.id}/master.m3u8`), /\n720p\/index\.m3u8\n/);
+    for (const file of ['index.m3u8', 'live.m3u8']) {
+      const vod = await text(`/videos/${done.id}/720p/${file}`);
+      assert.ok(vod.includes('#EXT-X-PLAYLIST-TYPE:VOD') && vod.endsWith('#EXT-X-ENDLIST\n'), file);
+      assert.ok(listed(vod) >= whole, `${file}: ${listed(vod)} s of ${whole} s`);
+    }
+  } finally {
+    await browser.close().catch(() => {});
+    await server.stop();
+  }
+});
+
 /// moto's S3 server (PyPI) on a loopback port, with one bucket.
 async function startMoto(bucket) {
   const port = await freePort();

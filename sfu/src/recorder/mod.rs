@@ -61,6 +61,8 @@ pub struct RecorderConfig {
     /// A recording this long is finished and the broadcast goes on in a
     /// new one (bounds a 24/7 channel's playlists).
     pub max_length: Duration,
+    /// How far back a live viewer may rewind a recording in progress.
+    pub dvr_window: Duration,
 }
 
 impl Default for RecorderConfig {
@@ -70,6 +72,7 @@ impl Default for RecorderConfig {
             reconnect_grace: Duration::from_secs(30),
             queue: 8192,
             max_length: Duration::from_secs(12 * 3600),
+            dvr_window: recording::DEFAULT_DVR_WINDOW,
         }
     }
 }
@@ -200,7 +203,7 @@ impl Driver {
     }
 
     fn on_message(&mut self, t: Tapped) {
-        let target = self.config.segment_target;
+        let (target, window) = (self.config.segment_target, self.config.dvr_window);
         match t.msg {
             Downstream::Epoch(info) => {
                 if !info.live {
@@ -209,7 +212,10 @@ impl Driver {
                 let r = self
                     .recordings
                     .entry(t.broadcast.clone())
-                    .or_insert_with(|| Recording::new(new_recording_id(), t.broadcast, target));
+                    .or_insert_with(|| {
+                        Recording::new(new_recording_id(), t.broadcast, target)
+                            .with_dvr_window(window)
+                    });
                 r.on_epoch(&info, t.publisher, &mut self.out);
             }
             Downstream::Packet(track, packet) => {

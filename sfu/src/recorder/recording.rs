@@ -24,7 +24,7 @@ use str0m::unversioned::H264Depacketizer;
 use super::assemble::{Frame, FrameAssembler};
 use super::fmp4::{self, Sample, AUDIO_TIMESCALE, VIDEO_TIMESCALE};
 use super::h264::{self, ParameterSets};
-use super::playlist::{self, SegmentEntry, Variant};
+use super::playlist::{self, Listing, SegmentEntry, Variant};
 use super::segmenter::{first_video_duration, Cut, Segmenter};
 use super::timeline::TrackClock;
 use super::{LayerSummary, RecordingEvent, RecordingSummary};
@@ -32,6 +32,9 @@ use crate::core::h264_sps;
 use crate::core::SourcePacket;
 use crate::ids::{BroadcastName, SessionId};
 use crate::worker::{EpochInfo, TrackRef, MAX_LAYERS};
+
+/// The DVR window unless configured: 30 minutes.
+pub const DEFAULT_DVR_WINDOW: Duration = Duration::from_secs(30 * 60);
 
 /// Renditions one recording keeps at most.
 pub const MAX_RENDITIONS: usize = 8;
@@ -82,6 +85,8 @@ pub struct Recording {
     pub id: String,
     broadcast: BroadcastName,
     segment_target: Duration,
+    /// How far back the playlists reach while recording.
+    dvr_window: Duration,
     /// The first keyframe's arrival, and the wall clock then.
     origin: Option<(Instant, SystemTime)>,
     epoch: Option<u32>,
@@ -107,6 +112,7 @@ impl Recording {
             id,
             broadcast,
             segment_target,
+            dvr_window: DEFAULT_DVR_WINDOW,
             origin: None,
             epoch: None,
             publisher: None,
@@ -121,6 +127,12 @@ impl Recording {
             poster_at: None,
             frames: Vec::new(),
         }
+    }
+
+    /// How far back a live viewer may rewind while this is recording.
+    pub fn with_dvr_window(mut self, window: Duration) -> Self {
+        self.dvr_window = window;
+        self
     }
 
     pub fn started(&self) -> bool {
@@ -139,7 +151,8 @@ impl Recording {
     /// The next recording of the same publisher session, for when this one
     /// reached its maximum length: it starts at the next keyframe.
     pub fn successor(&self, id: String) -> Recording {
-        let mut next = Recording::new(id, self.broadcast.clone(), self.segment_target);
+        let mut next = Recording::new(id, self.broadcast.clone(), self.segment_target)
+            .with_dvr_window(self.dvr_window);
         next.epoch = self.epoch;
         next.publisher = self.publisher;
         next.recordable = self.recordable;
@@ -408,10 +421,14 @@ impl Recording {
         });
         out.push(Output::Put {
             path: format!("{}/{}/index.m3u8", self.id, r.name),
-            data: playlist::media_playlist(&r.segments, false).into(),
+            data: playlist::media_playlist(&r.segments, Listing::Growing).into(),
+        });
+        out.push(Output::Put {
+            path: format!("{}/{}/live.m3u8", self.id, r.name),
+            data: playlist::media_playlist(&r.segments, Listing::Window(self.dvr_window)).into(),
         });
         if first {
-            out.push(self.master());
+            out.push(self.master(false));
         }
         self.maybe_poster(rendition, keyframe, head_dts, out);
         out.push(Output::Event(RecordingEvent::Progress(self.summary())));
@@ -440,7 +457,7 @@ impl Recording {
         }
     }
 
-    fn master(&self) -> Output {
+    fn master(&self, ended: bool) -> Output {
         let audio = if self.audio_channels.is_some() {
             ",opus"
         } else {
@@ -468,7 +485,7 @@ impl Recording {
         variants.sort_by_key(|v| std::cmp::Reverse(u32::from(v.width) * u32::from(v.height)));
         Output::Put {
             path: format!("{}/master.m3u8", self.id),
-            data: playlist::master_playlist(&variants).into(),
+            data: playlist::master_playlist(&variants, ended).into(),
         }
     }
 
@@ -508,13 +525,17 @@ impl Recording {
         }
         for r in &self.renditions {
             if !r.segments.is_empty() {
-                out.push(Output::Put {
-                    path: format!("{}/{}/index.m3u8", self.id, r.name),
-                    data: playlist::media_playlist(&r.segments, true).into(),
-                });
+                // Both: a viewer still on `live.m3u8` sees the end too.
+                let done = Bytes::from(playlist::media_playlist(&r.segments, Listing::Ended));
+                for file in ["index.m3u8", "live.m3u8"] {
+                    out.push(Output::Put {
+                        path: format!("{}/{}/{file}", self.id, r.name),
+                        data: done.clone(),
+                    });
+                }
             }
         }
-        out.push(self.master());
+        out.push(self.master(true));
         out.push(Output::Event(RecordingEvent::Finished(self.summary())));
     }
 }

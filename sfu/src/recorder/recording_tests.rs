@@ -99,14 +99,27 @@ fn a_session_becomes_init_then_keyframe_cut_segments_listed_after_they_are_writt
     ));
     assert_eq!(
         puts(&out),
-        ["init-0.mp4", "seg-0.m4s", "index.m3u8", "master.m3u8"]
+        [
+            "init-0.mp4",
+            "seg-0.m4s",
+            "index.m3u8",
+            "live.m3u8",
+            "master.m3u8"
+        ]
     );
     assert!(out.iter().any(|o| matches!(o, Output::Poster { .. })));
     let mut end = Vec::new();
     r.finish(&mut end);
     assert_eq!(
         puts(&end),
-        ["seg-1.m4s", "index.m3u8", "index.m3u8", "master.m3u8"]
+        [
+            "seg-1.m4s",
+            "index.m3u8",
+            "live.m3u8",
+            "index.m3u8",
+            "live.m3u8",
+            "master.m3u8"
+        ]
     );
     let Some(Output::Event(RecordingEvent::Finished(summary))) = end.last() else {
         panic!("finishing reports the summary last");

@@ -1,6 +1,8 @@
-//! Closing recordings a crash left open: at start-up, every rendition
-//! playlist of a recording the index still calls `recording` is made a
-//! `VOD` playlist with `#EXT-X-ENDLIST`, and what it lists is summed.
+//! Closing recordings a crash left open: at start-up, every rendition's
+//! complete playlist (`index.m3u8`) of a recording the index still calls
+//! `recording` is made a `VOD` playlist with `#EXT-X-ENDLIST` (and written
+//! over its DVR window, `live.m3u8`, too), what it lists is summed, and
+//! the master is pointed at the complete playlists.
 //!
 //! Invariant: a playlist only ever lists segments already written (the
 //! recorder writes the segment first), so the repaired recording plays
@@ -32,9 +34,9 @@ pub async fn close_playlists(
         let text = String::from_utf8_lossy(&text).into_owned();
         let (closed, seconds, segments) = close(&text);
         if closed != text {
-            store
-                .put(&path, PutPayload::from(closed.into_bytes()))
-                .await?;
+            let closed = PutPayload::from(closed.into_bytes());
+            store.put(&path, closed.clone()).await?;
+            store.put(&dir.clone().join("live.m3u8"), closed).await?;
         }
         let bytes = segment_bytes(store, &dir).await?;
         layers.push(LayerSummary {
@@ -51,12 +53,36 @@ pub async fn close_playlists(
             seconds,
         });
     }
+    let master = Path::from(id).join("master.m3u8");
+    match store.get(&master).await {
+        Ok(got) => {
+            let text = String::from_utf8_lossy(&got.bytes().await?).into_owned();
+            let done = text.replace("/live.m3u8", "/index.m3u8");
+            if done != text {
+                store
+                    .put(&master, PutPayload::from(done.into_bytes()))
+                    .await?;
+            }
+        }
+        Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
     Ok(layers)
 }
 
+/// The bytes of a rendition's media (init and media segments).
 async fn segment_bytes(store: &dyn ObjectStore, dir: &Path) -> Result<u64, object_store::Error> {
     let listing = store.list_with_delimiter(Some(dir)).await?;
-    Ok(listing.objects.iter().map(|o| o.size).sum())
+    Ok(listing
+        .objects
+        .iter()
+        .filter(|o| {
+            o.location
+                .extension()
+                .is_some_and(|e| e == "m4s" || e == "mp4")
+        })
+        .map(|o| o.size)
+        .sum())
 }
 
 /// The playlist as `VOD` with its end marked; its duration and segment
@@ -105,6 +131,14 @@ mod tests {
             )
             .await
             .expect("put");
+        let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p/live.m3u8\n";
+        store
+            .put(
+                &Path::from("v1/master.m3u8"),
+                PutPayload::from(master.as_bytes().to_vec()),
+            )
+            .await
+            .expect("put");
         let layers = close_playlists(store.as_ref(), "v1")
             .await
             .expect("repairs");
@@ -119,6 +153,18 @@ mod tests {
             .expect("bytes");
         let text = String::from_utf8_lossy(&text);
         assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD") && text.ends_with("#EXT-X-ENDLIST\n"));
+        let read = |p: &'static str| {
+            let store = store.clone();
+            async move {
+                let got = store.get(&Path::from(p)).await.expect("get");
+                String::from_utf8(got.bytes().await.expect("bytes").to_vec()).expect("utf-8")
+            }
+        };
+        assert_eq!(read("v1/720p/live.m3u8").await, text);
+        assert!(read("v1/master.m3u8")
+            .await
+            .ends_with("\n720p/index.m3u8\n"));
+        assert_eq!(layers[0].bytes, 1000, "only media counts");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

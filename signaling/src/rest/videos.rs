@@ -5,10 +5,10 @@
 //! types and caching headers a CDN can honour.
 //!
 //! Invariants: only names the recorder writes are served (`master.m3u8`,
-//! `{rendition}/index.m3u8`, `init-N.mp4`, `seg-N.m4s`), so no request can
-//! reach another path of the store; segments never change once written
-//! (cached a year, immutable); playlists may grow while recording
-//! (`no-cache` with an `ETag`).
+//! `{rendition}/index.m3u8` and `live.m3u8` (the DVR window), `init-N.mp4`,
+//! `seg-N.m4s`), so no request can reach another path of the store;
+//! segments never change once written (cached a year, immutable);
+//! playlists change while recording (`no-cache` with an `ETag`).
 
 use std::ops::Range;
 
@@ -317,7 +317,7 @@ fn kind(file: &str) -> Option<(&'static str, &'static str)> {
     if file == "poster.jpg" {
         // Refreshed every 30 s of a live recording.
         Some(("image/jpeg", "public, max-age=30"))
-    } else if file == "index.m3u8" || file == "master.m3u8" {
+    } else if matches!(file, "index.m3u8" | "live.m3u8" | "master.m3u8") {
         Some(("application/vnd.apple.mpegurl", "no-cache"))
     } else if numbered("init-", ".mp4") {
         Some(("video/mp4", IMMUTABLE))
@@ -460,6 +460,7 @@ mod tests {
     fn only_the_recorders_file_names_are_served() {
         for (file, served) in [
             ("index.m3u8", true),
+            ("live.m3u8", true),
             ("init-0.mp4", true),
             ("seg-12.m4s", true),
             ("seg-.m4s", false),
