@@ -207,7 +207,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/broadcasts/{id}/like",
-            axum::routing::put(rest::put_like).delete(rest::delete_like),
+            get(rest::get_like)
+                .put(rest::put_like)
+                .delete(rest::delete_like),
         )
         .route("/api/guest", post(rest::create_guest))
         .route("/api/accounts", post(rest::create_account))

@@ -227,7 +227,16 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
       await page.unroute('**/api/broadcasts/live/comments');
       const { comments } = await (await fetch(`${server.base}/api/broadcasts/live/comments`)).json();
       assert.equal(comments[0].comment, 'Watched the recording');
+      // Rating the recording rates its broadcast, over REST (the page joins
+      // no room); the count and the viewer's own choice are read back.
+      await page.click('#like');
+      await waitFor('the like counted', () => page.$eval('#likes', (x) => x.textContent === '1'), 10_000, 50);
+      const rated = await (await fetch(`${server.base}/api/broadcasts/live/like`)).json();
+      assert.deepEqual([rated.likes, rated.dislikes], [1, 0]);
       await page.screenshot({ path: join(screenshotDir, 'video-on-demand.png') });
+      await page.reload();
+      await waitFor('the own like shown after a reload', () => page.evaluate(() => document.getElementById('likes').textContent === '1'
+        && document.getElementById('like').getAttribute('aria-pressed') === 'true'), 10_000, 50);
 
       // The directory lists it under Videos, linking to that page.
       const directory = await browser.newPage();

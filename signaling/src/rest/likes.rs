@@ -1,5 +1,8 @@
-//! `PUT`/`DELETE /api/broadcasts/{id}/like`: one like or dislike per
+//! `GET`/`PUT`/`DELETE /api/broadcasts/{id}/like`: one like or dislike per
 //! identity per broadcast, changeable; the new counts are pushed live.
+//! `GET` is for pages that join no room (a recording's page rates its
+//! broadcast): the counts, and the caller's own choice when a token is
+//! given.
 
 use axum::extract::State;
 use axum::Json;
@@ -37,6 +40,24 @@ async fn set(
         likes: counts.likes,
         dislikes: counts.dislikes,
         mine: liked,
+    }))
+}
+
+pub async fn get_like(
+    State(state): State<AppState>,
+    who: Option<Caller>,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<LikeState>, ApiError> {
+    require_stream(&state, &id).await?;
+    let counts = state.store().like_counts(&id).await?;
+    let mine = match who {
+        Some(Caller(who)) => state.store().my_like(&id, &who.id).await?,
+        None => None,
+    };
+    Ok(Json(LikeState {
+        likes: counts.likes,
+        dislikes: counts.dislikes,
+        mine,
     }))
 }
 

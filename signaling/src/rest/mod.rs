@@ -20,7 +20,7 @@ pub use catalog::{get_broadcast, list_broadcasts, put_broadcast};
 pub use channels::{create_channel, delete_channel, my_channels, rotate_key, set_suspension};
 pub use comments::{delete_comment, list_comments, post_comment};
 pub use identity::{create_account, create_guest, get_me, login, patch_me};
-pub use likes::{delete_like, put_like};
+pub use likes::{delete_like, get_like, put_like};
 pub use videos::{
     broadcast_poster, delete_video, download_video, get_video, list_videos, master_playlist,
     rendition_file, video_poster,

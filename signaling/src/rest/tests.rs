@@ -462,6 +462,27 @@ async fn likes_count_one_per_identity() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Read back: the counts for anyone, the caller's own choice with a token.
+    let (status, anyone) = call(&s, Method::GET, uri, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            anyone["likes"].as_i64(),
+            anyone["dislikes"].as_i64(),
+            anyone["mine"].is_null()
+        ),
+        (Some(0), Some(1), true)
+    );
+    let (_, own) = call(&s, Method::GET, uri, Some(&bob), None).await;
+    assert_eq!(own["mine"].as_bool(), Some(false));
+    assert_eq!(
+        status_of(&s, Method::GET, "/api/broadcasts/nope/like", None, None).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status_of(&s, Method::GET, uri, Some("not-a-token"), None).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
