@@ -11,6 +11,7 @@ mod admin;
 mod api;
 mod auth;
 pub mod channels;
+mod chat_log;
 mod error;
 #[cfg(test)]
 mod fake_media;
@@ -75,6 +76,7 @@ struct Inner {
     /// The one metrics registry `/metrics` encodes.
     metrics: prometheus_client::registry::Registry,
     streams: channels::Streams,
+    chat_log: chat_log::ChatLog,
 }
 
 impl AppState {
@@ -88,9 +90,18 @@ impl AppState {
             store.clone(),
             &settings.jwt_secret,
         );
+        let dropped = prometheus_client::metrics::counter::Counter::default();
+        metrics.register(
+            "relaycast_chat_log_dropped",
+            "Chat lines missing from the chat log (its queue was full or a write failed)",
+            dropped.clone(),
+        );
+        let chat_log =
+            chat_log::ChatLog::spawn(store.clone(), settings.limits.chat_log_queue, dropped);
         AppState {
             inner: Arc::new(Inner {
                 streams,
+                chat_log,
                 media,
                 store,
                 tokens: Tokens::new(&settings.jwt_secret),
@@ -146,6 +157,10 @@ impl AppState {
     /// (alerts, likes, comments, broadcast edits).
     pub fn hub(&self) -> &realtime::Hub {
         &self.inner.hub
+    }
+
+    pub(crate) fn chat_log(&self) -> &chat_log::ChatLog {
+        &self.inner.chat_log
     }
 
     /// The identity behind a bearer token: a valid identity token, or a
@@ -235,6 +250,7 @@ pub fn router(state: AppState) -> Router {
             get(rest::get_video).delete(rest::delete_video),
         )
         .route("/api/videos/{id}/download", get(rest::download_video))
+        .route("/api/videos/{id}/chat", get(rest::video_chat))
         .route("/videos/{id}/master.m3u8", get(rest::master_playlist))
         .route("/videos/{id}/poster.jpg", get(rest::video_poster))
         .route(

@@ -158,6 +158,10 @@ pub async fn retention_loop(
                 tracing::warn!(recording = %id, "retention: {e}");
             }
         }
+        // The chat log is kept as long as the recordings it replays beside.
+        if let Err(e) = store.forget_chat_before(cutoff).await {
+            tracing::warn!("retention (chat log): {e}");
+        }
     }
 }
 

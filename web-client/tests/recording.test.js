@@ -53,11 +53,52 @@ async function publish(base, seconds) {
   return pub;
 }
 
+/// Sends a chat line to the `live` room from `page` (any page of the
+/// server) over the realtime websocket, as a guest; the line's time.
+async function chatLine(page, text) {
+  return page.evaluate(async (text) => {
+    if (!window.testChat) {
+      const made = await fetch('/api/guest', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+      const { token } = await made.json();
+      const ws = new WebSocket(`ws://${location.host}/ws`);
+      await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
+      const next = (type) => new Promise((ok) => {
+        ws.addEventListener('message', function seen(e) {
+          const m = JSON.parse(e.data);
+          if (m.type === type) { ws.removeEventListener('message', seen); ok(m); }
+        });
+      });
+      window.testChat = { ws, next };
+      ws.send(JSON.stringify({ type: 'auth', token }));
+      await next('identity');
+      ws.send(JSON.stringify({ type: 'join', stream: 'live' }));
+      await next('joined');
+    }
+    const echo = window.testChat.next('chat');
+    window.testChat.ws.send(JSON.stringify({ type: 'chat.send', text }));
+    return (await echo).ts;
+  }, text);
+}
+
 test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, keyframe-first', async () => {
   const server = await startServer({ extraArgs: ['--recording-grace-secs', '1'] });
   const scratch = mkdtempSync(join(tmpdir(), 'relaycast-rec-'));
   try {
-    const pub = await publish(server.base, 20);
+    // Two chat lines while it is recorded (about 6 s and 16 s in), for
+    // the replay beside the recording.
+    const chatter = await launchBrowser();
+    let pub, early, late;
+    try {
+      const chatPage = await chatter.newPage();
+      await chatPage.goto(`${server.base}/`);
+      pub = await publish(server.base, 6);
+      early = await chatLine(chatPage, 'Early line');
+      await sleep(10_000);
+      late = await chatLine(chatPage, 'Later line');
+      await sleep(4_000);
+    } finally {
+      await chatter.close().catch(() => {});
+    }
     assert.equal(pub.stats.firstFrameOfSessionWasKeyframe[0], true);
     await pub.stop();
     const sent = pub.stats.framesSent / FPS;
@@ -168,6 +209,15 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
       }), 10_000, 20);
       const ttff = Date.now() - t0;
       console.log(`on demand: first frame ${ttff} ms after navigation, at ${first.toFixed(2)} s`);
+      assert.equal(await page.isVisible('#back-live'), false, 'a finished recording has no live to go back to');
+      // Chat replay: the line sent before the position is shown, the later
+      // one not yet.
+      const replay = () => page.$eval('#chat-list', (l) => l.textContent);
+      const earlyAt = (early - video.started_ms) / 1000;
+      const lateAt = (late - video.started_ms) / 1000;
+      console.log(`chat lines at ${earlyAt.toFixed(2)} s and ${lateAt.toFixed(2)} s of the recording`);
+      await waitFor('the early chat line replayed', async () => (await replay()).includes('Early line'), 5000, 50);
+      assert.ok(!(await replay()).includes('Later line'), 'a line is not shown before playback reaches it');
       assert.ok(first >= 9.5 && first <= 11, `started at ${first} s`);
       assert.ok(ttff < 3000, `first frame ${ttff} ms after navigation`);
       const options = await page.$$eval('#quality option', (os) => os.map((o) => o.textContent));
@@ -192,7 +242,15 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
           return !v.seeking && v.readyState >= 3 && v.currentTime >= t && v.currentTime < t + 2;
         }, to), 10_000, 20);
         console.log(`seek to ${to} s: ${Date.now() - seekStart} ms`);
+        if (to === 2) {
+          await sleep(300);
+          assert.ok(!(await replay()).includes('Early line'), 'seeking back before a line takes it away');
+        }
       }
+      await waitFor('both chat lines replayed once playback reaches the later one', async () => {
+        const text = await replay();
+        return text.includes('Early line') && text.includes('Later line');
+      }, 5000, 50);
       // The broadcast's comments are under the video: one posted here is
       // the broadcast's. Posting first makes a guest identity, which
       // reloads the list. The race that once lost the comment is forced
@@ -233,7 +291,7 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
       await waitFor('the like counted', () => page.$eval('#likes', (x) => x.textContent === '1'), 10_000, 50);
       const rated = await (await fetch(`${server.base}/api/broadcasts/live/like`)).json();
       assert.deepEqual([rated.likes, rated.dislikes], [1, 0]);
-      await page.screenshot({ path: join(screenshotDir, 'video-on-demand.png') });
+      await page.screenshot({ path: join(screenshotDir, 'video-on-demand.png'), fullPage: true });
       await page.reload();
       await waitFor('the own like shown after a reload', () => page.evaluate(() => document.getElementById('likes').textContent === '1'
         && document.getElementById('like').getAttribute('aria-pressed') === 'true'), 10_000, 50);

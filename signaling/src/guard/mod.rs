@@ -99,6 +99,10 @@ pub struct Limits {
     pub request_secs: u64,
     /// Channels one account may have (deleted ones do not count).
     pub max_channels_per_account: usize,
+    /// Chat lines (and deletions) waiting to be written to the chat log at
+    /// most; past it lines are missing from replays (counted as
+    /// `relaycast_chat_log_dropped_total`), never from live chat.
+    pub chat_log_queue: usize,
 }
 
 impl Default for Limits {
@@ -120,6 +124,7 @@ impl Default for Limits {
             body_read_secs: 10,
             request_secs: 30,
             max_channels_per_account: 3,
+            chat_log_queue: 4096,
         }
     }
 }

@@ -23,6 +23,8 @@ use super::reactions::ReactionAggregator;
 #[derive(Debug)]
 pub struct Room {
     pub name: String,
+    /// When this room was opened (Unix ms): its chat ids restart with it.
+    pub opened_ms: i64,
     members: Members,
     order: Mutex<()>,
     state: Mutex<RoomState>,
@@ -47,6 +49,7 @@ impl Room {
     pub fn new(name: &str) -> Room {
         Room {
             name: name.to_owned(),
+            opened_ms: crate::store::now_ms(),
             members: Members::default(),
             order: Mutex::new(()),
             state: Mutex::new(RoomState::default()),
@@ -98,7 +101,7 @@ impl Room {
         self.members.snapshot()
     }
 
-    /// Admits, records and sends one chat line.
+    /// Admits, records and sends one chat line; the line as sent.
     pub fn chat(
         &self,
         line: impl FnOnce(u64) -> ChatLine,
@@ -106,20 +109,22 @@ impl Room {
         moderator: bool,
         nonce: Option<String>,
         now: Instant,
-    ) -> Result<(), Refusal> {
+    ) -> Result<ChatLine, Refusal> {
         let _order = self.order();
-        let text = {
+        let (text, line) = {
             let mut state = self.state();
             state.gate.admit(user, moderator, now)?;
             let (_, line) = state.history.push(line);
-            ServerMessage::Chat {
+            let line = line.clone();
+            let text = ServerMessage::Chat {
                 line: line.clone(),
                 nonce,
             }
-            .to_text()
+            .to_text();
+            (text, line)
         };
         self.members.fan_out(&text, |_| true);
-        Ok(())
+        Ok(line)
     }
 
     /// Removes a line from history and from every client. False when the

@@ -13,6 +13,7 @@ mod extract;
 mod identity;
 mod likes;
 mod paging;
+mod video_chat;
 mod videos;
 
 pub use alerts::{list_alerts, post_alert};
@@ -21,6 +22,7 @@ pub use channels::{create_channel, delete_channel, my_channels, rotate_key, set_
 pub use comments::{delete_comment, list_comments, post_comment};
 pub use identity::{create_account, create_guest, get_me, login, patch_me};
 pub use likes::{delete_like, get_like, put_like};
+pub use video_chat::video_chat;
 pub use videos::{
     broadcast_poster, delete_video, download_video, get_video, list_videos, master_playlist,
     rendition_file, video_poster,

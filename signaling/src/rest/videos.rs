@@ -123,7 +123,7 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn find(state: &AppState, id: &str) -> Result<RecordingRow, ApiError> {
+pub(super) async fn find(state: &AppState, id: &str) -> Result<RecordingRow, ApiError> {
     valid_id(id)?;
     state
         .store()

@@ -2,7 +2,8 @@
 //! data dir, WAL, `synchronous = FULL` so a row acknowledged to a client
 //! survives a crash or power cut); PostgreSQL when given a `postgres://`
 //! URL, for several nodes sharing one database. Only control data lives
-//! here (sessions, accounts, broadcast metadata, comments, likes, alerts);
+//! here (sessions, accounts, broadcast metadata, comments, likes, alerts,
+//! the chat log, the recordings' index);
 //! media never does.
 //!
 //! Both run the same queries through sqlx's `Any` driver, written with
@@ -14,6 +15,7 @@
 mod alerts;
 mod broadcasts;
 mod channels;
+mod chat_log;
 mod comments;
 mod likes;
 mod passwords;
@@ -23,6 +25,7 @@ mod users;
 
 pub use broadcasts::{BroadcastUpdate, SearchQuery};
 pub use channels::{Channel, ChannelError};
+pub use chat_log::{ChatLogEntry, LoggedLine};
 pub use passwords::{Busy, PasswordLimits, PasswordPool};
 pub use recordings::{RecordedLayer, RecordingRow, VideoQuery};
 pub use types::{

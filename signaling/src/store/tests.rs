@@ -145,6 +145,70 @@ async fn comments_page_newest_first_and_delete() {
 }
 
 #[tokio::test]
+async fn the_chat_log_replays_a_time_span_in_order_pages_and_forgets_deleted_lines() {
+    use super::{ChatLogEntry, LoggedLine};
+    for store in stores().await {
+        // Unique per run: a PostgreSQL test database outlives the test.
+        let b = format!("chatlog-{}", now_ms());
+        let line = |room_ms: i64, line_id: i64, sent_ms: i64, text: &str| {
+            ChatLogEntry::Sent(LoggedLine {
+                seq: 0,
+                broadcast: b.clone(),
+                room_ms,
+                line_id,
+                sent_ms,
+                user_id: "g-1".into(),
+                user_name: "Ann".into(),
+                user_role: "viewer".into(),
+                text: text.into(),
+            })
+        };
+        // Openings of the room (50, 100, 500) reuse line id 1; deleting
+        // one's leaves the others'.
+        store
+            .log_chat(&[
+                line(50, 1, 1_000, "before"),
+                line(100, 1, 2_000, "one"),
+                line(100, 2, 3_000, "two"),
+                line(500, 1, 4_000, "three"),
+                line(500, 2, 9_000, "after"),
+            ])
+            .await
+            .unwrap();
+        store
+            .log_chat(&[ChatLogEntry::Deleted {
+                broadcast: b.clone(),
+                room_ms: 100,
+                line_id: 1,
+            }])
+            .await
+            .unwrap();
+        store
+            .log_chat(&[line(500, 3, 5_000, "four")])
+            .await
+            .unwrap();
+        let texts = |lines: &[LoggedLine]| lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>();
+        let all = store.chat_lines(&b, 1_500, 8_000, None, 10).await.unwrap();
+        assert_eq!(texts(&all), ["two", "three", "four"]);
+        let first = store.chat_lines(&b, 1_500, 8_000, None, 2).await.unwrap();
+        assert_eq!(texts(&first), ["two", "three"]);
+        let rest = store
+            .chat_lines(&b, 1_500, 8_000, Some(first[1].seq), 2)
+            .await
+            .unwrap();
+        assert_eq!(texts(&rest), ["four"]);
+        assert!(store
+            .chat_lines("other", 0, i64::MAX, None, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store.forget_chat_before(3_500).await.unwrap() >= 1);
+        let kept = store.chat_lines(&b, 0, i64::MAX, None, 10).await.unwrap();
+        assert_eq!(texts(&kept), ["three", "after", "four"]);
+    }
+}
+
+#[tokio::test]
 async fn alerts_are_active_until_they_expire() {
     for store in stores().await {
         let new = NewAlert {

@@ -222,3 +222,96 @@ async fn retention_removes_only_what_is_older_than_it_keeps() {
     assert!(f.store.recording(new).await.unwrap().is_some());
     assert_eq!(files(f.objects.as_ref(), new).await, 1);
 }
+
+#[tokio::test]
+async fn a_videos_chat_replay_is_the_lines_of_its_span_paged_and_timed() {
+    use crate::store::{ChatLogEntry, LoggedLine};
+    let f = fixture().await;
+    let started = crate::store::now_ms() - 60_000;
+    f.store
+        .insert_recording(ID, "live", None, started)
+        .await
+        .unwrap();
+    f.store
+        .update_recording(ID, 20_000, &[], None)
+        .await
+        .unwrap();
+    let entries: Vec<_> = [
+        (-5_000, "before"),
+        (1_500, "one"),
+        (4_000, "two"),
+        (9_250, "three"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (at, text))| {
+        ChatLogEntry::Sent(LoggedLine {
+            seq: 0,
+            broadcast: "live".into(),
+            room_ms: started,
+            line_id: i as i64 + 1,
+            sent_ms: started + at,
+            user_id: "m-mod".into(),
+            user_name: "Mod".into(),
+            user_role: "moderator".into(),
+            text: (*text).into(),
+        })
+    })
+    .collect();
+    f.store.log_chat(&entries).await.unwrap();
+    let get = |q: &str| {
+        let uri = format!("/api/videos/{ID}/chat{q}");
+        let app = f.app.clone();
+        async move { send(&app, Method::GET, &uri, None, None).await }
+    };
+    // Still recording: its span runs to now.
+    let all = get("").await;
+    assert_eq!(all.status, StatusCode::OK, "{:?}", all.body);
+    let lines = all.body["lines"].as_array().unwrap();
+    let seen: Vec<_> = lines
+        .iter()
+        .map(|l| (l["at"].as_f64().unwrap(), l["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [(1.5, "one"), (4.0, "two"), (9.25, "three")]);
+    assert_eq!(
+        lines[0]["user"],
+        json!({"id": "m-mod", "name": "Mod", "role": "moderator"})
+    );
+    assert!(all.body.get("next_after").is_none());
+    let page = get("?from=3&limit=1").await;
+    assert_eq!(page.body["lines"][0]["text"], "two");
+    let after = page.body["next_after"].as_i64().unwrap();
+    let next = get(&format!("?from=3&limit=1&after={after}")).await;
+    assert_eq!(next.body["lines"][0]["text"], "three");
+    for bad in ["?from=-1", "?from=abc", "?limit=0", "?since=3"] {
+        assert_eq!(get(bad).await.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let unknown = send(
+        &f.app,
+        Method::GET,
+        "/api/videos/v00000000000000000000000000000000/chat",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    // Once ready, the span ends where the video ended: a line the room
+    // sends later belongs to no replay of it.
+    f.store
+        .update_recording(ID, 60_000, &[], Some("ready"))
+        .await
+        .unwrap();
+    let ChatLogEntry::Sent(mut late) = entries[3].clone() else {
+        unreachable!("built as Sent")
+    };
+    (late.line_id, late.sent_ms, late.text) = (9, crate::store::now_ms() + 10_000, "late".into());
+    f.store.log_chat(&[ChatLogEntry::Sent(late)]).await.unwrap();
+    let done = get("?from=9").await;
+    let texts: Vec<_> = done.body["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].clone())
+        .collect();
+    assert_eq!(texts, [json!("three")]);
+}

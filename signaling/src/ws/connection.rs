@@ -24,7 +24,7 @@ use crate::realtime::rate::{TokenBucket, JOINS, LIKES, REACTIONS};
 use crate::realtime::room::Room;
 use crate::realtime::validate::{self, MalformedStreak, Parsed, MAX_ALERT_CHARS};
 use crate::realtime::{alerts, reactions, Hub};
-use crate::store::{BroadcastMeta, NewAlert};
+use crate::store::{BroadcastMeta, ChatLogEntry, LoggedLine, NewAlert};
 
 mod sessions;
 
@@ -191,6 +191,11 @@ impl Connection {
             ClientMessage::ChatDelete { id } => {
                 let room = self.moderated_room("delete messages")?;
                 if room.delete_chat(id) {
+                    self.state.chat_log().offer(ChatLogEntry::Deleted {
+                        broadcast: room.name.clone(),
+                        room_ms: room.opened_ms,
+                        line_id: i64::try_from(id).unwrap_or(i64::MAX),
+                    });
                     Ok(())
                 } else {
                     Err(refuse(ErrorCode::NotFound, format!("no chat message {id}")))
@@ -400,32 +405,45 @@ impl Connection {
         validate::nonce(&nonce).map_err(|m| refuse(ErrorCode::Invalid, m))?;
         let user = UserView::from(who);
         let ts = now_ms();
-        room.chat(
-            |id| ChatLine {
-                id,
-                user,
-                text: text.to_owned(),
-                ts,
-            },
-            &who.id,
-            who.role.can_moderate(),
-            nonce,
-            Instant::now(),
-        )
-        .map_err(|refusal| match refusal {
-            Refusal::Muted(left) => refuse(
-                ErrorCode::Muted,
-                format!("you are muted for {} more seconds", secs_ceil(left)),
-            ),
-            Refusal::SlowMode(left) => refuse(
-                ErrorCode::SlowMode,
-                format!("slow mode: wait {} seconds", secs_ceil(left)),
-            ),
-            Refusal::RateLimited(left) => refuse(
-                ErrorCode::RateLimited,
-                format!("too many messages: retry in {} ms", left.as_millis()),
-            ),
-        })
+        let sent = room
+            .chat(
+                |id| ChatLine {
+                    id,
+                    user,
+                    text: text.to_owned(),
+                    ts,
+                },
+                &who.id,
+                who.role.can_moderate(),
+                nonce,
+                Instant::now(),
+            )
+            .map_err(|refusal| match refusal {
+                Refusal::Muted(left) => refuse(
+                    ErrorCode::Muted,
+                    format!("you are muted for {} more seconds", secs_ceil(left)),
+                ),
+                Refusal::SlowMode(left) => refuse(
+                    ErrorCode::SlowMode,
+                    format!("slow mode: wait {} seconds", secs_ceil(left)),
+                ),
+                Refusal::RateLimited(left) => refuse(
+                    ErrorCode::RateLimited,
+                    format!("too many messages: retry in {} ms", left.as_millis()),
+                ),
+            })?;
+        self.state.chat_log().offer(ChatLogEntry::Sent(LoggedLine {
+            seq: 0,
+            broadcast: room.name.clone(),
+            room_ms: room.opened_ms,
+            line_id: i64::try_from(sent.id).unwrap_or(i64::MAX),
+            sent_ms: sent.ts,
+            user_id: sent.user.id,
+            user_name: sent.user.name,
+            user_role: sent.user.role.as_str().to_owned(),
+            text: sent.text,
+        }));
+        Ok(())
     }
 
     fn react(&mut self, emoji: &str) -> Handled {
