@@ -1,6 +1,7 @@
 // The directory: search (`GET /api/broadcasts?q=`, ranked by the server)
 // with the recorded videos matching it below (videolist.js),
-// live and tag filters, sort by viewers or recency, "more" by cursor. The
+// live and tag filters, sort by viewers or recency, "more" by cursor;
+// "Recorded only" shows just the videos (`recorded=true` in the URL). The
 // search is debounced (250 ms) and a newer query aborts an older one, so
 // results never arrive out of order. Filters live in the URL, so a search
 // can be shared and survives a reload. The first page refreshes every 5 s.
@@ -25,13 +26,14 @@ function since(seconds) {
 }
 
 function filters() {
-  return { q: $('q').value.trim(), live: $('live').checked, tag: $('tag').value.trim(), sort: $('sort').value };
+  return { q: $('q').value.trim(), live: $('live').checked, recorded: $('recorded').checked, tag: $('tag').value.trim(), sort: $('sort').value };
 }
 
 function query(f, after) {
   const p = new URLSearchParams();
   if (f.q) p.set('q', f.q);
   if (f.live) p.set('live', 'true');
+  if (f.recorded) p.set('recorded', 'true');
   if (f.tag) p.set('tag', f.tag);
   p.set('sort', f.sort);
   if (after) p.set('cursor', after);
@@ -90,6 +92,15 @@ function localFilter(all, f) {
 
 async function load(more = false) {
   const f = filters();
+  $('broadcasts').hidden = f.recorded;
+  $('live').disabled = f.recorded;
+  $('videos-heading').hidden = f.recorded;
+  if (f.recorded) {
+    $('heading').textContent = 'Videos';
+    inflight?.abort();
+    loadVideos(f.q);
+    return;
+  }
   inflight?.abort();
   const ctl = new AbortController();
   inflight = ctl;
@@ -124,10 +135,12 @@ $('tag').value = initial.get('tag') || '';
 if (initial.has('live')) $('live').checked = initial.get('live') === 'true';
 else if (initial.has('q') || initial.has('tag')) $('live').checked = false;
 if (initial.get('sort') === 'recent') $('sort').value = 'recent';
+$('recorded').checked = initial.get('recorded') === 'true';
 
 $('q').addEventListener('input', () => changed());
 $('tag').addEventListener('input', () => changed());
 $('live').addEventListener('change', () => changed(true));
+$('recorded').addEventListener('change', () => changed(true));
 $('sort').addEventListener('change', () => changed(true));
 $('filters').addEventListener('submit', (e) => { e.preventDefault(); changed(true); });
 $('more').addEventListener('click', () => load(true));

@@ -302,6 +302,18 @@ test('an OBS broadcast becomes one HLS rendition per layer that ffmpeg decodes, 
       const link = await waitFor('the video in the directory', () => directory.$(`#videos a[href="/watch/${video.id}"]`), 10_000, 100);
       assert.equal(await link.textContent(), 'live');
       await waitFor('its poster shown', () => directory.$eval('#videos img.poster', (i) => i.complete && i.naturalWidth === 320), 10_000, 100);
+      // "Recorded only" shows just the videos, and the URL keeps it.
+      await directory.uncheck('#live');
+      await waitFor('the offline broadcast listed', () => directory.$('#list a[href="/watch/live"]'), 10_000, 100);
+      await directory.check('#recorded');
+      await waitFor('only videos shown', () => directory.evaluate(() => document.getElementById('broadcasts').hidden
+        && document.getElementById('heading').textContent === 'Videos'), 5000, 50);
+      assert.equal(await directory.isVisible('#list'), false);
+      assert.equal(new URL(directory.url()).searchParams.get('recorded'), 'true');
+      await directory.reload();
+      await waitFor('the video listed after a reload', () => directory.$(`#videos a[href="/watch/${video.id}"]`), 10_000, 100);
+      assert.equal(await directory.isVisible('#list'), false);
+      assert.equal(await directory.isChecked('#recorded'), true);
     } finally {
       await browser.close().catch(() => {});
     }
