@@ -14,7 +14,8 @@ export async function startVideo({ id, start, video, quality, status, playing, t
   const state = { phase: 'loading', levels: [] };
   const show = (text) => { status.textContent = text; status.hidden = !text; };
 
-  const res = await fetch(`/api/videos/${encodeURIComponent(id)}`);
+  // The page may have asked already (before hls.js was parsed).
+  const res = await (window.relaycastVideoInfo || fetch(`/api/videos/${encodeURIComponent(id)}`));
   if (!res.ok) {
     const body = await res.json().catch(() => ({}));
     state.phase = 'failed';
@@ -53,7 +54,8 @@ export async function startVideo({ id, start, video, quality, status, playing, t
   state.origin = origin;
   video.dataset.origin = String(origin);
   const from = start ? Math.max(0, start - origin) : -1;
-  const hls = new Hls({ startPosition: from });
+  // fMP4 needs no transmuxing, so no worker (starting one costs ~0.2 s).
+  const hls = new Hls({ startPosition: from, enableWorker: false });
   state.hls = hls;
   hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
     state.levels = data.levels.map((l, i) => ({ i, height: l.height, kbps: Math.round(l.bitrate / 1000) }));
