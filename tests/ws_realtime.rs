@@ -147,6 +147,10 @@ async fn chat_is_rate_limited_per_user_and_moderators_control_it() {
             let deleted = c.expect("chat.deleted", 5 * SECOND).await?;
             ensure!(deleted["id"] == 2, "{deleted}");
         }
+        // The chat log (replayed beside recordings) has what was sent,
+        // less the deleted line; refused messages never reach it.
+        let logged = server.chat_log(STREAM, 4).await?;
+        ensure!(logged == ["m0", "m2", "m3", "m4"], "{logged:?}");
         moderator
             .send(json!({"type": "chat.delete", "id": 999}))
             .await?;

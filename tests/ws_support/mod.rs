@@ -74,6 +74,26 @@ impl Server {
         })
     }
 
+    /// The texts of `stream`'s chat log, once the log's writer has caught
+    /// up with `want` lines (read from the server's own SQLite file).
+    pub async fn chat_log(&self, stream: &str, want: usize) -> anyhow::Result<Vec<String>> {
+        let store = relaycast_signaling::Store::open_sqlite(&self.dir.join("relaycast.db")).await?;
+        let mut texts = Vec::new();
+        for _ in 0..50 {
+            texts = store
+                .chat_lines(stream, 0, i64::MAX, None, 100)
+                .await?
+                .into_iter()
+                .map(|l| l.text)
+                .collect();
+            if texts.len() == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(texts)
+    }
+
     /// A token made by `relaycast token create` on this server's data dir.
     pub fn token(&self, role: &str, name: &str) -> anyhow::Result<String> {
         mint(&self.dir, role, name)
