@@ -71,6 +71,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     };
 
     let candidate_ip = config.candidate_ip();
+    let records = recorder.is_some();
     let media = relaycast_sfu::SfuHandle::start(relaycast_sfu::MediaConfig {
         udp_bind: SocketAddr::new(bind_ip_for(candidate_ip), config.udp_port),
         candidate_ip,
@@ -142,6 +143,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
             jwt_secret: jwt_secret(&config)?.into_bytes(),
             limits: config.limits,
             recordings: recordings.clone(),
+            records,
         },
     );
     let app = relaycast_signaling::router(state).merge(relaycast_web_client::router());

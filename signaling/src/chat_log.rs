@@ -6,7 +6,8 @@
 //! to a bounded queue (`[limits] chat_log_queue`) and, when it is full or a
 //! write fails, dropped and counted (`relaycast_chat_log_dropped_total`);
 //! one writer task applies entries in the order they were offered, up to
-//! [`BATCH`] per transaction, so a deletion never precedes its line.
+//! [`BATCH`] per transaction, so a deletion never precedes its line. A
+//! node that records nothing logs nothing ([`ChatLog::off`]).
 
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
@@ -18,7 +19,8 @@ pub const BATCH: usize = 128;
 
 #[derive(Clone)]
 pub struct ChatLog {
-    queue: mpsc::Sender<ChatLogEntry>,
+    /// `None`: nothing is logged.
+    queue: Option<mpsc::Sender<ChatLogEntry>>,
     dropped: Counter,
 }
 
@@ -27,13 +29,26 @@ impl ChatLog {
     pub fn spawn(store: Store, queue: usize, dropped: Counter) -> ChatLog {
         let (tx, rx) = mpsc::channel(queue.max(1));
         tokio::spawn(write(store, rx, dropped.clone()));
-        ChatLog { queue: tx, dropped }
+        ChatLog {
+            queue: Some(tx),
+            dropped,
+        }
+    }
+
+    /// A log that keeps nothing (there are no recordings to replay beside).
+    pub fn off() -> ChatLog {
+        ChatLog {
+            queue: None,
+            dropped: Counter::default(),
+        }
     }
 
     /// Queues an entry; never waits.
     pub fn offer(&self, entry: ChatLogEntry) {
-        if self.queue.try_send(entry).is_err() {
-            self.dropped.inc();
+        if let Some(queue) = &self.queue {
+            if queue.try_send(entry).is_err() {
+                self.dropped.inc();
+            }
         }
     }
 }

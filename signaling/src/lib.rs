@@ -58,6 +58,9 @@ pub struct Settings {
     pub limits: Limits,
     /// Where recordings are kept (`None`: this node serves no videos).
     pub recordings: Option<Arc<dyn object_store::ObjectStore>>,
+    /// Whether this node records broadcasts: only then is chat logged for
+    /// replay beside the recordings.
+    pub records: bool,
 }
 
 /// Shared by every handler; cheap to clone.
@@ -96,8 +99,11 @@ impl AppState {
             "Chat lines missing from the chat log (its queue was full or a write failed)",
             dropped.clone(),
         );
-        let chat_log =
-            chat_log::ChatLog::spawn(store.clone(), settings.limits.chat_log_queue, dropped);
+        let chat_log = if settings.records {
+            chat_log::ChatLog::spawn(store.clone(), settings.limits.chat_log_queue, dropped)
+        } else {
+            chat_log::ChatLog::off()
+        };
         AppState {
             inner: Arc::new(Inner {
                 streams,

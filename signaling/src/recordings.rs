@@ -171,9 +171,19 @@ pub async fn remove(
     recordings: &dyn ObjectStore,
     id: &str,
 ) -> Result<bool, RecordingsError> {
+    let Some(video) = store.recording(id).await? else {
+        return Ok(false);
+    };
     if !store.delete_recording(id).await? {
         return Ok(false);
     }
+    // Its chat replay goes with it (a broadcast's recordings never overlap).
+    let end = video
+        .ended_ms
+        .unwrap_or(video.started_ms + video.duration_ms);
+    store
+        .forget_chat_between(&video.broadcast, video.started_ms, end)
+        .await?;
     delete_files(recordings, id).await?;
     Ok(true)
 }

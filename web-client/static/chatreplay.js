@@ -44,9 +44,13 @@ export function mountChatReplay({ video, list, status, info, origin = 0 }) {
     } catch (err) {
       if (mine === generation) status.textContent = `Chat replay could not be loaded: ${err.message}`;
     } finally {
-      fetching = false;
-      fetchedAt = Date.now();
-      if (mine === generation) show();
+      // A fetch a seek overtook must not clear the newer one's flag, or a
+      // second fetch of the same page could start and list lines twice.
+      if (mine === generation) {
+        fetching = false;
+        fetchedAt = Date.now();
+        show();
+      }
     }
   }
 

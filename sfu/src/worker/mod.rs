@@ -307,10 +307,7 @@ impl Worker {
             let source = self.sources.get(name);
             // Packets of a broadcast whose codec is not recorded never
             // reach the recorder's queue; epochs and ends always do.
-            let recorded = source
-                .and_then(|s| s.video_codec)
-                .is_some_and(|(c, _)| crate::recorder::records(c));
-            if recorded || !matches!(msg, Downstream::Packet(..)) {
+            if source.is_some_and(Source::records) || !matches!(msg, Downstream::Packet(..)) {
                 let tapped = Tapped {
                     broadcast: name.clone(),
                     publisher: source.and_then(|s| s.publisher),
@@ -686,11 +683,7 @@ impl Worker {
             // them all, watched or not.
             let recording = self.recorder.is_some();
             if let Some(source) = self.sources.get_mut(&name) {
-                let recorded = recording
-                    && source
-                        .video_codec
-                        .is_some_and(|(c, _)| crate::recorder::records(c));
-                if !recorded {
+                if !(recording && source.records()) {
                     source.update_paused(now);
                 }
             }

@@ -93,6 +93,12 @@ fn video_codec(codec: Codec) -> Option<VideoCodec> {
 }
 
 impl Source {
+    /// Whether its video codec is one the recorder records.
+    pub fn records(&self) -> bool {
+        self.video_codec
+            .is_some_and(|(c, _)| crate::recorder::records(c))
+    }
+
     pub fn new(name: BroadcastName) -> Self {
         Source {
             name,

@@ -6,8 +6,8 @@
 
 use super::{Store, StoreError};
 
-/// One logged line.
-#[derive(Debug, Clone, PartialEq)]
+/// One logged line (a row of `chat_log`, read by column name).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct LoggedLine {
     /// Insertion order; the replay's paging cursor.
     pub seq: i64,
@@ -33,8 +33,6 @@ pub enum ChatLogEntry {
         line_id: i64,
     },
 }
-
-type LineRow = (i64, String, i64, i64, i64, String, String, String, String);
 
 const COLUMNS: &str =
     "seq, broadcast, room_ms, line_id, sent_ms, user_id, user_name, user_role, text";
@@ -92,7 +90,7 @@ impl Store {
         after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<LoggedLine>, StoreError> {
-        let rows: Vec<LineRow> = sqlx::query_as(&format!(
+        Ok(sqlx::query_as::<_, LoggedLine>(&format!(
             "SELECT {COLUMNS} FROM chat_log WHERE broadcast = $1 AND sent_ms >= $2 \
              AND sent_ms <= $3 AND seq > $4 ORDER BY seq LIMIT $5"
         ))
@@ -102,34 +100,26 @@ impl Store {
         .bind(after.unwrap_or(0))
         .bind(limit)
         .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Deletes `broadcast`'s lines sent in `[from_ms, to_ms]` (a deleted
+    /// video's replay); how many.
+    pub async fn forget_chat_between(
+        &self,
+        broadcast: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM chat_log WHERE broadcast = $1 AND sent_ms >= $2 AND sent_ms <= $3",
+        )
+        .bind(broadcast)
+        .bind(from_ms)
+        .bind(to_ms)
+        .execute(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let (
-                    seq,
-                    broadcast,
-                    room_ms,
-                    line_id,
-                    sent_ms,
-                    user_id,
-                    user_name,
-                    user_role,
-                    text,
-                ) = r;
-                LoggedLine {
-                    seq,
-                    broadcast,
-                    room_ms,
-                    line_id,
-                    sent_ms,
-                    user_id,
-                    user_name,
-                    user_role,
-                    text,
-                }
-            })
-            .collect())
+        Ok(done.rows_affected())
     }
 
     /// Deletes lines sent before `cutoff_ms` (retention); how many.

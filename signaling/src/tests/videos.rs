@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::channels::{account, admin, json_body, send, SECRET};
 use crate::fake_media::FakeMedia;
-use crate::store::Store;
+use crate::store::{ChatLogEntry, LoggedLine, Store};
 use crate::{router, AppState, Settings};
 
 const ID: &str = "v0123456789abcdef0123456789abcdef";
@@ -158,6 +158,15 @@ async fn only_an_admin_or_the_owner_deletes_a_video_and_never_while_recording() 
     )
     .await;
     assert_eq!(traversal.status, StatusCode::NOT_FOUND);
+    // Its chat replay goes with it; a later broadcast's chat stays.
+    let later = crate::store::now_ms() + 60_000;
+    f.store
+        .log_chat(&[
+            logged("ada-live", 1, 1_500, "during"),
+            logged("ada-live", 2, later, "later"),
+        ])
+        .await
+        .unwrap();
 
     assert_eq!(
         send(&f.app, Method::DELETE, &path, Some(&ada), None)
@@ -165,6 +174,15 @@ async fn only_an_admin_or_the_owner_deletes_a_video_and_never_while_recording() 
             .status,
         StatusCode::NO_CONTENT
     );
+    let kept: Vec<String> = f
+        .store
+        .chat_lines("ada-live", 0, i64::MAX, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(kept, ["later"]);
     assert_eq!(
         send(&f.app, Method::GET, &path, None, None).await.status,
         StatusCode::NOT_FOUND
@@ -223,9 +241,23 @@ async fn retention_removes_only_what_is_older_than_it_keeps() {
     assert_eq!(files(f.objects.as_ref(), new).await, 1);
 }
 
+/// A chat line a moderator sent to `broadcast`, as the chat log keeps it.
+fn logged(broadcast: &str, line_id: i64, sent_ms: i64, text: &str) -> ChatLogEntry {
+    ChatLogEntry::Sent(LoggedLine {
+        seq: 0,
+        broadcast: broadcast.into(),
+        room_ms: 1,
+        line_id,
+        sent_ms,
+        user_id: "m-mod".into(),
+        user_name: "Mod".into(),
+        user_role: "moderator".into(),
+        text: text.into(),
+    })
+}
+
 #[tokio::test]
 async fn a_videos_chat_replay_is_the_lines_of_its_span_paged_and_timed() {
-    use crate::store::{ChatLogEntry, LoggedLine};
     let f = fixture().await;
     let started = crate::store::now_ms() - 60_000;
     f.store
@@ -244,19 +276,7 @@ async fn a_videos_chat_replay_is_the_lines_of_its_span_paged_and_timed() {
     ]
     .iter()
     .enumerate()
-    .map(|(i, (at, text))| {
-        ChatLogEntry::Sent(LoggedLine {
-            seq: 0,
-            broadcast: "live".into(),
-            room_ms: started,
-            line_id: i as i64 + 1,
-            sent_ms: started + at,
-            user_id: "m-mod".into(),
-            user_name: "Mod".into(),
-            user_role: "moderator".into(),
-            text: (*text).into(),
-        })
-    })
+    .map(|(i, (at, text))| logged("live", i as i64 + 1, started + at, text))
     .collect();
     f.store.log_chat(&entries).await.unwrap();
     let get = |q: &str| {
@@ -301,11 +321,8 @@ async fn a_videos_chat_replay_is_the_lines_of_its_span_paged_and_timed() {
         .update_recording(ID, 60_000, &[], Some("ready"))
         .await
         .unwrap();
-    let ChatLogEntry::Sent(mut late) = entries[3].clone() else {
-        unreachable!("built as Sent")
-    };
-    (late.line_id, late.sent_ms, late.text) = (9, crate::store::now_ms() + 10_000, "late".into());
-    f.store.log_chat(&[ChatLogEntry::Sent(late)]).await.unwrap();
+    let late = logged("live", 9, crate::store::now_ms() + 10_000, "late");
+    f.store.log_chat(&[late]).await.unwrap();
     let done = get("?from=9").await;
     let texts: Vec<_> = done.body["lines"]
         .as_array()
