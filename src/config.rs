@@ -94,6 +94,11 @@ pub struct RecordingsConfig {
     /// live playlists list that much; 10 s up to `max_hours`). The whole
     /// recording plays once it is done.
     pub dvr_window_secs: u64,
+    /// A recorded layer whose last keyframe is this many seconds old is
+    /// asked for one (a PLI), so segments stay short whoever publishes:
+    /// browsers send keyframes only when asked; OBS ignores the request
+    /// and keeps its own GOP. 0 = never ask (1–60 otherwise).
+    pub keyframe_interval_secs: u64,
     /// Media messages waiting for the recorder at most; past it the
     /// recording misses packets (counted as `recorder_backpressure`), live
     /// viewers never do.
@@ -111,6 +116,7 @@ impl Default for RecordingsConfig {
             retention_days: 0,
             max_hours: 12,
             dvr_window_secs: 1800,
+            keyframe_interval_secs: 4,
             queue: 8192,
         }
     }
@@ -203,6 +209,12 @@ impl Config {
                 "the DVR window is {} s: use 10 s up to recordings.max_hours ({} h)",
                 r.dvr_window_secs,
                 r.max_hours
+            );
+        }
+        if r.keyframe_interval_secs > 60 {
+            bail!(
+                "recordings.keyframe_interval_secs is {}: use 0 (never ask) to 60",
+                r.keyframe_interval_secs
             );
         }
         if !(16..=1 << 20).contains(&r.queue) {

@@ -61,6 +61,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
                     reconnect_grace: std::time::Duration::from_secs(r.reconnect_grace_secs),
                     max_length: std::time::Duration::from_secs(r.max_hours * 3600),
                     dvr_window: std::time::Duration::from_secs(r.dvr_window_secs),
+                    keyframe_interval: std::time::Duration::from_secs(r.keyframe_interval_secs),
                     queue: r.queue,
                 },
                 events_tx,

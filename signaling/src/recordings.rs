@@ -34,6 +34,7 @@ fn layers(summary: &[LayerSummary]) -> Vec<RecordedLayer> {
             name: l.name.clone(),
             width: l.width,
             height: l.height,
+            codecs: l.codecs.clone(),
             bytes: l.bytes,
             bitrate_bps: l.bitrate_bps,
             segments: l.segments,
@@ -100,6 +101,7 @@ pub async fn repair(store: &Store, recordings: &dyn ObjectStore) -> Result<usize
             .map(|mut l| {
                 if let Some(k) = known.iter().find(|k| k.name == l.name) {
                     (l.width, l.height) = (k.width, k.height);
+                    l.codecs.clone_from(&k.codecs);
                 }
                 l
             })

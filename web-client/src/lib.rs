@@ -50,6 +50,7 @@ const ASSETS: &[(&str, &str, &str)] = assets![
     "video.js" => "text/javascript",
     "videolist.js" => "text/javascript",
     "chatreplay.js" => "text/javascript",
+    "webmplayer.js" => "text/javascript",
     // hls.js 1.7.4 (Apache-2.0, static/hls.js.LICENSE), the light build
     // from npm without its source-map comment: the on-demand player.
     "hls.light.min.js" => "text/javascript",

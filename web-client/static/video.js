@@ -6,7 +6,10 @@
 // recording's start.
 //
 // hls.js is the classic-script build vendored from npm (window.Hls); a
-// browser that plays HLS natively (Safari) uses its own player.
+// browser that plays HLS natively (Safari) uses its own player. A VP8
+// recording is WebM, which no HLS player reads: webmplayer.js plays it.
+
+import { WebmPlayer } from '/static/webmplayer.js';
 
 const fmt = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
 
@@ -33,8 +36,14 @@ export async function startVideo({ id, start, video, quality, status, playing, t
   backToLive.href = `/watch/${encodeURIComponent(info.broadcast)}`;
   about.textContent = `${info.broadcast} · ${new Date(info.started_ms).toLocaleString()} · ${fmt(info.duration_secs)}`;
 
-  const Hls = window.Hls;
-  if (!Hls?.isSupported()) {
+  const webm = info.layers?.some((l) => l.codecs?.startsWith('vp8'));
+  const Hls = webm ? WebmPlayer : window.Hls;
+  if (webm && !window.MediaSource?.isTypeSupported('video/webm; codecs="vp8, opus"')) {
+    show('This browser cannot play VP8 recordings.');
+    state.phase = 'failed';
+    return state;
+  }
+  if (!webm && !Hls?.isSupported()) {
     if (video.canPlayType('application/vnd.apple.mpegurl')) {
       video.src = info.hls_url;
       video.addEventListener('loadedmetadata', () => { if (start) video.currentTime = start; }, { once: true });
@@ -50,12 +59,15 @@ export async function startVideo({ id, start, video, quality, status, playing, t
   // the recording) is placed in it by that segment's program date. (hls.js
   // reads the playlist a moment later; should the window slide in between,
   // playback starts one segment off.)
-  const origin = info.status === 'recording' ? await windowStart(info).catch(() => 0) : 0;
+  // (The WebM player's timeline is the recording's own: no offset.)
+  const origin = info.status === 'recording' && !webm ? await windowStart(info).catch(() => 0) : 0;
   state.origin = origin;
   video.dataset.origin = String(origin);
   const from = start ? Math.max(0, start - origin) : -1;
   // fMP4 needs no transmuxing, so no worker (starting one costs ~0.2 s).
-  const hls = new Hls({ startPosition: from, enableWorker: false });
+  const hls = webm
+    ? new WebmPlayer({ startPosition: from, origin: info.started_ms })
+    : new Hls({ startPosition: from, enableWorker: false });
   state.hls = hls;
   hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
     state.levels = data.levels.map((l, i) => ({ i, height: l.height, kbps: Math.round(l.bitrate / 1000) }));

@@ -12,8 +12,9 @@
 //! nodes). The control plane hears of each recording through
 //! [`RecordingEvent`]s and keeps the index.
 //!
-//! Codecs: H264 video with Opus audio (what OBS sends). Broadcasts in
-//! other video codecs are not recorded yet.
+//! Codecs: H264 (what OBS sends) in fragmented MP4 and VP8 (what browsers
+//! send by default) in WebM ([`codec`]), each with Opus audio. Broadcasts
+//! in other video codecs (VP9, AV1, HEVC) are not recorded yet.
 //!
 //! Invariants: the media path's only cost is one `try_send` of an `Arc`;
 //! writes of one recording happen in order (segment, then the playlist
@@ -21,6 +22,8 @@
 //! [`RecorderConfig::reconnect_grace`] continues the same recording.
 
 mod assemble;
+mod codec;
+mod download_webm;
 mod fmp4;
 mod h264;
 mod playlist;
@@ -30,6 +33,7 @@ mod recording;
 mod repair;
 mod segmenter;
 mod timeline;
+mod webm;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -63,6 +67,9 @@ pub struct RecorderConfig {
     pub max_length: Duration,
     /// How far back a live viewer may rewind a recording in progress.
     pub dvr_window: Duration,
+    /// A recorded layer whose last keyframe is this old is asked for one
+    /// (a browser sends keyframes only when asked; zero: never ask).
+    pub keyframe_interval: Duration,
 }
 
 impl Default for RecorderConfig {
@@ -73,6 +80,7 @@ impl Default for RecorderConfig {
             queue: 8192,
             max_length: Duration::from_secs(12 * 3600),
             dvr_window: recording::DEFAULT_DVR_WINDOW,
+            keyframe_interval: Duration::from_secs(4),
         }
     }
 }
@@ -84,6 +92,9 @@ pub struct LayerSummary {
     pub name: String,
     pub width: u16,
     pub height: u16,
+    /// RFC 6381 codecs, as in the master playlist (`vp8,opus`); empty
+    /// when unknown (a rendition a restart found).
+    pub codecs: String,
     pub bytes: u64,
     pub bitrate_bps: u64,
     pub segments: usize,
@@ -127,6 +138,8 @@ pub(crate) struct Tapped {
 #[derive(Clone, Debug)]
 pub struct RecorderTap {
     tx: mpsc::Sender<Tapped>,
+    /// [`RecorderConfig::keyframe_interval`], which the workers apply.
+    pub(crate) keyframe_interval: Duration,
 }
 
 impl RecorderTap {
@@ -141,7 +154,8 @@ impl RecorderTap {
 /// Whether broadcasts in this video codec are recorded (their layers are
 /// then never paused at the publisher).
 pub fn records(codec: crate::core::keyframe::VideoCodec) -> bool {
-    codec == crate::core::keyframe::VideoCodec::H264
+    use crate::core::keyframe::VideoCodec;
+    matches!(codec, VideoCodec::H264 | VideoCodec::Vp8)
 }
 
 /// A fresh recording id: `v` and 32 hex digits (128 random bits), longer
@@ -158,6 +172,10 @@ pub fn spawn(
     events: mpsc::Sender<RecordingEvent>,
 ) -> (RecorderTap, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(config.queue.max(16));
+    let tap = RecorderTap {
+        tx,
+        keyframe_interval: config.keyframe_interval,
+    };
     let driver = Driver {
         store,
         config,
@@ -166,7 +184,7 @@ pub fn spawn(
         out: Vec::new(),
         failed_writes: 0,
     };
-    (RecorderTap { tx }, tokio::spawn(driver.run(rx)))
+    (tap, tokio::spawn(driver.run(rx)))
 }
 
 struct Driver {
@@ -277,10 +295,10 @@ impl Driver {
                 Output::Poster {
                     path,
                     sample,
-                    params,
+                    config,
                 } => {
                     let jpeg =
-                        tokio::task::spawn_blocking(move || poster::poster_jpeg(&sample, &params))
+                        tokio::task::spawn_blocking(move || poster::poster_jpeg(&sample, &config))
                             .await
                             .ok()
                             .flatten();
@@ -318,7 +336,10 @@ mod tests {
     fn a_recorder_that_falls_behind_costs_the_tap_a_counted_drop_never_a_wait() {
         // Nobody drains this queue: a recorder stuck on a slow disk.
         let (tx, _stuck) = mpsc::channel(16);
-        let tap = RecorderTap { tx };
+        let tap = RecorderTap {
+            tx,
+            keyframe_interval: Duration::ZERO,
+        };
         let metrics = Metrics::default();
         for _ in 0..100 {
             tap.offer(

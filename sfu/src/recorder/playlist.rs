@@ -21,16 +21,14 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentEntry {
     pub part: u32,
+    /// Its part's init segment (`init-N.mp4`, or `.webm` for VP8).
+    pub init: String,
     pub file: String,
     pub seconds: f64,
     pub bytes: u64,
     /// Wall clock of its first sample, for `#EXT-X-PROGRAM-DATE-TIME` at
     /// the start of each part.
     pub starts: SystemTime,
-}
-
-pub fn init_file(part: u32) -> String {
-    format!("init-{part}.mp4")
 }
 
 /// A live playlist lists at least this many segments (RFC 8216bis wants
@@ -105,7 +103,7 @@ pub fn media_playlist(segments: &[SegmentEntry], listing: Listing) -> String {
             if part.is_some() {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init_file(s.part));
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", s.init);
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", rfc3339(s.starts));
             part = Some(s.part);
         }
@@ -187,6 +185,7 @@ mod tests {
     fn seg(part: u32, n: u32, seconds: f64) -> SegmentEntry {
         SegmentEntry {
             part,
+            init: format!("init-{part}.mp4"),
             file: format!("seg-{n}.m4s"),
             seconds,
             bytes: 1,

@@ -1,4 +1,5 @@
-//! A rendition as one progressive MP4 for download: `ftyp`, a `moov` with
+//! A rendition as one progressive MP4 for download (a VP8 rendition as
+//! one WebM: [`super::download_webm`]): `ftyp`, a `moov` with
 //! complete sample tables (so any player seeks without reading the whole
 //! file), then one `mdat` holding the recorded samples as they lie in the
 //! segments. Nothing is decoded or re-encoded; only the segments' `moof`
@@ -33,12 +34,17 @@ pub enum ProgressiveError {
     Format(String),
 }
 
-/// The file to send: `header`, then every chunk's bytes in order.
+/// The file to send: `header`, then every chunk's bytes in order, then
+/// `trailer`.
 #[derive(Debug)]
 pub struct Progressive {
     pub header: Bytes,
     pub chunks: Vec<(Path, Range<u64>)>,
+    pub trailer: Bytes,
     pub len: u64,
+    /// Its content type and file name extension.
+    pub mime: &'static str,
+    pub extension: &'static str,
 }
 
 #[derive(Default)]
@@ -91,6 +97,7 @@ async fn head_of(store: &dyn ObjectStore, path: &Path) -> Result<Bytes, Progress
 
 /// The (part, file) of each segment its playlist lists, in order.
 fn segments(playlist: &str) -> Vec<(u32, String)> {
+    let container = |l: &str| super::codec::Container::of_file(l).is_some();
     let mut part = 0;
     let mut out = Vec::new();
     for line in playlist.lines() {
@@ -101,7 +108,7 @@ fn segments(playlist: &str) -> Vec<(u32, String)> {
                 .next()
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(part);
-        } else if !line.starts_with('#') && line.ends_with(".m4s") {
+        } else if !line.starts_with('#') && container(line) {
             out.push((part, line.to_string()));
         }
     }
@@ -116,9 +123,21 @@ pub async fn progressive(
 ) -> Result<Progressive, ProgressiveError> {
     let dir = Path::from(id).join(rendition);
     let playlist = read(store, &dir.clone().join("index.m3u8")).await?;
-    let list = segments(&String::from_utf8_lossy(&playlist));
+    let text = String::from_utf8_lossy(&playlist);
+    let list = segments(&text);
     if list.is_empty() {
         return Err(ProgressiveError::NotFound);
+    }
+    if list.iter().all(|(_, f)| f.ends_with(".webm")) {
+        let seconds = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXTINF:"))
+            .filter_map(|d| d.trim_end_matches(',').parse::<f64>().ok())
+            .sum();
+        return super::download_webm::progressive_webm(store, &dir, &list, seconds).await;
+    }
+    if list.iter().any(|(_, f)| !f.ends_with(".m4s")) {
+        return Err(format("a playlist of segments in two containers"));
     }
     let mut moov: Option<Moov> = None;
     let (mut video, mut audio) = (Track::default(), Track::default());
@@ -309,7 +328,10 @@ fn layout(
     Ok(Progressive {
         header: header.into(),
         chunks: chunks.into_iter().map(|(p, r, _)| (p, r)).collect(),
+        trailer: Bytes::new(),
         len,
+        mime: "video/mp4",
+        extension: "mp4",
     })
 }
 

@@ -8,8 +8,9 @@
 //! size whatever order they arrive in). Each publisher session is a part:
 //! its own init segment, a discontinuity in the playlists.
 //!
-//! Invariants: nothing is written before the first H264 keyframe (then the
-//! recording has started); at most [`MAX_RENDITIONS`] renditions (a
+//! Invariants: nothing is written before the first keyframe (then the
+//! recording has started); a rendition holds one codec in one container
+//! ([`super::codec`]); at most [`MAX_RENDITIONS`] renditions (a
 //! publisher that keeps reconnecting at new sizes adds no more); a rendition's init segment is written before
 //! its first media segment of a part; playlists list only segments already
 //! written, so a crash loses at most the segments being assembled.
@@ -19,17 +20,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use str0m::format::Codec;
-use str0m::unversioned::H264Depacketizer;
 
 use super::assemble::{Frame, FrameAssembler};
-use super::fmp4::{self, Sample, AUDIO_TIMESCALE, VIDEO_TIMESCALE};
-use super::h264::{self, ParameterSets};
+use super::codec::{Container, FrameReader, TrackConfig};
+use super::fmp4::{Sample, AUDIO_TIMESCALE, VIDEO_TIMESCALE};
 use super::playlist::{self, Listing, SegmentEntry, Variant};
 use super::segmenter::{first_video_duration, Cut, Segmenter};
 use super::timeline::TrackClock;
 use super::{LayerSummary, RecordingEvent, RecordingSummary};
-use crate::core::h264_sps;
-use crate::core::SourcePacket;
+use crate::core::keyframe::VideoCodec;
+use crate::core::{h264_sps, SourcePacket};
 use crate::ids::{BroadcastName, SessionId};
 use crate::worker::{EpochInfo, TrackRef, MAX_LAYERS};
 
@@ -50,7 +50,7 @@ pub enum Output {
     Poster {
         path: String,
         sample: Bytes,
-        params: ParameterSets,
+        config: TrackConfig,
     },
     Event(RecordingEvent),
 }
@@ -59,7 +59,9 @@ pub enum Output {
 struct Rendition {
     name: String,
     dims: (u16, u16),
-    params: Option<ParameterSets>,
+    container: Container,
+    /// The latest keyframe's (H264: its SPS/PPS).
+    config: Option<TrackConfig>,
     clock: TrackClock,
     segmenter: Segmenter,
     segments: Vec<SegmentEntry>,
@@ -73,10 +75,10 @@ struct Rendition {
 }
 
 /// A layer of the current publisher session.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Layer {
     assembler: FrameAssembler,
-    depacketizer: H264Depacketizer,
+    reader: Option<FrameReader>,
     rendition: Option<usize>,
 }
 
@@ -95,6 +97,7 @@ pub struct Recording {
     part: u32,
     part_has_video: bool,
     recordable: bool,
+    video_codec: Option<VideoCodec>,
     audio_channels: Option<u16>,
     audio_clock: TrackClock,
     layers: Vec<Layer>,
@@ -119,6 +122,7 @@ impl Recording {
             part: 0,
             part_has_video: false,
             recordable: false,
+            video_codec: None,
             audio_channels: None,
             audio_clock: TrackClock::new(AUDIO_TIMESCALE),
             layers: Vec::new(),
@@ -156,6 +160,7 @@ impl Recording {
         next.epoch = self.epoch;
         next.publisher = self.publisher;
         next.recordable = self.recordable;
+        next.video_codec = self.video_codec;
         next.audio_channels = self.audio_channels;
         next
     }
@@ -171,7 +176,8 @@ impl Recording {
             return;
         }
         self.left_at = None;
-        self.recordable = matches!(info.video, Some((codec, _)) if super::records(codec));
+        self.video_codec = info.video.map(|(codec, _)| codec);
+        self.recordable = self.video_codec.is_some_and(super::records);
         self.audio_channels = info
             .audio
             .filter(|a| a.codec == Codec::Opus)
@@ -253,7 +259,12 @@ impl Recording {
             return;
         }
         if self.layers.len() <= layer {
-            self.layers.resize_with(layer + 1, Layer::default);
+            let codec = self.video_codec;
+            self.layers.resize_with(layer + 1, || Layer {
+                assembler: FrameAssembler::default(),
+                reader: codec.and_then(FrameReader::new),
+                rendition: None,
+            });
         }
         let mut frames = std::mem::take(&mut self.frames);
         self.layers[layer].assembler.push(packet, &mut frames);
@@ -267,26 +278,27 @@ impl Recording {
         let Some(first) = frame.packets.first() else {
             return; // the assembler never emits an empty frame
         };
-        let Some(data) = h264::sample(frame, &mut self.layers[layer].depacketizer) else {
+        let Some((data, config)) = self.layers[layer]
+            .reader
+            .as_mut()
+            .and_then(|r| r.read(frame))
+        else {
             return;
         };
-        let params = frame
-            .keyframe
-            .then(|| h264::parameter_sets(&data))
-            .flatten();
         let rendition = match self.layers[layer].rendition {
             Some(r) => r,
             None => {
-                let Some(params) = &params else {
-                    return; // wait for a keyframe that carries its SPS/PPS
+                let Some(config) = &config else {
+                    return; // wait for a keyframe (H264: one with its SPS/PPS)
                 };
-                let dims = first
-                    .dimensions
-                    .or_else(|| h264_sps::dimensions(&params.sps));
+                let dims = first.dimensions.or_else(|| match config {
+                    TrackConfig::H264(params) => h264_sps::dimensions(&params.sps),
+                    TrackConfig::Vp8 => None,
+                });
                 let Some(dims) = dims else {
                     return;
                 };
-                let Some(r) = self.rendition_for(dims) else {
+                let Some(r) = self.rendition_for(dims, config.container()) else {
                     return;
                 };
                 self.layers[layer].rendition = Some(r);
@@ -310,19 +322,19 @@ impl Recording {
         let part = self.part;
         let audio = self.audio_channels;
         let r = &mut self.renditions[rendition];
-        if let Some(p) = params {
-            r.params = Some(p);
+        if let Some(c) = config.filter(|c| c.container() == r.container) {
+            r.config = Some(c);
         }
         if r.init_part != Some(part) {
-            let Some(params) = &r.params else {
+            let Some(config) = &r.config else {
                 return;
             };
             if !frame.keyframe {
                 return;
             }
-            match fmp4::init_segment(params, r.dims, audio) {
+            match config.init_segment(r.dims, audio) {
                 Ok(init) => out.push(Output::Put {
-                    path: format!("{}/{}/{}", self.id, r.name, playlist::init_file(part)),
+                    path: format!("{}/{}/{}", self.id, r.name, r.container.init_file(part)),
                     data: init.into(),
                 }),
                 Err(e) => {
@@ -345,13 +357,15 @@ impl Recording {
         }
     }
 
-    /// The rendition of this frame size not yet fed by another layer of
-    /// this session, or a new one (none past [`MAX_RENDITIONS`]).
-    fn rendition_for(&mut self, dims: (u16, u16)) -> Option<usize> {
+    /// The rendition of this frame size and container not yet fed by
+    /// another layer of this session, or a new one (none past
+    /// [`MAX_RENDITIONS`]).
+    fn rendition_for(&mut self, dims: (u16, u16), container: Container) -> Option<usize> {
         let taken: Vec<usize> = self.layers.iter().filter_map(|l| l.rendition).collect();
-        if let Some(i) = (0..self.renditions.len())
-            .find(|&i| self.renditions[i].dims == dims && !taken.contains(&i))
-        {
+        if let Some(i) = (0..self.renditions.len()).find(|&i| {
+            let r = &self.renditions[i];
+            r.dims == dims && r.container == container && !taken.contains(&i)
+        }) {
             return Some(i);
         }
         if self.renditions.len() >= MAX_RENDITIONS {
@@ -367,7 +381,8 @@ impl Recording {
         self.renditions.push(Rendition {
             name,
             dims,
-            params: None,
+            container,
+            config: None,
             clock: TrackClock::new(VIDEO_TIMESCALE),
             segmenter: Segmenter::new(
                 (self.segment_target.as_secs_f64() * f64::from(VIDEO_TIMESCALE)) as u64,
@@ -390,7 +405,10 @@ impl Recording {
         let part = self.part;
         let r = &mut self.renditions[rendition];
         let seq = r.next_seq;
-        let data = match fmp4::media_segment(seq, &cut.video, &cut.audio) {
+        let Some(config) = &r.config else {
+            return; // set by the keyframe that opened the rendition
+        };
+        let data = match config.media_segment(seq, &cut.video, &cut.audio) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(recording = %self.id, "media segment: {e}");
@@ -401,7 +419,7 @@ impl Recording {
         r.end_ticks = head_dts + cut.duration();
         let seconds = cut.duration() as f64 / f64::from(VIDEO_TIMESCALE);
         let start = head_dts as f64 / f64::from(VIDEO_TIMESCALE);
-        let file = format!("seg-{seq}.m4s");
+        let file = r.container.segment_file(seq);
         let bytes = data.len() as u64;
         r.bytes += bytes;
         if seconds > 0.5 {
@@ -409,6 +427,7 @@ impl Recording {
         }
         r.segments.push(SegmentEntry {
             part,
+            init: r.container.init_file(part),
             file: file.clone(),
             seconds,
             bytes,
@@ -444,7 +463,7 @@ impl Recording {
         let due = self
             .poster_at
             .is_none_or(|last| at >= last + every || at < last);
-        let Some(params) = r.params.clone() else {
+        let Some(config) = r.config.clone() else {
             return;
         };
         if smallest == Some(area(r)) && due {
@@ -452,17 +471,24 @@ impl Recording {
             out.push(Output::Poster {
                 path: format!("{}/poster.jpg", self.id),
                 sample: keyframe,
-                params,
+                config,
             });
         }
     }
 
+    /// A rendition's RFC 6381 codecs, audio included.
+    fn codecs(&self, r: &Rendition) -> String {
+        let video = r
+            .config
+            .as_ref()
+            .map_or("avc1.42e01f".into(), TrackConfig::codec_string);
+        match self.audio_channels {
+            Some(_) => format!("{video},opus"),
+            None => video,
+        }
+    }
+
     fn master(&self, ended: bool) -> Output {
-        let audio = if self.audio_channels.is_some() {
-            ",opus"
-        } else {
-            ""
-        };
         let mut variants: Vec<Variant> = self
             .renditions
             .iter()
@@ -473,12 +499,7 @@ impl Recording {
                 average_bps: r.average_bps(),
                 width: r.dims.0,
                 height: r.dims.1,
-                codecs: format!(
-                    "{}{audio}",
-                    r.params
-                        .as_ref()
-                        .map_or("avc1.42e01f".into(), |p| p.codec_string())
-                ),
+                codecs: self.codecs(r),
             })
             .collect();
         // Largest first: players that take the first variant start high.
@@ -498,6 +519,7 @@ impl Recording {
                 name: r.name.clone(),
                 width: r.dims.0,
                 height: r.dims.1,
+                codecs: self.codecs(r),
                 bytes: r.bytes,
                 bitrate_bps: r.average_bps(),
                 segments: r.segments.len(),

@@ -43,6 +43,7 @@ pub async fn close_playlists(
             name,
             width: 0,
             height: 0,
+            codecs: String::new(),
             bytes,
             bitrate_bps: if seconds > 0.0 {
                 (bytes as f64 * 8.0 / seconds) as u64
@@ -79,7 +80,7 @@ async fn segment_bytes(store: &dyn ObjectStore, dir: &Path) -> Result<u64, objec
         .filter(|o| {
             o.location
                 .extension()
-                .is_some_and(|e| e == "m4s" || e == "mp4")
+                .is_some_and(|e| matches!(e, "m4s" | "mp4" | "webm"))
         })
         .map(|o| o.size)
         .sum())

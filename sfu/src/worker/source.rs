@@ -34,6 +34,8 @@ pub const MAX_LAYERS: usize = 4;
 /// A layer no Mirror received or targeted for this long is paused at a
 /// publisher that obeys pause requests.
 pub const LAYER_UNUSED_PAUSE: Duration = Duration::from_secs(10);
+/// A layer with a packet this recent is still arriving.
+const LAYER_ARRIVING: Duration = Duration::from_secs(2);
 /// A publisher that sent media within this long is live: a second publish
 /// is refused (409) rather than treated as a reconnect.
 pub const HEALTHY_WITHIN: Duration = Duration::from_millis(1500);
@@ -52,6 +54,9 @@ pub struct SourceLayer {
     pub dimensions: Option<(u16, u16)>,
     /// When some Mirror last received or targeted this layer.
     pub last_wanted: Instant,
+    /// When its last packet, and its last keyframe, arrived.
+    last_packet: Option<Instant>,
+    last_keyframe: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -241,6 +246,8 @@ impl Source {
                         meter: BitrateMeter::default(),
                         dimensions: None,
                         last_wanted: now,
+                        last_packet: None,
+                        last_keyframe: None,
                     });
                     self.info_dirty = true;
                 }
@@ -259,6 +266,10 @@ impl Source {
                 }
                 l.meter.record(now, pkt.payload.len());
                 l.last_ts = Some(packet.ts);
+                l.last_packet = Some(now);
+                if packet.keyframe_start {
+                    l.last_keyframe = Some(now);
+                }
                 let packet = Arc::new(packet);
                 l.gop.push(&packet);
                 Ok(Some(Ingested { track, packet }))
@@ -300,6 +311,26 @@ impl Source {
     pub fn keyframe_request(&mut self, layer: u8, now: Instant) -> Option<Ssrc> {
         let l = self.layers.get_mut(usize::from(layer))?;
         l.throttle.allow(now).then_some(l.ssrc)
+    }
+
+    /// The SSRCs of the layers still arriving whose last keyframe is at
+    /// least `interval` old, each through its keyframe throttle: a recorded
+    /// broadcast is cut into segments at keyframes, and a browser sends
+    /// one only when asked (OBS ignores the request and keeps its GOP).
+    pub fn keyframes_due(&mut self, now: Instant, interval: Duration) -> Vec<Ssrc> {
+        self.layers
+            .iter_mut()
+            .filter(|l| {
+                let arriving = l
+                    .last_packet
+                    .is_some_and(|t| now.saturating_duration_since(t) < LAYER_ARRIVING);
+                let due = l
+                    .last_keyframe
+                    .is_none_or(|t| now.saturating_duration_since(t) >= interval);
+                arriving && due
+            })
+            .filter_map(|l| l.throttle.allow(now).then_some(l.ssrc))
+            .collect()
     }
 
     /// The cached GOP of every layer, for a Mirror that just linked (its
@@ -371,6 +402,8 @@ mod tests {
             meter: BitrateMeter::default(),
             dimensions: None,
             last_wanted: now,
+            last_packet: None,
+            last_keyframe: None,
         }
     }
 
@@ -402,6 +435,33 @@ mod tests {
             s.cached().is_empty(),
             "no stale GOP for a Mirror linking now"
         );
+    }
+
+    #[test]
+    fn keyframes_are_asked_of_arriving_layers_whose_last_one_is_old() {
+        let t0 = Instant::now();
+        let mut s = source_with_layers(3, t0);
+        let every = Duration::from_secs(4);
+        s.layers[0].last_packet = Some(t0);
+        s.layers[0].last_keyframe = Some(t0);
+        s.layers[1].last_packet = Some(t0);
+        // Layer 2 never arrived: nothing to ask.
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        assert_eq!(
+            s.keyframes_due(t0, every),
+            vec![Ssrc::from(101)],
+            "no keyframe yet"
+        );
+        s.layers[1].last_keyframe = Some(t0);
+        s.layers[0].last_packet = Some(at(4));
+        s.layers[1].last_packet = Some(at(4));
+        assert_eq!(s.keyframes_due(at(3), every), vec![]);
+        assert_eq!(
+            s.keyframes_due(at(4), every),
+            vec![Ssrc::from(100), Ssrc::from(101)]
+        );
+        // A layer that stopped arriving (the publisher dropped it) is left.
+        assert_eq!(s.keyframes_due(at(9), every), vec![]);
     }
 
     #[test]

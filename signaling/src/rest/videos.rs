@@ -6,7 +6,7 @@
 //!
 //! Invariants: only names the recorder writes are served (`master.m3u8`,
 //! `{rendition}/index.m3u8` and `live.m3u8` (the DVR window), `init-N.mp4`,
-//! `seg-N.m4s`), so no request can reach another path of the store;
+//! `seg-N.m4s`, or `init-N.webm` and `seg-N.webm` for VP8), so no request can reach another path of the store;
 //! segments never change once written (cached a year, immutable);
 //! playlists change while recording (`no-cache` with an `ETag`).
 
@@ -179,8 +179,9 @@ pub struct DownloadParams {
     layer: Option<String>,
 }
 
-/// `GET /api/videos/{id}/download?layer=`: one progressive MP4 of a
-/// rendition (with the audio), streamed from the segments; no transcoding.
+/// `GET /api/videos/{id}/download?layer=`: one progressive MP4 (a VP8
+/// broadcast's: WebM) of a rendition (with the audio), streamed from the
+/// segments; no transcoding.
 pub async fn download_video(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
@@ -223,18 +224,21 @@ pub async fn download_video(
         let store = store.clone();
         async move { store.get_range(&path, range).await }
     });
-    let mut response = Response::new(Body::from_stream(head.chain(chunks)));
+    let trailer = file.trailer;
+    let tail = futures_util::stream::once(async move { Ok::<_, object_store::Error>(trailer) });
+    let mut response = Response::new(Body::from_stream(head.chain(chunks).chain(tail)));
     let name = format!(
-        "{}-{}-{}.mp4",
+        "{}-{}-{}.{}",
         video.broadcast,
         &relaycast_sfu::recorder::rfc3339(
             std::time::UNIX_EPOCH
                 + std::time::Duration::from_millis(video.started_ms.max(0) as u64)
         )[..10],
-        layer.name
+        layer.name,
+        file.extension
     );
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(file.mime));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.len));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
@@ -323,6 +327,9 @@ fn kind(file: &str) -> Option<(&'static str, &'static str)> {
         Some(("video/mp4", IMMUTABLE))
     } else if numbered("seg-", ".m4s") {
         Some(("video/iso.segment", IMMUTABLE))
+    } else if numbered("init-", ".webm") || numbered("seg-", ".webm") {
+        // A VP8 recording's (see docs/operations.md, Containers).
+        Some(("video/webm", IMMUTABLE))
     } else {
         None
     }
@@ -463,6 +470,9 @@ mod tests {
             ("live.m3u8", true),
             ("init-0.mp4", true),
             ("seg-12.m4s", true),
+            ("init-1.webm", true),
+            ("seg-7.webm", true),
+            ("seg-.webm", false),
             ("seg-.m4s", false),
             ("seg-1.m4s.bak", false),
             ("../master.m3u8", false),

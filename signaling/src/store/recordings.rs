@@ -16,6 +16,9 @@ pub struct RecordedLayer {
     pub name: String,
     pub width: u16,
     pub height: u16,
+    /// RFC 6381 codecs (`vp8,opus`); empty for rows from before it was kept.
+    #[serde(default)]
+    pub codecs: String,
     pub bytes: u64,
     pub bitrate_bps: u64,
     pub segments: usize,

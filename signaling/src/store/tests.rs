@@ -463,6 +463,7 @@ async fn recordings_are_indexed_updated_searched_and_repaired() {
             name: "720p".into(),
             width: 1280,
             height: 720,
+            codecs: "avc1.64001f,opus".into(),
             bytes: 5_000_000,
             bitrate_bps: 2_000_000,
             segments: 10,
