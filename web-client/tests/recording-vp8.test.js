@@ -3,7 +3,7 @@
 // container Chromium's MSE plays VP8 in), one rendition per layer. Debian's
 // ffprobe/ffmpeg check every segment and the download; Chromium plays the
 // recording on the watch page (its MSE WebM player) from ?t=, switches
-// quality and seeks.
+// quality and seeks, and rewinds it while it is still being recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -33,7 +33,24 @@ test('a VP8 broadcast becomes WebM renditions that ffmpeg decodes and the watch 
     try {
       await startPublishing(publishing, server.base, 'VP8');
       await waitForLayers(server.base, 3);
-      await sleep(14_000);
+      await sleep(8_000);
+      // Rewind while live: the recording in progress plays its DVR window
+      // (live playlists, reloaded as they grow) from 2 s in.
+      const { videos: [live] } = await (await fetch(`${server.base}/api/videos?broadcast=live`)).json();
+      assert.equal(live.status, 'recording');
+      const dvr = await publishing.newPage();
+      await dvr.goto(`${server.base}/watch/${live.id}?t=2`);
+      const at = () => dvr.evaluate(() => {
+        const v = document.getElementById('video');
+        return v.readyState >= 2 && v.getVideoPlaybackQuality().totalVideoFrames > 0 && v.currentTime;
+      });
+      const rewound = await waitFor('the live recording playing from 2 s', at, 10_000, 20);
+      console.log(`VP8 DVR: playing at ${rewound.toFixed(2)} s of the recording in progress`);
+      assert.ok(rewound >= 1.5 && rewound <= 4, `rewound to ${rewound} s`);
+      assert.equal(await dvr.isVisible('#back-live'), true, 'one click returns to live');
+      await waitFor('playback advancing', async () => (await at()) > rewound + 1.5, 6_000, 100);
+      await dvr.close();
+      await sleep(3_000);
     } finally {
       await publishing.close().catch(() => {});
     }
