@@ -126,11 +126,19 @@ export class WebmPlayer {
     l.segments = segments;
     l.ended = /^#EXT-X-ENDLIST/m.test(text);
     l.target = Number(/^#EXT-X-TARGETDURATION:(\d+)/m.exec(text)?.[1] || 2);
-    if (!l.ended && i === Math.max(0, this.level)) {
-      clearTimeout(this.reload);
-      this.reload = setTimeout(() => this.loadLevel(i).then(() => this.tick(), () => this.tick()), Math.max(1, l.target / 2) * 1000);
-    }
+    if (i === Math.max(0, this.level)) this.scheduleReload();
     this.updateDuration();
+  }
+
+  /// A growing playlist of the rendition being played is read again every
+  /// half target duration (whichever rendition that is by then).
+  scheduleReload() {
+    clearTimeout(this.reload);
+    const l = this.levels[Math.max(0, this.level)];
+    if (!l || l.ended || this.stopped) return;
+    this.reload = setTimeout(() => {
+      this.loadLevel(Math.max(0, this.level)).then(() => this.tick(), () => this.scheduleReload());
+    }, Math.max(1, l.target / 2) * 1000);
   }
 
   updateDuration() {
@@ -153,6 +161,7 @@ export class WebmPlayer {
     this.sb.mode = 'segments';
     this.sb.addEventListener('updateend', () => this.tick());
     this.level = this.manual >= 0 ? this.manual : this.choose();
+    this.scheduleReload();
     const l = this.levels[this.level];
     // No position asked: a finished recording from its start, one still
     // growing near its live edge.

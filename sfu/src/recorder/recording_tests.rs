@@ -215,3 +215,106 @@ mod driver {
         );
     }
 }
+
+fn vp8_epoch(n: u32) -> EpochInfo {
+    let mut e = epoch(n);
+    e.video = Some((
+        VideoCodec::Vp8,
+        CodecSpec {
+            codec: Codec::Vp8,
+            clock_rate: Frequency::NINETY_KHZ,
+            channels: None,
+            format: Default::default(),
+        },
+    ));
+    e
+}
+
+/// Frame `n` of a 30 fps VP8 stream (a keyframe every 30 frames) as one
+/// packet: a payload descriptor (S=1) and the frame's first bytes.
+fn vp8_frame(n: u64, (w, h): (u16, u16), t0: Instant) -> Arc<SourcePacket> {
+    let key = n % 30 == 0;
+    let mut payload = vec![0x10];
+    if key {
+        payload.extend_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
+        payload.extend_from_slice(&w.to_le_bytes());
+        payload.extend_from_slice(&h.to_le_bytes());
+    } else {
+        payload.extend_from_slice(&[0x31, 0x01, 0x00, n as u8]);
+    }
+    Arc::new(SourcePacket {
+        seq: 1000 + n,
+        ts: (n * 3000) as u32,
+        marker: true,
+        ext: Default::default(),
+        payload: Arc::from(payload),
+        arrival: t0 + Duration::from_millis(n * 1000 / 30),
+        keyframe_start: key,
+        vp8: None,
+        dimensions: key.then_some((w, h)),
+    })
+}
+
+#[test]
+fn a_vp8_session_is_recorded_as_webm_and_an_h264_one_of_the_same_size_is_another_rendition() {
+    let t0 = Instant::now();
+    let mut r = Recording::new(
+        "v1".into(),
+        BroadcastName::new("live"),
+        Duration::from_secs(2),
+    );
+    let mut out = Vec::new();
+    r.on_epoch(&vp8_epoch(1), None, &mut out);
+    for n in 0..=60 {
+        let p = vp8_frame(n, (320, 180), t0);
+        r.on_packet(TrackRef::Video { layer: 0 }, &p, &mut out);
+    }
+    assert_eq!(
+        puts(&out),
+        [
+            "init-0.webm",
+            "seg-0.webm",
+            "index.m3u8",
+            "live.m3u8",
+            "master.m3u8"
+        ]
+    );
+    let master = out.iter().find_map(|o| match o {
+        Output::Put { path, data } if path.ends_with("master.m3u8") => {
+            Some(String::from_utf8_lossy(data).into_owned())
+        }
+        _ => None,
+    });
+    assert!(master.is_some_and(|m| m.contains("CODECS=\"vp8,opus\"")));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Poster {
+            config: TrackConfig::Vp8,
+            ..
+        }
+    )));
+    // The publisher comes back in H264 at the same size: fMP4 cannot
+    // continue a WebM rendition, so it is a rendition of its own.
+    r.on_epoch(&epoch(2), None, &mut out);
+    for n in 0..=60 {
+        r.on_packet(
+            TrackRef::Video { layer: 0 },
+            &frame(n, (320, 180), t0),
+            &mut out,
+        );
+    }
+    let mut end = Vec::new();
+    r.finish(&mut end);
+    let Some(Output::Event(RecordingEvent::Finished(summary))) = end.last() else {
+        panic!("finishing reports the summary last");
+    };
+    let renditions: Vec<(&str, &str)> = summary
+        .layers
+        .iter()
+        .map(|l| (l.name.as_str(), l.codecs.as_str()))
+        .collect();
+    assert_eq!(
+        renditions,
+        [("180p", "vp8,opus"), ("180p-2", "avc1.42e01e,opus")]
+    );
+}
