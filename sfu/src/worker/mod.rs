@@ -38,6 +38,7 @@ mod session;
 mod source;
 pub(crate) mod status;
 mod supervisor;
+mod upkeep;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -47,7 +48,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{NackRequest, Ssrc};
+use str0m::rtp::NackRequest;
 use str0m::{Event, IceConnectionState, Input};
 use tokio::sync::{mpsc, watch};
 
@@ -413,20 +414,6 @@ impl Worker {
         }
     }
 
-    /// A PLI to the publisher for the layer arriving on `ssrc`.
-    fn ask_keyframe(&mut self, publisher: Option<SessionId>, ssrc: Ssrc, now: Instant) {
-        let Some(key) = publisher.and_then(|id| self.sessions.key(id)) else {
-            return;
-        };
-        self.metrics.inc(&self.metrics.keyframe_requests);
-        self.call(key, now, |rtc| {
-            if let Some(stream) = rtc.direct_api().stream_rx(&ssrc) {
-                stream.request_keyframe(str0m::media::KeyframeRequestKind::Pli);
-            }
-            Ok(())
-        });
-    }
-
     fn datagram(&mut self, source: SocketAddr, data: &[u8], now: Instant) {
         self.metrics.inc(&self.metrics.datagrams_in);
         let Some((key, learned)) = self.demux.route(source, data) else {
@@ -683,30 +670,7 @@ impl Worker {
             self.update_bwe(key, now);
         }
         self.report_wanted_layers(now);
-        let names: Vec<BroadcastName> = self.sources.keys().cloned().collect();
-        for name in names {
-            // A recorded broadcast keeps every layer (the recording has
-            // them all, watched or not) and gets a keyframe at least every
-            // interval (segments are cut at keyframes).
-            let keyframe_interval = self.recorder.as_ref().map(|r| r.keyframe_interval);
-            let mut due = Vec::new();
-            let mut publisher = None;
-            if let Some(source) = self.sources.get_mut(&name) {
-                match keyframe_interval {
-                    Some(every) if source.records() => {
-                        if !every.is_zero() {
-                            due = source.keyframes_due(now, every);
-                            publisher = source.publisher;
-                        }
-                    }
-                    _ => source.update_paused(now),
-                }
-            }
-            for ssrc in due {
-                self.ask_keyframe(publisher, ssrc, now);
-            }
-            self.announce_epoch(&name);
-        }
+        self.tend_sources(now);
         self.publish_status(now);
     }
 }
