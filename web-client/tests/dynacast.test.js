@@ -1,6 +1,8 @@
 // Unused layers are paused at a browser publisher: with nobody watching a
 // layer for 10 s, the server tells the /publish page (over /ws) to stop
-// sending it; a viewer arriving gets it resumed and plays.
+// sending it; a viewer arriving gets it resumed and plays. (A recorded
+// broadcast keeps every layer, watched or not, for the recording: this
+// server records nothing.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, waitFor, inboundVideo, startPublishing, waitForLayers } from './harness.js';
@@ -11,7 +13,7 @@ const activeEncodings = (page) => page.evaluate(() => {
 });
 
 test('layers nobody watches are paused at the browser publisher and resumed for a viewer', async () => {
-  const server = await startServer();
+  const server = await startServer({ extraArgs: ['--no-recordings'] });
   let browser;
   try {
     browser = await launchBrowser();
