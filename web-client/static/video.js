@@ -65,9 +65,16 @@ export async function startVideo({ id, start, video, quality, status, playing, t
   video.dataset.origin = String(origin);
   const from = start ? Math.max(0, start - origin) : -1;
   // fMP4 needs no transmuxing, so no worker (starting one costs ~0.2 s).
+  // The first segment comes from the largest rendition of at most 360
+  // lines: decoding from its keyframe up to `t` is about 4x cheaper than at
+  // 720p (first frame ~120 ms sooner), and Auto moves up a segment later.
+  // hls.js numbers renditions by bitrate, lowest first.
+  const byRate = [...(info.layers || [])].sort((a, b) => a.bitrate_bps - b.bitrate_bps);
+  const fits = byRate.map((l, i) => [l.height, i]).filter(([h]) => h > 0 && h <= 360);
+  const startLevel = fits.length ? fits.at(-1)[1] : -1;
   const hls = webm
-    ? new WebmPlayer({ startPosition: from, origin: info.started_ms })
-    : new Hls({ startPosition: from, enableWorker: false });
+    ? new WebmPlayer({ startPosition: from, origin: info.started_ms, startHeight: 360 })
+    : new Hls({ startPosition: from, enableWorker: false, startLevel });
   state.hls = hls;
   hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
     state.levels = data.levels.map((l, i) => ({ i, height: l.height, kbps: Math.round(l.bitrate / 1000) }));

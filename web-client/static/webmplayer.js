@@ -23,8 +23,9 @@ export class WebmPlayer {
   static Events = { MANIFEST_PARSED: 'manifestParsed', LEVEL_SWITCHED: 'levelSwitched', ERROR: 'error' };
   static ErrorTypes = { NETWORK_ERROR: 'networkError', MEDIA_ERROR: 'mediaError' };
 
-  constructor({ startPosition = -1, origin = 0 } = {}) {
+  constructor({ startPosition = -1, origin = 0, startHeight = 0 } = {}) {
     this.start = startPosition;
+    this.startHeight = startHeight;
     this.origin = origin;
     this.handlers = new Map();
     this.levels = [];
@@ -160,7 +161,7 @@ export class WebmPlayer {
     }
     this.sb.mode = 'segments';
     this.sb.addEventListener('updateend', () => this.tick());
-    this.level = this.manual >= 0 ? this.manual : this.choose();
+    this.level = this.manual >= 0 ? this.manual : this.first();
     this.scheduleReload();
     const l = this.levels[this.level];
     // No position asked: a finished recording from its start, one still
@@ -169,6 +170,16 @@ export class WebmPlayer {
     this.updateDuration();
     this.video.currentTime = this.start;
     this.tick();
+  }
+
+  /// The rendition to start on: the largest of at most `startHeight`
+  /// lines (cheap to decode up to the start position), else by throughput.
+  first() {
+    let best = -1;
+    this.levels.forEach((l, i) => {
+      if (l.height > 0 && l.height <= this.startHeight && (best < 0 || l.height > this.levels[best].height)) best = i;
+    });
+    return best >= 0 ? best : this.choose();
   }
 
   /// The largest rendition the measured throughput carries.
