@@ -22,6 +22,7 @@
 //! [`RecorderConfig::reconnect_grace`] continues the same recording.
 
 mod assemble;
+mod closing;
 mod codec;
 mod download_webm;
 mod fmp4;

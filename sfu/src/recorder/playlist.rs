@@ -2,8 +2,10 @@
 //! rendition and a master playlist listing the renditions.
 //!
 //! Invariants: while recording, a rendition's `index.m3u8` is an `EVENT`
-//! playlist of every segment written (what a restart after a crash closes)
-//! and its `live.m3u8` slides: it lists the newest segments covering at
+//! playlist of every segment written when it was last rewritten (every
+//! half DVR window of recorded time, so its writes grow linearly; a
+//! restart after a crash merges it with `live.m3u8`) and its `live.m3u8`
+//! slides: it lists the newest segments covering at
 //! least the DVR window (and at least [`LIVE_SEGMENTS`] of them), numbered
 //! by `#EXT-X-MEDIA-SEQUENCE` (a segment's index in the recording) and
 //! `#EXT-X-DISCONTINUITY-SEQUENCE`, so a live viewer rewinds that far and

@@ -13,7 +13,9 @@
 //! ([`super::codec`]); at most [`MAX_RENDITIONS`] renditions (a
 //! publisher that keeps reconnecting at new sizes adds no more); a rendition's init segment is written before
 //! its first media segment of a part; playlists list only segments already
-//! written, so a crash loses at most the segments being assembled.
+//! written, so a crash loses at most the segments being assembled; the
+//! segments `index.m3u8` does not list yet span less than half the DVR
+//! window, and `live.m3u8` lists them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -72,6 +74,8 @@ struct Rendition {
     peak_bps: u64,
     /// Where the last written segment ends (video ticks).
     end_ticks: u64,
+    /// Segments the last `index.m3u8` written lists.
+    indexed: usize,
 }
 
 /// A layer of the current publisher session.
@@ -393,6 +397,7 @@ impl Recording {
             bytes: 0,
             peak_bps: 0,
             end_ticks: 0,
+            indexed: 0,
         });
         Some(self.renditions.len() - 1)
     }
@@ -438,10 +443,19 @@ impl Recording {
             path: format!("{}/{}/{file}", self.id, r.name),
             data: data.into(),
         });
-        out.push(Output::Put {
-            path: format!("{}/{}/index.m3u8", self.id, r.name),
-            data: playlist::media_playlist(&r.segments, Listing::Growing).into(),
-        });
+        // The complete playlist only every half window of recorded time
+        // (rewriting it each segment would write the square of the
+        // recording's length); what it lacks is less than half the window,
+        // so the live window (at least the whole window) lists it, and a
+        // restart merges the two (`closing`).
+        let unindexed: f64 = r.segments[r.indexed..].iter().map(|s| s.seconds).sum();
+        if r.indexed == 0 || unindexed >= self.dvr_window.as_secs_f64() / 2.0 {
+            out.push(Output::Put {
+                path: format!("{}/{}/index.m3u8", self.id, r.name),
+                data: playlist::media_playlist(&r.segments, Listing::Growing).into(),
+            });
+            r.indexed = r.segments.len();
+        }
         out.push(Output::Put {
             path: format!("{}/{}/live.m3u8", self.id, r.name),
             data: playlist::media_playlist(&r.segments, Listing::Window(self.dvr_window)).into(),

@@ -113,8 +113,8 @@ fn a_session_becomes_init_then_keyframe_cut_segments_listed_after_they_are_writt
     assert_eq!(
         puts(&end),
         [
+            // The complete playlist waits for half the DVR window.
             "seg-1.m4s",
-            "index.m3u8",
             "live.m3u8",
             "index.m3u8",
             "live.m3u8",
@@ -317,4 +317,33 @@ fn a_vp8_session_is_recorded_as_webm_and_an_h264_one_of_the_same_size_is_another
         renditions,
         [("180p", "vp8,opus"), ("180p-2", "avc1.42e01e,opus")]
     );
+}
+
+#[test]
+fn the_complete_playlist_is_rewritten_every_half_window_and_the_live_one_every_segment() {
+    let t0 = Instant::now();
+    let mut r = Recording::new(
+        "v1".into(),
+        BroadcastName::new("live"),
+        Duration::from_secs(2),
+    )
+    .with_dvr_window(Duration::from_secs(10));
+    let mut out = Vec::new();
+    r.on_epoch(&epoch(1), None, &mut out);
+    // 2 s segments (a keyframe every second, cut every 2 s): 10 of them.
+    for n in 0..=630 {
+        r.on_packet(
+            TrackRef::Video { layer: 0 },
+            &frame(n, (320, 180), t0),
+            &mut out,
+        );
+    }
+    let files = puts(&out);
+    let count = |name: &str| files.iter().filter(|f| **f == name).count();
+    let segments = files.iter().filter(|f| f.ends_with(".m4s")).count();
+    assert_eq!(segments, 10);
+    assert_eq!(count("live.m3u8"), segments);
+    // The first segment, then each time 5 s (half the window) are unlisted:
+    // after segments 1, 4, 7 and 10.
+    assert_eq!(count("index.m3u8"), 4, "{files:?}");
 }

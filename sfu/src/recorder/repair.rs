@@ -1,8 +1,9 @@
-//! Closing recordings a crash left open: at start-up, every rendition's
-//! complete playlist (`index.m3u8`) of a recording the index still calls
-//! `recording` is made a `VOD` playlist with `#EXT-X-ENDLIST` (and written
-//! over its DVR window, `live.m3u8`, too), what it lists is summed, and
-//! the master is pointed at the complete playlists.
+//! Closing recordings a crash left open: at start-up, every rendition of
+//! a recording the index still calls `recording` gets one `VOD` playlist
+//! with `#EXT-X-ENDLIST`, merged from its complete playlist as last
+//! written and its live window ([`super::closing`]), written as both
+//! `index.m3u8` and `live.m3u8`; what it lists is summed, and the master
+//! is pointed at the complete playlists.
 //!
 //! Invariant: a playlist only ever lists segments already written (the
 //! recorder writes the segment first), so the repaired recording plays
@@ -11,6 +12,7 @@
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use super::closing::closed;
 use super::LayerSummary;
 
 /// The renditions of recording `id` with their playlists closed; an empty
@@ -26,14 +28,12 @@ pub async fn close_playlists(
             continue;
         };
         let path = dir.clone().join("index.m3u8");
-        let text = match store.get(&path).await {
-            Ok(got) => got.bytes().await?,
-            Err(object_store::Error::NotFound { .. }) => continue,
-            Err(e) => return Err(e),
+        let index = read_text(store, &path).await?;
+        let live = read_text(store, &dir.clone().join("live.m3u8")).await?;
+        let Some((closed, seconds, segments)) = closed(index.as_deref(), live.as_deref()) else {
+            continue;
         };
-        let text = String::from_utf8_lossy(&text).into_owned();
-        let (closed, seconds, segments) = close(&text);
-        if closed != text {
+        if index.as_deref() != Some(closed.as_str()) || live.as_deref() != Some(closed.as_str()) {
             let closed = PutPayload::from(closed.into_bytes());
             store.put(&path, closed.clone()).await?;
             store.put(&dir.clone().join("live.m3u8"), closed).await?;
@@ -86,22 +86,18 @@ async fn segment_bytes(store: &dyn ObjectStore, dir: &Path) -> Result<u64, objec
         .sum())
 }
 
-/// The playlist as `VOD` with its end marked; its duration and segment
-/// count.
-fn close(text: &str) -> (String, f64, usize) {
-    let mut seconds = 0.0;
-    let mut segments = 0;
-    for line in text.lines() {
-        if let Some(d) = line.strip_prefix("#EXTINF:") {
-            seconds += d.trim_end_matches(',').parse::<f64>().unwrap_or(0.0);
-            segments += 1;
-        }
+/// A playlist's text, `None` when it was never written.
+async fn read_text(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<Option<String>, object_store::Error> {
+    match store.get(path).await {
+        Ok(got) => Ok(Some(
+            String::from_utf8_lossy(&got.bytes().await?).into_owned(),
+        )),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
-    let mut closed = text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD");
-    if !closed.contains("#EXT-X-ENDLIST") {
-        closed.push_str("#EXT-X-ENDLIST\n");
-    }
-    (closed, seconds, segments)
 }
 
 #[cfg(test)]
