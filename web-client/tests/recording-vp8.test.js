@@ -6,24 +6,11 @@
 // quality and seeks, and rewinds it while it is still being recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { startServer, launchBrowser, screenshotDir, startPublishing, waitForLayers, sleep, waitFor } from './harness.js';
-
-const run = promisify(execFile);
-
-async function ffprobe(file, entries, streams = 'v') {
-  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', streams,
-    '-show_entries', entries, '-of', 'json', file], { timeout: 30_000 });
-  return JSON.parse(stdout);
-}
-
-async function decodes(file) {
-  await run('ffmpeg', ['-v', 'error', '-xerror', '-i', file, '-f', 'null', '-'], { timeout: 60_000 });
-}
+import { ffprobe, decodes, run } from './media.js';
 
 test('a VP8 broadcast becomes WebM renditions that ffmpeg decodes and the watch page plays', async () => {
   const server = await startServer({ extraArgs: ['--recording-grace-secs', '1'] });

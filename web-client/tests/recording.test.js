@@ -4,28 +4,15 @@
 // recording that the next start closes and that still plays.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { startServer, launchBrowser, screenshotDir, inboundVideo, freePort, STREAM_KEY, sleep, waitFor } from './harness.js';
 import { spawn } from 'node:child_process';
 import { ObsPublisher } from './obs-publisher.js';
+import { ffprobe, decodes } from './media.js';
 
-const run = promisify(execFile);
 const FPS = 30;
-
-async function ffprobe(url, entries, streams = 'v') {
-  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', streams,
-    '-show_entries', entries, '-of', 'json', url], { timeout: 30_000 });
-  return JSON.parse(stdout);
-}
-
-/// ffmpeg decodes every frame of `url`, stopping at the first error.
-async function decodes(url) {
-  await run('ffmpeg', ['-v', 'error', '-xerror', '-i', url, '-f', 'null', '-'], { timeout: 60_000 });
-}
 
 /// The types of an MP4's top-level boxes, in order.
 function topLevelBoxes(buf) {

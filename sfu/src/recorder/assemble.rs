@@ -135,6 +135,23 @@ impl FrameAssembler {
     }
 }
 
+/// A packet of a frame's payload for the depacketizers' tests (a
+/// keyframe start when `seq` is 0).
+#[cfg(test)]
+pub(super) fn payload_packet(seq: u64, payload: &[u8], marker: bool) -> Arc<SourcePacket> {
+    Arc::new(SourcePacket {
+        seq,
+        ts: 0,
+        marker,
+        ext: Default::default(),
+        payload: Arc::from(payload),
+        arrival: std::time::Instant::now(),
+        keyframe_start: seq == 0,
+        vp8: None,
+        dimensions: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;

@@ -68,15 +68,7 @@ pub fn closed(index: Option<&str>, live: Option<&str>) -> Option<(String, f64, u
     if all.is_empty() {
         return None;
     }
-    let target = all
-        .iter()
-        .map(|s| s.seconds.round() as u64)
-        .max()
-        .unwrap_or(2)
-        .max(1);
-    let mut out = String::with_capacity(128 + all.len() * 40);
-    out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
-    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
+    let mut out = super::playlist::header(all.iter().map(|s| s.seconds), all.len());
     out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     let mut part: Option<&str> = None;
     for s in &all {

@@ -164,25 +164,8 @@ impl FrameReader {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::Instant;
-
+    use super::super::assemble::payload_packet as packet;
     use super::*;
-    use crate::core::SourcePacket;
-
-    fn packet(seq: u64, payload: &[u8], marker: bool) -> Arc<SourcePacket> {
-        Arc::new(SourcePacket {
-            seq,
-            ts: 0,
-            marker,
-            ext: Default::default(),
-            payload: Arc::from(payload),
-            arrival: Instant::now(),
-            keyframe_start: seq == 0,
-            vp8: None,
-            dimensions: None,
-        })
-    }
 
     #[test]
     fn vp8_payload_descriptors_are_stripped_and_the_partitions_joined() {

@@ -75,25 +75,8 @@ pub fn nal_units(sample: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::Instant;
-
+    use super::super::assemble::payload_packet as packet;
     use super::*;
-    use crate::core::SourcePacket;
-
-    fn packet(seq: u64, payload: &[u8], marker: bool) -> Arc<SourcePacket> {
-        Arc::new(SourcePacket {
-            seq,
-            ts: 0,
-            marker,
-            ext: Default::default(),
-            payload: Arc::from(payload),
-            arrival: Instant::now(),
-            keyframe_start: seq == 0,
-            vp8: None,
-            dimensions: None,
-        })
-    }
 
     #[test]
     fn stap_a_and_fu_a_become_one_length_prefixed_sample() {

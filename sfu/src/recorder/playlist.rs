@@ -71,21 +71,23 @@ pub fn media_file(ended: bool) -> &'static str {
     }
 }
 
+/// A media playlist's first lines: the version and the target duration
+/// (the longest segment, rounded), room made for `entries`.
+pub fn header(seconds: impl Iterator<Item = f64>, entries: usize) -> String {
+    let target = seconds.map(|s| s.round() as u64).max().unwrap_or(2).max(1);
+    let mut out = String::with_capacity(128 + entries * 40);
+    out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
+    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
+    out
+}
+
 pub fn media_playlist(segments: &[SegmentEntry], listing: Listing) -> String {
     let first = match listing {
         Listing::Window(window) => window_start(segments, window),
         Listing::Growing | Listing::Ended => 0,
     };
     let listed = &segments[first..];
-    let target = segments
-        .iter()
-        .map(|s| s.seconds.round() as u64)
-        .max()
-        .unwrap_or(2)
-        .max(1);
-    let mut out = String::with_capacity(96 + listed.len() * 40);
-    out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
-    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{target}");
+    let mut out = header(segments.iter().map(|s| s.seconds), listed.len());
     match listing {
         Listing::Ended => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
         Listing::Growing => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),

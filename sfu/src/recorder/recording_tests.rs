@@ -51,6 +51,13 @@ pub(super) fn frame(n: u64, dims: (u16, u16), t0: Instant) -> Arc<SourcePacket> 
     } else {
         vec![0x41, 0x9a, n as u8]
     };
+    frame_packet(n, payload, dims, t0)
+}
+
+/// Frame `n` of a 30 fps stream (a keyframe every 30 frames) as one
+/// packet carrying `payload`.
+fn frame_packet(n: u64, payload: Vec<u8>, dims: (u16, u16), t0: Instant) -> Arc<SourcePacket> {
+    let key = n % 30 == 0;
     Arc::new(SourcePacket {
         seq: 1000 + n,
         ts: (n * 3000) as u32,
@@ -62,6 +69,15 @@ pub(super) fn frame(n: u64, dims: (u16, u16), t0: Instant) -> Arc<SourcePacket> 
         vp8: None,
         dimensions: key.then_some(dims),
     })
+}
+
+/// Recording `v1` of broadcast `live`, cut every 2 s.
+fn recording() -> Recording {
+    Recording::new(
+        "v1".into(),
+        BroadcastName::new("live"),
+        Duration::from_secs(2),
+    )
 }
 
 fn puts(out: &[Output]) -> Vec<&str> {
@@ -76,11 +92,7 @@ fn puts(out: &[Output]) -> Vec<&str> {
 #[test]
 fn a_session_becomes_init_then_keyframe_cut_segments_listed_after_they_are_written() {
     let t0 = Instant::now();
-    let mut r = Recording::new(
-        "v1".into(),
-        BroadcastName::new("live"),
-        Duration::from_secs(2),
-    );
+    let mut r = recording();
     let mut out = Vec::new();
     r.on_epoch(&epoch(1), None, &mut out);
     for n in 0..=90 {
@@ -136,11 +148,7 @@ fn a_session_becomes_init_then_keyframe_cut_segments_listed_after_they_are_writt
 #[test]
 fn renditions_are_bounded_whatever_a_publisher_reconnects_with() {
     let t0 = Instant::now();
-    let mut r = Recording::new(
-        "v1".into(),
-        BroadcastName::new("live"),
-        Duration::from_secs(2),
-    );
+    let mut r = recording();
     let mut out = Vec::new();
     for e in 0..(MAX_RENDITIONS as u32 + 4) {
         r.on_epoch(&epoch(e + 1), None, &mut out);
@@ -242,27 +250,13 @@ fn vp8_frame(n: u64, (w, h): (u16, u16), t0: Instant) -> Arc<SourcePacket> {
     } else {
         payload.extend_from_slice(&[0x31, 0x01, 0x00, n as u8]);
     }
-    Arc::new(SourcePacket {
-        seq: 1000 + n,
-        ts: (n * 3000) as u32,
-        marker: true,
-        ext: Default::default(),
-        payload: Arc::from(payload),
-        arrival: t0 + Duration::from_millis(n * 1000 / 30),
-        keyframe_start: key,
-        vp8: None,
-        dimensions: key.then_some((w, h)),
-    })
+    frame_packet(n, payload, (w, h), t0)
 }
 
 #[test]
 fn a_vp8_session_is_recorded_as_webm_and_an_h264_one_of_the_same_size_is_another_rendition() {
     let t0 = Instant::now();
-    let mut r = Recording::new(
-        "v1".into(),
-        BroadcastName::new("live"),
-        Duration::from_secs(2),
-    );
+    let mut r = recording();
     let mut out = Vec::new();
     r.on_epoch(&vp8_epoch(1), None, &mut out);
     for n in 0..=60 {
@@ -322,12 +316,7 @@ fn a_vp8_session_is_recorded_as_webm_and_an_h264_one_of_the_same_size_is_another
 #[test]
 fn the_complete_playlist_is_rewritten_every_half_window_and_the_live_one_every_segment() {
     let t0 = Instant::now();
-    let mut r = Recording::new(
-        "v1".into(),
-        BroadcastName::new("live"),
-        Duration::from_secs(2),
-    )
-    .with_dvr_window(Duration::from_secs(10));
+    let mut r = recording().with_dvr_window(Duration::from_secs(10));
     let mut out = Vec::new();
     r.on_epoch(&epoch(1), None, &mut out);
     // 2 s segments (a keyframe every second, cut every 2 s): 10 of them.
