@@ -76,13 +76,16 @@ pub fn datagram(data: &[u8]) {
 }
 
 /// An RTP payload as the Source sees it after SRTP: keyframe detection for
-/// every codec, VP8 descriptor fields, H.264 SPS dimensions.
+/// every codec, VP8 descriptor fields, H.264 SPS dimensions; then as the
+/// recorder takes it (a frame of one packet: depacketized as H.264 and as
+/// VP8, muxed into fMP4 and WebM, a VP8 keyframe decoded for a poster).
 pub fn rtp_payload(data: &[u8]) {
     for codec in VideoCodec::ALL {
         let _ = inspect(codec, data);
     }
     let _ = Vp8Fields::parse(data);
     let _ = h264_sps::dimensions(data);
+    crate::recorder::fuzz_frame(data);
 }
 
 #[cfg(test)]

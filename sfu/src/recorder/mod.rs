@@ -159,6 +159,48 @@ pub fn records(codec: crate::core::keyframe::VideoCodec) -> bool {
     matches!(codec, VideoCodec::H264 | VideoCodec::Vp8)
 }
 
+/// The recorder's handling of one frame of a single packet carrying
+/// `payload`, for fuzzing: both depacketizers, the segment of each
+/// container, a VP8 keyframe's poster.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn fuzz_frame(payload: &[u8]) {
+    use crate::core::keyframe::VideoCodec;
+    let frame = assemble::Frame {
+        ts: 0,
+        keyframe: true,
+        packets: vec![std::sync::Arc::new(crate::core::SourcePacket {
+            seq: 0,
+            ts: 0,
+            marker: true,
+            ext: Default::default(),
+            payload: std::sync::Arc::from(payload),
+            arrival: Instant::now(),
+            keyframe_start: true,
+            vp8: None,
+            dimensions: None,
+        })],
+    };
+    for codec in [VideoCodec::H264, VideoCodec::Vp8] {
+        let Some((data, config)) = codec::FrameReader::new(codec).and_then(|mut r| r.read(&frame))
+        else {
+            continue;
+        };
+        let sample = fmp4::Sample {
+            dts: 0,
+            duration: 3000,
+            sync: true,
+            data: data.clone().into(),
+        };
+        if let Some(config) = config {
+            let _ = config.init_segment((640, 360), Some(2));
+            let _ = config.media_segment(0, &[sample], &[]);
+            if config == codec::TrackConfig::Vp8 {
+                let _ = poster::poster_jpeg(&data, &config);
+            }
+        }
+    }
+}
+
 /// A fresh recording id: `v` and 32 hex digits (128 random bits), longer
 /// than any channel name so `/watch/{id}` cannot be mistaken for a stream.
 pub fn new_recording_id() -> String {

@@ -21,6 +21,8 @@ use super::h264::{nal_units, ParameterSets};
 /// How often a live recording's poster is refreshed (in recorded time).
 pub const POSTER_EVERY: Duration = Duration::from_secs(30);
 const QUALITY: u8 = 80;
+/// The largest VP8 picture decoded for a poster (3840x2160).
+const MAX_PIXELS: u64 = 3840 * 2160;
 
 /// The JPEG of one keyframe sample, or `None` if it does not decode.
 pub fn poster_jpeg(sample: &[u8], config: &TrackConfig) -> Option<Vec<u8>> {
@@ -82,6 +84,11 @@ fn vp8_picture(frame: &[u8]) -> Option<(Vec<u8>, usize, usize)> {
         return None; // a lossy VP8 chunk alone has none
     }
     let (w, h) = decoder.dimensions();
+    // The frame size is the publisher's word: no picture larger than 4K is
+    // decoded (its buffer would be the publisher's to size).
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return None;
+    }
     let mut rgb = vec![0u8; decoder.output_buffer_size()?];
     decoder.read_image(&mut rgb).ok()?;
     Some((rgb, usize::try_from(w).ok()?, usize::try_from(h).ok()?))
@@ -108,5 +115,9 @@ mod tests {
         let jpeg = poster_jpeg(frame, &TrackConfig::Vp8).expect("decodes");
         assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");
         assert!(poster_jpeg(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 1], &TrackConfig::Vp8).is_none());
+        // A keyframe header claiming 16383x16383 is not decoded.
+        let mut huge = frame.to_vec();
+        huge[6..10].copy_from_slice(&[0xff, 0x3f, 0xff, 0x3f]);
+        assert!(poster_jpeg(&huge, &TrackConfig::Vp8).is_none());
     }
 }
