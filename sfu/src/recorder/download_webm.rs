@@ -8,8 +8,9 @@
 //!
 //! Invariants: element positions in the `SeekHead` and `Cues` are relative
 //! to the `Segment`'s body and say exactly where the streamed bytes put
-//! them; the `Tracks` are the first part's (a later part's frame size, if
-//! it differs, is in its VP8 keyframes, which decoders follow).
+//! them; the `Tracks` are the first part's, or the first with audio (a
+//! later part's frame size, if it differs, is in its VP8 keyframes, which
+//! decoders follow).
 
 use bytes::Bytes;
 use object_store::path::Path;
@@ -46,14 +47,23 @@ pub async fn progressive_webm(
     list: &[(u32, String)],
     seconds: f64,
 ) -> Result<Progressive, ProgressiveError> {
-    let first_part = list.first().ok_or(ProgressiveError::NotFound)?.0;
-    let init_path = dir.clone().join(format!("init-{first_part}.webm").as_str());
-    let init = store
-        .get(&init_path)
-        .await
-        .map_err(not_found)?
-        .bytes()
-        .await?;
+    let mut parts: Vec<u32> = list.iter().map(|(p, _)| *p).collect();
+    parts.dedup();
+    // The first part's tracks, unless a later one has audio it lacks (its
+    // audio showed up late).
+    let mut init = None;
+    for part in parts {
+        let path = dir.clone().join(format!("init-{part}.webm").as_str());
+        let bytes = store.get(&path).await.map_err(not_found)?.bytes().await?;
+        let with_audio = webm::tracks_of(&bytes).is_some_and(webm::has_audio);
+        if init.is_none() || with_audio {
+            init = Some(bytes);
+        }
+        if with_audio {
+            break;
+        }
+    }
+    let init = init.ok_or(ProgressiveError::NotFound)?;
     let tracks = webm::tracks_of(&init).ok_or_else(|| format("the init segment has no Tracks"))?;
     let mut listed = Vec::with_capacity(list.len());
     for (_, file) in list {

@@ -69,6 +69,9 @@ struct Rendition {
     segments: Vec<SegmentEntry>,
     /// The part whose init segment was written last.
     init_part: Option<u32>,
+    /// The part whose init segment was written (with its first media
+    /// segment, when the broadcast's audio is known best).
+    init_written: Option<u32>,
     next_seq: u32,
     bytes: u64,
     peak_bps: u64,
@@ -182,13 +185,22 @@ impl Recording {
         self.left_at = None;
         self.video_codec = info.video.map(|(codec, _)| codec);
         self.recordable = self.video_codec.is_some_and(super::records);
-        self.audio_channels = info
+        let audio = info
             .audio
             .filter(|a| a.codec == Codec::Opus)
             .map(|a| u16::from(a.channels.unwrap_or(2).clamp(1, 2)));
+        let gained_audio = self.audio_channels.is_none() && audio.is_some();
         if self.epoch == Some(info.epoch) {
+            // The audio showed up after an init segment of this part was
+            // written without it: a new part, whose init segments have it.
+            let part = self.part;
+            if gained_audio && self.renditions.iter().any(|r| r.init_written == Some(part)) {
+                self.end_part(out);
+            }
+            self.audio_channels = audio;
             return;
         }
+        self.audio_channels = audio;
         if self.epoch.is_some() {
             self.end_part(out);
         }
@@ -324,27 +336,14 @@ impl Recording {
         }
         let (origin, _) = self.origin.expect("set above");
         let part = self.part;
-        let audio = self.audio_channels;
         let r = &mut self.renditions[rendition];
         if let Some(c) = config.filter(|c| c.container() == r.container) {
             r.config = Some(c);
         }
         if r.init_part != Some(part) {
-            let Some(config) = &r.config else {
+            // A part of a rendition starts at a keyframe.
+            if r.config.is_none() || !frame.keyframe {
                 return;
-            };
-            if !frame.keyframe {
-                return;
-            }
-            match config.init_segment(r.dims, audio) {
-                Ok(init) => out.push(Output::Put {
-                    path: format!("{}/{}/{}", self.id, r.name, r.container.init_file(part)),
-                    data: init.into(),
-                }),
-                Err(e) => {
-                    tracing::warn!(recording = %self.id, "init segment: {e}");
-                    return;
-                }
             }
             r.init_part = Some(part);
         }
@@ -393,6 +392,7 @@ impl Recording {
             ),
             segments: Vec::new(),
             init_part: None,
+            init_written: None,
             next_seq: 0,
             bytes: 0,
             peak_bps: 0,
@@ -420,6 +420,19 @@ impl Recording {
                 return;
             }
         };
+        if r.init_written != Some(part) {
+            match config.init_segment(r.dims, self.audio_channels) {
+                Ok(init) => out.push(Output::Put {
+                    path: format!("{}/{}/{}", self.id, r.name, r.container.init_file(part)),
+                    data: init.into(),
+                }),
+                Err(e) => {
+                    tracing::warn!(recording = %self.id, "init segment: {e}");
+                    return;
+                }
+            }
+            r.init_written = Some(part);
+        }
         r.next_seq += 1;
         r.end_ticks = head_dts + cut.duration();
         let seconds = cut.duration() as f64 / f64::from(VIDEO_TIMESCALE);

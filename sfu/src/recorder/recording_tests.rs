@@ -336,3 +336,41 @@ fn the_complete_playlist_is_rewritten_every_half_window_and_the_live_one_every_s
     // after segments 1, 4, 7 and 10.
     assert_eq!(count("index.m3u8"), 4, "{files:?}");
 }
+
+#[test]
+fn audio_known_only_after_an_init_segment_was_written_starts_a_part_whose_init_has_it() {
+    let t0 = Instant::now();
+    let mut r = recording();
+    let mut out = Vec::new();
+    let mut silent = epoch(1);
+    silent.audio = None;
+    r.on_epoch(&silent, None, &mut out);
+    for n in 0..=60 {
+        r.on_packet(
+            TrackRef::Video { layer: 0 },
+            &frame(n, (320, 180), t0),
+            &mut out,
+        );
+    }
+    // The same session, now with its audio.
+    r.on_epoch(&epoch(1), None, &mut out);
+    for n in 61..=150 {
+        r.on_packet(
+            TrackRef::Video { layer: 0 },
+            &frame(n, (320, 180), t0),
+            &mut out,
+        );
+    }
+    r.finish(&mut out);
+    let inits: Vec<(&str, bool)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Put { path, data } if path.contains("/init-") => Some((
+                path.rsplit('/').next().unwrap_or_default(),
+                data.windows(4).any(|w| w == b"Opus"),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inits, [("init-0.mp4", false), ("init-1.mp4", true)]);
+}
