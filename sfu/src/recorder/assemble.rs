@@ -12,6 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use str0m::format::CodecExtra;
+use str0m::unversioned::Depacketizer;
+
 use crate::core::SourcePacket;
 
 /// Packets held while a hole may still be filled (a retransmission).
@@ -25,6 +28,27 @@ pub struct Frame {
     pub ts: u32,
     pub keyframe: bool,
     pub packets: Vec<Arc<SourcePacket>>,
+}
+
+impl Frame {
+    /// A frame's payloads through `depacketizer` into one sample (`extra`
+    /// bytes of room beyond the payloads); `None` when a payload is invalid or
+    /// the frame comes out empty.
+    pub fn depacketized(
+        &self,
+        depacketizer: &mut impl Depacketizer,
+        extra: usize,
+    ) -> Option<Vec<u8>> {
+        let size: usize = self.packets.iter().map(|p| p.payload.len()).sum();
+        let mut out = Vec::with_capacity(size + extra);
+        let mut codec_extra = CodecExtra::None;
+        for p in &self.packets {
+            depacketizer
+                .depacketize(&p.payload, &mut out, &mut codec_extra)
+                .ok()?;
+        }
+        (!out.is_empty()).then_some(out)
+    }
 }
 
 #[derive(Debug, Default)]

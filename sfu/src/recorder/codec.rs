@@ -13,8 +13,7 @@
 //! container (its codec is fixed by its first keyframe); a frame whose
 //! payloads do not depacketize yields no sample, never half of one.
 
-use str0m::format::CodecExtra;
-use str0m::unversioned::{Depacketizer, H264Depacketizer, Vp8Depacketizer};
+use str0m::unversioned::{H264Depacketizer, Vp8Depacketizer};
 
 use super::assemble::Frame;
 use super::fmp4::{self, Fmp4Error, Sample};
@@ -144,19 +143,8 @@ impl FrameReader {
                 Some((data, config))
             }
             FrameReader::Vp8(depacketizer) => {
-                let size: usize = frame.packets.iter().map(|p| p.payload.len()).sum();
-                let mut out = Vec::with_capacity(size);
-                let mut extra = CodecExtra::None;
-                for p in &frame.packets {
-                    depacketizer
-                        .depacketize(&p.payload, &mut out, &mut extra)
-                        .ok()?;
-                }
-                if out.is_empty() {
-                    return None;
-                }
-                let config = frame.keyframe.then_some(TrackConfig::Vp8);
-                Some((out, config))
+                let data = frame.depacketized(depacketizer, 0)?;
+                Some((data, frame.keyframe.then_some(TrackConfig::Vp8)))
             }
         }
     }

@@ -7,8 +7,7 @@
 //! every IDR): decoders accept that in `avc1`, and a segment then decodes
 //! on its own.
 
-use str0m::format::CodecExtra;
-use str0m::unversioned::{Depacketizer, H264Depacketizer};
+use str0m::unversioned::H264Depacketizer;
 
 use super::assemble::Frame;
 
@@ -35,15 +34,8 @@ impl ParameterSets {
 /// valid H264 packetization (the frame is dropped, never half-written).
 pub fn sample(frame: &Frame, depacketizer: &mut H264Depacketizer) -> Option<Vec<u8>> {
     depacketizer.is_avc = true;
-    let size: usize = frame.packets.iter().map(|p| p.payload.len()).sum();
-    let mut out = Vec::with_capacity(size + 64);
-    let mut extra = CodecExtra::None;
-    for p in &frame.packets {
-        depacketizer
-            .depacketize(&p.payload, &mut out, &mut extra)
-            .ok()?;
-    }
-    (!out.is_empty()).then_some(out)
+    // Room for the length prefixes that replace the payload headers.
+    frame.depacketized(depacketizer, 64)
 }
 
 /// The SPS and PPS a sample carries, if it carries both.

@@ -67,7 +67,7 @@ struct Rendition {
     clock: TrackClock,
     segmenter: Segmenter,
     segments: Vec<SegmentEntry>,
-    /// The part whose init segment was written last.
+    /// The part this rendition was last opened in (at a keyframe).
     init_part: Option<u32>,
     /// The part whose init segment was written (with its first media
     /// segment, when the broadcast's audio is known best).
