@@ -3,7 +3,7 @@
 //! survives a crash or power cut); PostgreSQL when given a `postgres://`
 //! URL, for several nodes sharing one database. Only control data lives
 //! here (sessions, accounts, broadcast metadata, comments, likes, alerts,
-//! the chat log, the recordings' index);
+//! the chat log, the recordings' index, ads and entitlements);
 //! media never does.
 //!
 //! Both run the same queries through sqlx's `Any` driver, written with
@@ -12,6 +12,7 @@
 //! with bm25 vs a `tsvector` match with `ts_rank`). Migrations are embedded,
 //! one directory per backend.
 
+mod ads;
 mod alerts;
 mod broadcasts;
 mod channels;
@@ -23,6 +24,7 @@ mod recordings;
 mod types;
 mod users;
 
+pub use ads::{Ad, AdBreak, AdFigures, NewAd, NewBreak};
 pub use broadcasts::{BroadcastUpdate, SearchQuery};
 pub use channels::{Channel, ChannelError};
 pub use chat_log::{ChatLogEntry, LoggedLine};

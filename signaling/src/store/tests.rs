@@ -517,3 +517,5 @@ async fn recordings_are_indexed_updated_searched_and_repaired() {
         assert!(!store.delete_recording("v1").await.unwrap());
     }
 }
+
+mod ads;

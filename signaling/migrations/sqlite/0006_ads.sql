@@ -1,0 +1,60 @@
+-- Ads (VAST 4.2 pods served by relaycast's own ad server), the breaks that
+-- ran, what viewers' players reported, and the ad-free tier.
+--
+-- An ad is an uploaded creative (creative_path in the media store) or an
+-- external VAST tag (vast_tag_url, served as a Wrapper). Retired ads stay
+-- for their reports.
+CREATE TABLE ads (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    title         TEXT NOT NULL,
+    creative_path TEXT,
+    vast_tag_url  TEXT,
+    mime_type     TEXT NOT NULL DEFAULT '',
+    size_bytes    INTEGER NOT NULL DEFAULT 0,
+    width         INTEGER NOT NULL DEFAULT 0,
+    height        INTEGER NOT NULL DEFAULT 0,
+    duration_ms   INTEGER NOT NULL DEFAULT 0,
+    click_url     TEXT NOT NULL DEFAULT '',
+    skip_after_s  INTEGER,
+    weight        INTEGER NOT NULL DEFAULT 1,
+    starts_ms     INTEGER,
+    ends_ms       INTEGER,
+    created_ms    INTEGER NOT NULL,
+    retired_ms    INTEGER
+);
+-- A break that ran: live (recording names the recording it fell in, with
+-- position_ms its offset there, for the on-demand schedule) and its pod.
+CREATE TABLE ad_breaks (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    broadcast    TEXT NOT NULL,
+    recording    TEXT,
+    triggered_by TEXT NOT NULL,
+    started_ms   INTEGER NOT NULL,
+    position_ms  INTEGER NOT NULL DEFAULT 0,
+    duration_ms  INTEGER NOT NULL,
+    pod          TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX ad_breaks_broadcast ON ad_breaks (broadcast, started_ms);
+CREATE INDEX ad_breaks_recording ON ad_breaks (recording, position_ms);
+-- One row per (break, ad, viewer session, event): a tracking URL hit twice
+-- adds nothing.
+CREATE TABLE ad_events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    break_id   INTEGER NOT NULL,
+    ad_id      INTEGER NOT NULL,
+    session    TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    error_code INTEGER,
+    at_ms      INTEGER NOT NULL,
+    UNIQUE (break_id, ad_id, session, event)
+);
+CREATE INDEX ad_events_ad ON ad_events (ad_id, event);
+-- Plans an account holds (today: ad-free) and until when.
+CREATE TABLE entitlements (
+    user_id    TEXT NOT NULL,
+    plan       TEXT NOT NULL,
+    until_ms   INTEGER NOT NULL,
+    granted_by TEXT NOT NULL,
+    granted_ms INTEGER NOT NULL,
+    PRIMARY KEY (user_id, plan)
+);
