@@ -8,6 +8,7 @@
 //! JSON body `{"error": code, "message": text}`, never a panic.
 
 mod admin;
+pub mod ads;
 mod api;
 mod auth;
 pub mod channels;
