@@ -31,6 +31,17 @@ pub enum Command {
     Token(TokenCommand),
     /// Egress bandwidth, cores and nodes an audience needs.
     Capacity(crate::capacity::CapacityArgs),
+    /// Plans accounts hold (the ad-free tier).
+    #[command(subcommand)]
+    Entitlement(EntitlementCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EntitlementCommand {
+    /// Make an account ad-free for some days.
+    Grant(crate::entitlement::GrantArgs),
+    /// End an account's plan now.
+    Revoke(crate::entitlement::RevokeArgs),
 }
 
 #[derive(Debug, Subcommand)]

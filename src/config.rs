@@ -60,6 +60,9 @@ pub struct Config {
     /// Recording every broadcast as an on-demand video (the `[recordings]`
     /// table; see `docs/operations.md`).
     pub recordings: RecordingsConfig,
+    /// Ad breaks and the ad server (the `[ads]` table; see
+    /// `docs/operations.md`, Ads).
+    pub ads: relaycast_signaling::AdSettings,
 }
 
 /// `[recordings]`: where and how broadcasts are recorded.
@@ -141,6 +144,7 @@ impl Default for Config {
             limits: relaycast_signaling::Limits::default(),
             wal_checkpoint_secs: 30,
             recordings: RecordingsConfig::default(),
+            ads: relaycast_signaling::AdSettings::default(),
         }
     }
 }

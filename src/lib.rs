@@ -6,6 +6,7 @@
 pub mod capacity;
 pub mod cli;
 pub mod config;
+pub mod entitlement;
 mod http;
 mod secrets;
 pub mod token;
@@ -36,6 +37,7 @@ pub struct Server {
     recorder: Option<JoinHandle<()>>,
     recordings_index: Option<JoinHandle<()>>,
     retention: Option<JoinHandle<()>>,
+    ad_schedule: JoinHandle<()>,
 }
 
 /// Starts the media workers and the HTTP server.
@@ -85,17 +87,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
     let udp_addr = media.udp_addr();
     let udp_addrs = media.udp_addrs();
 
-    let store = match &config.database_url {
-        Some(url) => relaycast_signaling::Store::open_postgres(url)
-            .await
-            .context("connecting to PostgreSQL")?,
-        None => {
-            let path = config.data_dir.join("relaycast.db");
-            relaycast_signaling::Store::open_sqlite(&path)
-                .await
-                .with_context(|| format!("opening the SQLite database {}", path.display()))?
-        }
-    };
+    let store = open_store(&config).await?;
     let store = store.with_password_limits(config.limits.passwords);
     for stream in config.stream_keys.keys() {
         store
@@ -145,8 +137,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
             limits: config.limits,
             recordings: recordings.clone(),
             records,
+            ads: config.ads,
         },
     );
+    let ad_schedule = tokio::spawn(relaycast_signaling::ad_schedule_loop(state.clone()));
     let app = relaycast_signaling::router(state).merge(relaycast_web_client::router());
 
     let listener = tokio::net::TcpListener::bind(config.http_addr)
@@ -178,6 +172,23 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         recorder: recorder_task,
         recordings_index,
         retention,
+        ad_schedule,
+    })
+}
+
+/// The control-plane database the config names: PostgreSQL by URL, else
+/// the SQLite file in the data dir (the CLI's subcommands open it too).
+pub async fn open_store(config: &Config) -> anyhow::Result<relaycast_signaling::Store> {
+    Ok(match &config.database_url {
+        Some(url) => relaycast_signaling::Store::open_postgres(url)
+            .await
+            .context("connecting to PostgreSQL")?,
+        None => {
+            let path = config.data_dir.join("relaycast.db");
+            relaycast_signaling::Store::open_sqlite(&path)
+                .await
+                .with_context(|| format!("opening the SQLite database {}", path.display()))?
+        }
     })
 }
 
@@ -278,6 +289,7 @@ impl Server {
                 }
             }
         }
+        self.ad_schedule.abort();
         for task in [self.checkpoints, self.retention].into_iter().flatten() {
             task.abort();
         }

@@ -1,9 +1,9 @@
 //! The `relaycast` binary: parse flags; run a subcommand (`token create`,
-//! `capacity`) or start the server, print how to connect, run until Ctrl-C
+//! `entitlement grant|revoke`, `capacity`) or start the server, print how to connect, run until Ctrl-C
 //! or SIGTERM, shut down gracefully.
 
 use clap::Parser;
-use relaycast::cli::{Cli, Command, TokenCommand};
+use relaycast::cli::{Cli, Command, EntitlementCommand, TokenCommand};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -19,6 +19,12 @@ async fn main() -> anyhow::Result<()> {
             return relaycast::token::create(&cli.flags.into_config()?, &args);
         }
         Some(Command::Capacity(args)) => return relaycast::capacity::run(&args),
+        Some(Command::Entitlement(EntitlementCommand::Grant(args))) => {
+            return relaycast::entitlement::grant(&cli.flags.into_config()?, &args).await;
+        }
+        Some(Command::Entitlement(EntitlementCommand::Revoke(args))) => {
+            return relaycast::entitlement::revoke(&cli.flags.into_config()?, &args).await;
+        }
         Some(Command::Serve) | None => {}
     }
     let config = cli.flags.into_config()?;

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -464,6 +464,32 @@ impl SfuHandle {
         let worker = self.worker_of(id).ok_or(MediaError::NoSuchSession)?;
         self.call(worker, |reply| Command::SetLayer { id, choice, reply })
             .await?
+    }
+
+    /// Holds the video of these viewer sessions for `hold` (an ad break:
+    /// audio keeps flowing, so does their bandwidth estimate), or resumes
+    /// it at once (`None`) from the layer's GopCache. Answers how many of
+    /// them exist. A hold ends by itself when its time is up, within the
+    /// worker's housekeeping period (250 ms).
+    pub async fn hold_video(&self, ids: &[SessionId], hold: Option<Duration>) -> usize {
+        let mut by_worker: std::collections::BTreeMap<usize, Vec<SessionId>> = Default::default();
+        for &id in ids {
+            if let Some(worker) = self.worker_of(id) {
+                by_worker.entry(worker).or_default().push(id);
+            }
+        }
+        let until = hold.map(|d| Instant::now() + d);
+        let mut found = 0;
+        for (worker, ids) in by_worker {
+            match self
+                .call(worker, |reply| Command::HoldVideo { ids, until, reply })
+                .await
+            {
+                Ok(n) => found += n,
+                Err(e) => tracing::warn!(worker, error = %e, "holding viewers' video"),
+            }
+        }
+        found
     }
 
     /// Ends a session (WHIP/WHEP DELETE). Ending a publisher keeps its

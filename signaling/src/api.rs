@@ -129,6 +129,8 @@ pub struct ViewerView {
     /// The server sheds load: this viewer gets a lower layer than its link
     /// could take, or audio only, until the load falls.
     pub limited_by_server_load: bool,
+    /// Video held for an ad break (audio plays on).
+    pub in_ad_break: bool,
     pub switches: u32,
     pub connected: bool,
     /// Seconds since its session was created.
@@ -158,6 +160,7 @@ pub fn viewer_view(v: relaycast_sfu::ViewerStatus) -> ViewerView {
         estimate_kbps: v.estimate_bps.map(|b| b / 1000),
         paused_low_bandwidth: v.paused_low_bandwidth,
         limited_by_server_load: v.limited_by_server_load,
+        in_ad_break: v.in_ad_break,
         switches: v.switches,
         connected: v.connected,
         connected_secs: v.joined.elapsed().as_secs(),

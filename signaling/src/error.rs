@@ -20,6 +20,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The request cannot be done in the resource's present state (an ad
+    /// break while one runs, a pod that is not over).
+    #[error("{0}")]
+    InvalidState(String),
     /// The resource is still being made (a recording while it runs).
     #[error("{0}")]
     InProgress(String),
@@ -63,6 +67,7 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "already_live"),
+            ApiError::InvalidState(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::InProgress(_) => (StatusCode::CONFLICT, "in_progress"),
             ApiError::Taken(_) => (StatusCode::CONFLICT, "taken"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),

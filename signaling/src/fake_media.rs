@@ -32,6 +32,8 @@ struct Session {
     publisher: bool,
     choice: LayerChoice,
     joined: Instant,
+    /// Video held (an ad break).
+    held: bool,
 }
 
 #[derive(Debug)]
@@ -83,6 +85,7 @@ impl FakeMedia {
                 publisher,
                 choice,
                 joined: Instant::now(),
+                held: false,
             },
         );
         SessionInfo {
@@ -148,6 +151,18 @@ impl MediaPlane for FakeMedia {
             .ok_or(MediaError::NoSuchSession)?;
         session.choice = choice;
         Ok(())
+    }
+
+    async fn hold_video(&self, ids: Vec<SessionId>, hold: Option<std::time::Duration>) -> usize {
+        let mut state = self.lock();
+        let mut found = 0;
+        for id in ids {
+            if let Some(s) = state.sessions.get_mut(&id) {
+                s.held = hold.is_some();
+                found += 1;
+            }
+        }
+        found
     }
 
     async fn end(&self, id: SessionId, _broadcast: BroadcastName) -> Result<(), MediaError> {
@@ -272,6 +287,7 @@ fn viewer_status(id: SessionId, s: &Session) -> ViewerStatus {
         estimate_bps: Some(3_000_000),
         paused_low_bandwidth: false,
         limited_by_server_load: false,
+        in_ad_break: s.held,
         switches: 0,
         connected: true,
         rtt: Some(Duration::from_millis(20)),

@@ -7,6 +7,7 @@
 //! Every error a client can cause is an [`ApiError`]: an HTTP status plus a
 //! JSON body `{"error": code, "message": text}`, never a panic.
 
+mod ad_breaks;
 mod admin;
 pub mod ads;
 mod api;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub use ad_breaks::{schedule_loop as ad_schedule_loop, AdSettings};
 pub use error::ApiError;
 pub use guard::Limits;
 pub use identity::{Identity, Role, Tokens};
@@ -62,6 +64,8 @@ pub struct Settings {
     /// Whether this node records broadcasts: only then is chat logged for
     /// replay beside the recordings.
     pub records: bool,
+    /// `[ads]`: ad breaks and the ad server's limits.
+    pub ads: AdSettings,
 }
 
 /// Shared by every handler; cheap to clone.
@@ -81,6 +85,7 @@ struct Inner {
     metrics: prometheus_client::registry::Registry,
     streams: channels::Streams,
     chat_log: chat_log::ChatLog,
+    ads: ad_breaks::AdRuntime,
 }
 
 impl AppState {
@@ -107,6 +112,7 @@ impl AppState {
         };
         AppState {
             inner: Arc::new(Inner {
+                ads: ad_breaks::AdRuntime::new(&settings.jwt_secret, settings.ads),
                 streams,
                 chat_log,
                 media,
@@ -166,6 +172,11 @@ impl AppState {
         &self.inner.hub
     }
 
+    /// The ad server's state (URL signing, running breaks).
+    pub(crate) fn ads(&self) -> &ad_breaks::AdRuntime {
+        &self.inner.ads
+    }
+
     pub(crate) fn chat_log(&self) -> &chat_log::ChatLog {
         &self.inner.chat_log
     }
@@ -189,91 +200,113 @@ impl AppState {
     }
 }
 
+/// An upload's body: the largest creative plus room for the form's fields.
+fn creative_body_limit(state: &AppState) -> usize {
+    let mb = state.settings().ads.max_creative_mb as usize;
+    mb.saturating_mul(1024 * 1024).saturating_add(64 * 1024)
+}
+
 /// The whole HTTP API. Tests drive it with `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
     let limits = state.settings().limits;
-    let routes = Router::new()
-        .route(
-            "/whip/{stream}",
-            post(whip_whep::whip_post).options(whip_whep::options_post),
-        )
-        .route(
-            "/whip/{stream}/{session}",
-            axum::routing::delete(whip_whep::whip_delete)
-                .patch(whip_whep::whip_patch)
-                .options(whip_whep::options_resource),
-        )
-        .route(
-            "/whep/{stream}",
-            post(whip_whep::whep_post).options(whip_whep::options_post),
-        )
-        .route(
-            "/whep/{stream}/{session}",
-            axum::routing::delete(whip_whep::whep_delete)
-                .patch(whip_whep::whep_patch)
-                .get(api::whep_state)
-                .options(whip_whep::options_resource),
-        )
-        .route("/api/broadcasts", get(rest::list_broadcasts))
-        .route(
-            "/api/broadcasts/{id}",
-            get(rest::get_broadcast).put(rest::put_broadcast),
-        )
-        .route(
-            "/api/broadcasts/{id}/comments",
-            get(rest::list_comments).post(rest::post_comment),
-        )
-        .route(
-            "/api/broadcasts/{id}/comments/{cid}",
-            axum::routing::delete(rest::delete_comment),
-        )
-        .route(
-            "/api/broadcasts/{id}/like",
-            get(rest::get_like)
-                .put(rest::put_like)
-                .delete(rest::delete_like),
-        )
-        .route("/api/guest", post(rest::create_guest))
-        .route("/api/accounts", post(rest::create_account))
-        .route("/api/login", post(rest::login))
-        .route("/api/me", get(rest::get_me).patch(rest::patch_me))
-        .route("/api/alerts", get(rest::list_alerts).post(rest::post_alert))
-        .route("/api/broadcasts/{id}/viewers", get(api::list_viewers))
-        .route("/api/admin/overview", get(admin::overview))
-        .route("/api/channels", post(rest::create_channel))
-        .route("/api/channels/mine", get(rest::my_channels))
-        .route("/api/channels/{name}/key", post(rest::rotate_key))
-        .route(
-            "/api/channels/{name}",
-            axum::routing::delete(rest::delete_channel),
-        )
-        .route(
-            "/api/channels/{name}/suspension",
-            axum::routing::put(rest::set_suspension),
-        )
-        .route("/api/videos", get(rest::list_videos))
-        .route(
-            "/api/videos/{id}",
-            get(rest::get_video).delete(rest::delete_video),
-        )
-        .route("/api/videos/{id}/download", get(rest::download_video))
-        .route("/api/videos/{id}/chat", get(rest::video_chat))
-        .route("/videos/{id}/master.m3u8", get(rest::master_playlist))
-        .route("/videos/{id}/poster.jpg", get(rest::video_poster))
-        .route(
-            "/api/broadcasts/{id}/poster.jpg",
-            get(rest::broadcast_poster),
-        )
-        .route("/videos/{id}/{rendition}/{file}", get(rest::rendition_file))
-        .route(
-            "/whep/{stream}/{session}/layer",
-            post(whip_whep::whep_layer),
-        )
-        .route("/ws", get(ws::upgrade))
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/metrics", get(api::metrics))
-        .with_state(state);
+    let routes =
+        Router::new()
+            .route(
+                "/whip/{stream}",
+                post(whip_whep::whip_post).options(whip_whep::options_post),
+            )
+            .route(
+                "/whip/{stream}/{session}",
+                axum::routing::delete(whip_whep::whip_delete)
+                    .patch(whip_whep::whip_patch)
+                    .options(whip_whep::options_resource),
+            )
+            .route(
+                "/whep/{stream}",
+                post(whip_whep::whep_post).options(whip_whep::options_post),
+            )
+            .route(
+                "/whep/{stream}/{session}",
+                axum::routing::delete(whip_whep::whep_delete)
+                    .patch(whip_whep::whep_patch)
+                    .get(api::whep_state)
+                    .options(whip_whep::options_resource),
+            )
+            .route("/api/broadcasts", get(rest::list_broadcasts))
+            .route(
+                "/api/broadcasts/{id}",
+                get(rest::get_broadcast).put(rest::put_broadcast),
+            )
+            .route(
+                "/api/broadcasts/{id}/comments",
+                get(rest::list_comments).post(rest::post_comment),
+            )
+            .route(
+                "/api/broadcasts/{id}/comments/{cid}",
+                axum::routing::delete(rest::delete_comment),
+            )
+            .route(
+                "/api/broadcasts/{id}/like",
+                get(rest::get_like)
+                    .put(rest::put_like)
+                    .delete(rest::delete_like),
+            )
+            .route("/api/guest", post(rest::create_guest))
+            .route("/api/accounts", post(rest::create_account))
+            .route("/api/login", post(rest::login))
+            .route("/api/me", get(rest::get_me).patch(rest::patch_me))
+            .route("/api/alerts", get(rest::list_alerts).post(rest::post_alert))
+            .route(
+                "/api/ads",
+                get(rest::list_ads).post(rest::create_ad).layer(
+                    axum::extract::DefaultBodyLimit::max(creative_body_limit(&state)),
+                ),
+            )
+            .route("/api/ads/report", get(rest::ad_report))
+            .route("/api/ads/{id}", axum::routing::delete(rest::retire_ad))
+            .route("/api/broadcasts/{id}/ad-breaks", post(rest::start_break))
+            .route("/api/entitlements", post(rest::grant_entitlement))
+            .route("/api/me/entitlements", get(rest::my_entitlements))
+            .route("/ads/vast", get(rest::vast_pod))
+            .route("/ads/track", get(rest::track))
+            .route("/ads/creatives/{id}", get(rest::creative))
+            .route("/videos/{id}/ads.vmap", get(rest::video_vmap))
+            .route("/api/broadcasts/{id}/viewers", get(api::list_viewers))
+            .route("/api/admin/overview", get(admin::overview))
+            .route("/api/channels", post(rest::create_channel))
+            .route("/api/channels/mine", get(rest::my_channels))
+            .route("/api/channels/{name}/key", post(rest::rotate_key))
+            .route(
+                "/api/channels/{name}",
+                axum::routing::delete(rest::delete_channel),
+            )
+            .route(
+                "/api/channels/{name}/suspension",
+                axum::routing::put(rest::set_suspension),
+            )
+            .route("/api/videos", get(rest::list_videos))
+            .route(
+                "/api/videos/{id}",
+                get(rest::get_video).delete(rest::delete_video),
+            )
+            .route("/api/videos/{id}/download", get(rest::download_video))
+            .route("/api/videos/{id}/chat", get(rest::video_chat))
+            .route("/videos/{id}/master.m3u8", get(rest::master_playlist))
+            .route("/videos/{id}/poster.jpg", get(rest::video_poster))
+            .route(
+                "/api/broadcasts/{id}/poster.jpg",
+                get(rest::broadcast_poster),
+            )
+            .route("/videos/{id}/{rendition}/{file}", get(rest::rendition_file))
+            .route(
+                "/whep/{stream}/{session}/layer",
+                post(whip_whep::whep_layer),
+            )
+            .route("/ws", get(ws::upgrade))
+            .route("/healthz", get(api::healthz))
+            .route("/readyz", get(api::readyz))
+            .route("/metrics", get(api::metrics))
+            .with_state(state);
     layers::layers(routes, &limits)
 }
 

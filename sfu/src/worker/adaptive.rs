@@ -43,6 +43,10 @@ pub fn video_target(
     shed: ShedLevel,
     now: Instant,
 ) -> Option<SourceKey> {
+    if state.held_until.is_some_and(|until| now < until) {
+        state.limit = Limit::AdBreak;
+        return None;
+    }
     let epoch = mirror.audio_target()?.epoch;
     if !mirror.layers_settled(now) {
         return None;

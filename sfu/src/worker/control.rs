@@ -44,6 +44,13 @@ pub(crate) enum Command {
         id: SessionId,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
+    /// Holds these viewers' video until `until` (an ad break), or resumes
+    /// it (`None`); answers how many of them are here.
+    HoldVideo {
+        ids: Vec<SessionId>,
+        until: Option<Instant>,
+        reply: oneshot::Sender<usize>,
+    },
     /// A publisher's control channel attached: it obeys pause requests.
     AttachPublisher {
         id: SessionId,
@@ -98,6 +105,21 @@ impl Worker {
                     self.retarget_viewer(key, now);
                 }
                 let _ = reply.send(result);
+            }
+            Command::HoldVideo { ids, until, reply } => {
+                let mut found = 0;
+                for id in ids {
+                    let Some(key) = self.sessions.key(id) else {
+                        continue;
+                    };
+                    let Some(v) = self.sessions.get_mut(key).and_then(|s| s.viewer_mut()) else {
+                        continue;
+                    };
+                    v.held_until = until;
+                    found += 1;
+                    self.retarget_viewer(key, now);
+                }
+                let _ = reply.send(found);
             }
             Command::End { id, reply } => {
                 let result = match self.sessions.key(id) {

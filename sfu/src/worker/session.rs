@@ -65,6 +65,8 @@ pub enum Limit {
     LowBandwidth,
     /// Its worker sheds load: a lower layer, or audio only.
     ServerLoad,
+    /// Its viewer is watching an ad break: video held, audio flows.
+    AdBreak,
 }
 
 #[derive(Debug)]
@@ -86,6 +88,9 @@ pub struct ViewerState {
     /// starting value, not a measurement.
     pub connected_at: Option<Instant>,
     pub limit: Limit,
+    /// Video is held (an ad break) until then; resuming serves the layer's
+    /// GopCache at once, as any resume from a pause does.
+    pub held_until: Option<Instant>,
     /// Layer switches so far, for the viewer API.
     pub switches: u32,
     /// When the latest switch was decided; cleared by its first packet.
@@ -113,6 +118,7 @@ impl ViewerState {
             audio_bytes_sent: 0,
             connected_at: None,
             limit: Limit::None,
+            held_until: None,
             switches: 0,
             switch_decided: None,
             rtt: None,

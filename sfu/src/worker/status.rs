@@ -50,6 +50,8 @@ pub struct ViewerStatus {
     pub paused_low_bandwidth: bool,
     /// Its worker sheds load: a lower layer than it could get, or no video.
     pub limited_by_server_load: bool,
+    /// Video held for an ad break.
+    pub in_ad_break: bool,
     pub switches: u32,
     pub connected: bool,
     pub rtt: Option<Duration>,
@@ -157,6 +159,7 @@ impl Worker {
                         estimate_bps: v.loss_cap.apply(now, v.estimate_bps),
                         paused_low_bandwidth: v.limit == Limit::LowBandwidth,
                         limited_by_server_load: v.limit == Limit::ServerLoad,
+                        in_ad_break: v.limit == Limit::AdBreak,
                         switches: v.switches,
                         connected: v.connected,
                         rtt: v.rtt,

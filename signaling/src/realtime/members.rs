@@ -63,6 +63,8 @@ pub struct ConnHandle {
     close: watch::Sender<Option<CloseReason>>,
     /// A moderator or admin is connected here (receives `alert.status`).
     moderator: AtomicBool,
+    /// Its part in ad breaks.
+    pub ads: super::ad_seat::AdSeat,
 }
 
 impl ConnHandle {
@@ -87,6 +89,7 @@ impl ConnHandle {
             queued,
             close,
             moderator: AtomicBool::new(false),
+            ads: Default::default(),
         });
         (handle, outgoing, close_rx)
     }

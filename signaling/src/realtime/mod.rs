@@ -4,6 +4,7 @@
 //! table-tested in its own module. The websocket transport lives in
 //! `crate::ws`; this module never touches a socket.
 
+pub mod ad_seat;
 pub mod alerts;
 pub mod history;
 pub mod hub;

@@ -35,6 +35,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "like",
     "alert.send",
     "alert.ack",
+    "ad.done",
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,6 +109,11 @@ pub enum ClientMessage {
     },
     #[serde(rename = "alert.ack")]
     AlertAck { id: i64 },
+    /// The player finished the pod of `break_id` (every ad completed,
+    /// skipped or failed): its video resumes now instead of at the break's
+    /// end.
+    #[serde(rename = "ad.done")]
+    AdDone { break_id: i64 },
 }
 
 impl ClientMessage {
@@ -130,6 +136,7 @@ impl ClientMessage {
             ClientMessage::Like { .. } => "like",
             ClientMessage::AlertSend { .. } => "alert.send",
             ClientMessage::AlertAck { .. } => "alert.ack",
+            ClientMessage::AdDone { .. } => "ad.done",
         }
     }
 }
@@ -265,6 +272,22 @@ pub enum ServerMessage {
     Broadcast { broadcast: BroadcastView },
     #[serde(rename = "viewers")]
     Viewers { count: u64 },
+    /// An ad break, sent only to connections without the ad-free plan:
+    /// play the VAST pod at `vast_url` for at most `duration_s`
+    /// (`remaining_ms` of it are left: a member who joins mid-break gets
+    /// the rest). Its video is held meanwhile; audio plays on, for the
+    /// client to mute.
+    #[serde(rename = "ad_break")]
+    AdBreak {
+        break_id: i64,
+        vast_url: String,
+        duration_s: u32,
+        remaining_ms: u64,
+    },
+    /// The break ended for this connection (its pod finished, or its time
+    /// ran out): video resumes.
+    #[serde(rename = "ad_break.ended")]
+    AdBreakEnded { break_id: i64 },
     #[serde(rename = "error")]
     Error {
         code: ErrorCode,

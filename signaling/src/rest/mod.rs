@@ -1,10 +1,12 @@
 //! The JSON REST API beside WHIP/WHEP: identities (guests, accounts,
 //! `/api/me`), the broadcast catalog with search and metadata edits,
-//! comments, likes and alerts. Every handler that needs an identity reads
+//! comments, likes, alerts, and the ad server. Every handler that needs an identity reads
 //! it from the bearer token ([`Caller`]) and checks its role; changes are
 //! durable before they are answered, then pushed to websocket clients
 //! through the hub.
 
+mod ad_serving;
+mod ads;
 mod alerts;
 mod catalog;
 mod channels;
@@ -16,6 +18,10 @@ mod paging;
 mod video_chat;
 mod videos;
 
+pub use ad_serving::{creative, track, vast_pod, video_vmap};
+pub use ads::{
+    ad_report, create_ad, grant_entitlement, list_ads, my_entitlements, retire_ad, start_break,
+};
 pub use alerts::{list_alerts, post_alert};
 pub use catalog::{get_broadcast, list_broadcasts, put_broadcast};
 pub use channels::{create_channel, delete_channel, my_channels, rotate_key, set_suspension};

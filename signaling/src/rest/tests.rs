@@ -13,6 +13,7 @@ use crate::fake_media::FakeMedia;
 use crate::identity::{Identity, Role};
 use crate::{router, AppState, Settings};
 
+mod ads;
 mod likes;
 
 const KEY: &str = "streamkey-live-1";

@@ -336,9 +336,22 @@ fn kind(file: &str) -> Option<(&'static str, &'static str)> {
 }
 
 async fn serve(state: &AppState, path: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let store = state.recordings().ok_or_else(not_recorded)?;
     let file = path.rsplit('/').next().unwrap_or_default();
     let (content_type, cache) = kind(file).expect("paths are checked by the handlers");
+    serve_object(state, path, headers, content_type, cache).await
+}
+
+/// One object of the media store, with a single byte range, `ETag` and
+/// `If-None-Match`.
+pub(super) async fn serve_object(
+    state: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+    content_type: &'static str,
+    cache: &'static str,
+) -> Result<Response, ApiError> {
+    let store = state.recordings().ok_or_else(not_recorded)?;
+    let file = path.rsplit('/').next().unwrap_or_default();
     let range = match headers
         .get(header::RANGE)
         .map(|v| parse_range(v.as_bytes()))

@@ -161,7 +161,13 @@ impl Connection {
         match message {
             ClientMessage::Auth { token } => {
                 self.authenticate(&token);
+                self.seat_viewer().await;
                 Ok(())
+            }
+            ClientMessage::AdDone { break_id } => {
+                crate::ad_breaks::done(&self.state, &self.conn, break_id)
+                    .await
+                    .map_err(Refused::from)
             }
             ClientMessage::Join { stream } => self.join(stream).await,
             ClientMessage::Leave => self.leave(),
@@ -278,6 +284,27 @@ impl Connection {
         }
     }
 
+    /// Tells the ad seat who watches here and whether their account is
+    /// ad-free (a database read; on failure ads are shown, the default).
+    pub async fn seat_viewer(&self) {
+        let Some(who) = &self.identity else {
+            return;
+        };
+        let ad_free = match self
+            .state
+            .store()
+            .entitlement(&who.id, crate::ads::AD_FREE, now_ms())
+            .await
+        {
+            Ok(until) => until.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading an entitlement");
+                false
+            }
+        };
+        crate::ad_breaks::viewer_changed(&self.state, &self.conn, &who.id, ad_free);
+    }
+
     fn identity(&self) -> Result<&Identity, Refused> {
         self.identity.as_ref().ok_or_else(|| {
             refuse(
@@ -376,6 +403,7 @@ impl Connection {
             slow_mode: joined.slow_mode,
         });
         self.hub().delivered_on_join(&delivered, self.conn.id);
+        crate::ad_breaks::joined(&self.state, &self.conn, &room.name);
         self.room = Some(room);
         self.room_owner = owner;
         Ok(())

@@ -101,6 +101,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, token: Option<S
     });
     if let Some(token) = token {
         connection.authenticate(&token);
+        connection.seat_viewer().await;
     }
     let mut tick = tokio::time::interval(LAYER_TICK);
     // Sessions ended elsewhere (WHEP DELETE, ICE timeout) are pushed here

@@ -153,6 +153,10 @@ fn client_messages_round_trip() {
             json!({"type": "alert.ack", "id": 7}),
             ClientMessage::AlertAck { id: 7 },
         ),
+        (
+            json!({"type": "ad.done", "break_id": 3}),
+            ClientMessage::AdDone { break_id: 3 },
+        ),
     ];
     let mut kinds = std::collections::BTreeSet::new();
     for (example, expected) in table {
@@ -331,6 +335,20 @@ fn server_messages_serialize_as_documented() {
         (
             ServerMessage::Viewers { count: 12 },
             json!({"type": "viewers", "count": 12}),
+        ),
+        (
+            ServerMessage::AdBreak {
+                break_id: 3,
+                vast_url: "/ads/vast?break=3&session=ab&viewer=g-1&sig=cd".into(),
+                duration_s: 30,
+                remaining_ms: 29_500,
+            },
+            json!({"type": "ad_break", "break_id": 3, "duration_s": 30, "remaining_ms": 29_500,
+                   "vast_url": "/ads/vast?break=3&session=ab&viewer=g-1&sig=cd"}),
+        ),
+        (
+            ServerMessage::AdBreakEnded { break_id: 3 },
+            json!({"type": "ad_break.ended", "break_id": 3}),
         ),
         (
             ServerMessage::Error {

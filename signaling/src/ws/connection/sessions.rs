@@ -46,6 +46,7 @@ impl Connection {
             .await
             .map_err(ApiError::from)?;
         self.sessions.insert(info.id, name);
+        crate::ad_breaks::session_started(&self.state, &self.conn, info.id);
         // Renegotiation: the new session is up before the old one ends.
         if let Some(old) = old {
             self.end_session(old).await;
@@ -59,6 +60,7 @@ impl Connection {
     }
 
     pub(super) async fn end_session(&mut self, id: SessionId) {
+        self.conn.ads.remove_session(id);
         if let Some(name) = self.sessions.remove(&id) {
             // Already gone (the peer closed) is fine.
             let _ = self.state.media().end(id, name).await;
@@ -140,6 +142,7 @@ impl Connection {
     /// if it is one of ours that this connection did not end itself, say so.
     pub fn session_ended(&mut self, id: SessionId) {
         if self.sessions.remove(&id).is_some() {
+            self.conn.ads.remove_session(id);
             self.reply(&ServerMessage::ViewerEnded {
                 session: id.to_string(),
             });
