@@ -263,6 +263,7 @@ pub fn router(state: AppState) -> Router {
                 ),
             )
             .route("/api/ads/report", get(rest::ad_report))
+            .route("/api/ads/breaks/{id}/events", get(rest::break_events))
             .route("/api/ads/{id}", axum::routing::delete(rest::retire_ad))
             .route("/api/broadcasts/{id}/ad-breaks", post(rest::start_break))
             .route("/api/entitlements", post(rest::grant_entitlement))

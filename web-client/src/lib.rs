@@ -51,6 +51,10 @@ const ASSETS: &[(&str, &str, &str)] = assets![
     "videolist.js" => "text/javascript",
     "chatreplay.js" => "text/javascript",
     "webmplayer.js" => "text/javascript",
+    "adbreak.js" => "text/javascript",
+    // @dailymotion/vast-client 6.4.5 (MIT, static/vast-client.LICENSE),
+    // its ES module build from npm unchanged: VAST parsing and tracking.
+    "vast-client.min.js" => "text/javascript",
     // hls.js 1.7.4 (Apache-2.0, static/hls.js.LICENSE), the light build
     // from npm without its source-map comment: the on-demand player.
     "hls.light.min.js" => "text/javascript",

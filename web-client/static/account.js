@@ -1,12 +1,16 @@
 // The viewer's identity in the header: display name (changeable), sign in
-// or create an account, sign out (back to a new guest identity).
+// or create an account, sign out (back to a new guest identity), and an
+// account's plan (ad-free, and until when).
+import { api } from '/static/api.js';
+
 const $ = (id) => document.getElementById(id);
 
 // The panel inside the page's `<details class="account" id="account">`,
 // the same on every page that has one.
 const PANEL = `
-<summary>You: <strong id="me">…</strong></summary>
+<summary>You: <strong id="me">…</strong> <span id="plan-badge" class="badge" hidden>Ad-free</span></summary>
 <div class="account-panel">
+  <p id="plan" class="status" hidden></p>
   <form id="rename-form" class="row">
     <label>Display name <input id="rename" maxlength="32" autocomplete="nickname" required></label>
     <button type="submit">Change</button>
@@ -38,6 +42,22 @@ export function mountAccount(viewer) {
     const guest = !identity || identity.id.startsWith('g-');
     $('login-form').hidden = !guest;
     $('logout').hidden = guest;
+    showPlan(guest ? null : identity);
+  }
+
+  let planFor = null;
+  async function showPlan(identity) {
+    planFor = identity?.id ?? null;
+    $('plan-badge').hidden = true;
+    $('plan').hidden = !identity;
+    if (!identity) return;
+    $('plan').textContent = 'Ads support this service.';
+    try {
+      const mine = await api('/api/me/entitlements', { token: viewer.token });
+      if (planFor !== identity.id || !mine?.until_ms) return;
+      $('plan-badge').hidden = false;
+      $('plan').textContent = `Ad-free until ${new Date(mine.until_ms).toLocaleDateString()}.`;
+    } catch { /* no plan shown: ads, the default */ }
   }
 
   async function run(what, fn) {

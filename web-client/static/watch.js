@@ -12,6 +12,7 @@ import { mountReactions } from '/static/reactions.js';
 import { mountLikes } from '/static/likes.js';
 import { mountCommentsSection } from '/static/comments.js';
 import { mountAccount } from '/static/account.js';
+import { mountAdBreaks } from '/static/adbreak.js';
 
 const $ = (id) => document.getElementById(id);
 const stream = streamFromPath();
@@ -30,6 +31,7 @@ const gate = createGate(stream);
 
 mountAccount(viewer);
 mountAlerts(rt, $('alerts'));
+mountAdBreaks(rt, { screen: $('screen'), video: $('video') });
 mountChat(rt, {
   list: $('chat-list'), form: $('chat-form'), input: $('chat-input'), error: $('chat-error'), mode: $('chat-mode'),
   me: () => rt.identity || viewer.identity,

@@ -74,8 +74,9 @@ fn xml(doc: String) -> Response {
     r
 }
 
+/// Unknown parameters are ignored: players and verification vendors add
+/// their own (cache busters, macros).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct VastQuery {
     #[serde(rename = "break")]
     break_id: i64,
@@ -158,7 +159,6 @@ fn tracking(state: &AppState, origin: &str, b: i64, a: i64, session: &str) -> Tr
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TrackQuery {
     b: i64,
     a: i64,

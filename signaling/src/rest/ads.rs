@@ -2,7 +2,8 @@
 //! or an external VAST tag as JSON), `GET /api/ads` (with each ad's
 //! figures), `DELETE /api/ads/{id}` (retires it); `GET /api/ads/report`
 //! (per ad, optionally within one broadcast: moderators, for the console);
-//! `POST /api/broadcasts/{id}/ad-breaks`; `POST /api/entitlements`.
+//! `GET /api/ads/breaks/{id}/events`; `POST /api/broadcasts/{id}/ad-breaks`;
+//! `POST /api/entitlements`.
 //!
 //! Invariants: only admins manage ads and entitlements; a creative is
 //! stored (and probed: MP4 or WebM only) before its row exists, so every
@@ -20,7 +21,7 @@ use super::{require_moderator, require_stream, Caller};
 use crate::ads::{probe, AD_FREE};
 use crate::error::ApiError;
 use crate::identity::{Identity, Role};
-use crate::store::{now_ms, Ad, AdFigures, NewAd};
+use crate::store::{now_ms, Ad, AdEvent, AdFigures, NewAd};
 use crate::AppState;
 
 fn require_admin(who: &Identity) -> Result<(), ApiError> {
@@ -387,6 +388,27 @@ pub async fn ad_report(
             completion_rate: rate(&total),
             figures: total,
         },
+    }))
+}
+
+#[derive(Serialize)]
+pub struct BreakEvents {
+    events: Vec<AdEvent>,
+}
+
+/// `GET /api/ads/breaks/{id}/events` (admins): what the players of one
+/// break reported, in order (for support and verification).
+pub async fn break_events(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    PathParams(id): PathParams<i64>,
+) -> Result<Json<BreakEvents>, ApiError> {
+    require_admin(&who)?;
+    if state.store().ad_break(id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no ad break {id}")));
+    }
+    Ok(Json(BreakEvents {
+        events: state.store().break_events(id).await?,
     }))
 }
 

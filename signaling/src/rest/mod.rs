@@ -20,7 +20,8 @@ mod videos;
 
 pub use ad_serving::{creative, track, vast_pod, video_vmap};
 pub use ads::{
-    ad_report, create_ad, grant_entitlement, list_ads, my_entitlements, retire_ad, start_break,
+    ad_report, break_events, create_ad, grant_entitlement, list_ads, my_entitlements, retire_ad,
+    start_break,
 };
 pub use alerts::{list_alerts, post_alert};
 pub use catalog::{get_broadcast, list_broadcasts, put_broadcast};

@@ -98,6 +98,16 @@ pub struct NewBreak {
     pub pod: Vec<i64>,
 }
 
+/// One tracking hit as recorded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct AdEvent {
+    pub session: String,
+    pub ad_id: i64,
+    pub event: String,
+    pub error_code: Option<i64>,
+    pub at_ms: i64,
+}
+
 /// One ad's figures (per ad, or per ad within a broadcast).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct AdFigures {
@@ -273,6 +283,17 @@ impl Store {
         )
         .bind(break_id)
         .bind(session)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every event of a break, in the order they arrived.
+    pub async fn break_events(&self, break_id: i64) -> Result<Vec<AdEvent>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT session, ad_id, event, error_code, at_ms FROM ad_events WHERE break_id = $1 \
+             ORDER BY id",
+        )
+        .bind(break_id)
         .fetch_all(&self.pool)
         .await?)
     }

@@ -1,0 +1,223 @@
+// Ad breaks in real pages: a free viewer of a live broadcast plays the
+// pod (impression, start, quartiles and complete recorded once each, in
+// order), skips after `skipoffset`, clicks through to the landing page,
+// and survives a broken creative (error 405), with its live video held
+// during the pod and decoding again right after; an ad-free viewer on the
+// same broadcast sees no break, sends no event and keeps decoding.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import {
+  startServer, launchBrowser, waitFor, inboundVideo, sleep, startPublishing, waitForLayers, serverBinary,
+} from './harness.js';
+import { run } from './media.js';
+
+/// A 3 s 320×180 H264/AAC creative made by ffmpeg.
+async function makeCreative(dir) {
+  const file = join(dir, 'creative.mp4');
+  await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25:duration=3',
+    '-f', 'lavfi', '-i', 'sine=frequency=660:duration=3', '-c:v', 'libx264', '-profile:v', 'baseline',
+    '-pix_fmt', 'yuv420p', '-b:v', '150k', '-c:a', 'aac', '-b:a', '48k', '-movflags', '+faststart',
+    '-shortest', file], { timeout: 60_000 });
+  return readFile(file);
+}
+
+export async function upload(base, admin, bytes, fields) {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.append(k, String(v));
+  form.append('file', new Blob([bytes], { type: 'video/mp4' }), 'creative.mp4');
+  const res = await fetch(`${base}/api/ads`, { method: 'POST', headers: { Authorization: `Bearer ${admin}` }, body: form });
+  const body = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(body));
+  return body;
+}
+
+async function startBreak(base, mod, seconds) {
+  const res = await fetch(`${base}/api/broadcasts/live/ad-breaks`, {
+    method: 'POST',
+    headers: { ...mod, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ duration_s: seconds }),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(body));
+  return body;
+}
+
+async function events(base, admin, breakId) {
+  const res = await fetch(`${base}/api/ads/breaks/${breakId}/events`, { headers: { Authorization: `Bearer ${admin}` } });
+  return (await res.json()).events;
+}
+
+/// Runs `relaycast entitlement grant` against the server's data dir.
+async function grantAdFree(dataDir, user) {
+  const proc = spawn(serverBinary, ['entitlement', 'grant', '--user', user, '--plan', 'ad-free', '--days', '30',
+    '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  const code = await new Promise((r) => proc.once('exit', r));
+  assert.equal(code, 0, out);
+  assert.match(out, /holds ad-free for 30 days/);
+}
+
+/// Counts presented frames and video bytes in a watch page, from now on.
+async function meter(page) {
+  await page.evaluate(() => {
+    const v = document.getElementById('video');
+    window.__frames = [];
+    const cb = () => { window.__frames.push(performance.now()); v.requestVideoFrameCallback(cb); };
+    v.requestVideoFrameCallback(cb);
+    window.__bytes = [];
+    window.__meter = setInterval(async () => {
+      let bytes = 0;
+      (await window.relaycastViewer.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') bytes = s.bytesReceived;
+      });
+      window.__bytes.push([performance.now(), bytes]);
+    }, 250);
+  });
+}
+
+/// Video kbit/s a page received between two page times.
+function kbps(samples, from, to) {
+  const inside = samples.filter(([t]) => t >= from && t <= to);
+  if (inside.length < 2) return null;
+  const [t0, b0] = inside[0];
+  const [t1, b1] = inside[inside.length - 1];
+  return ((b1 - b0) * 8) / (t1 - t0);
+}
+
+/// Waits for the page's `n`th break to end; returns it with the first live
+/// frame after it.
+async function breakOutcome(page, n, ms = 30_000) {
+  await waitFor(`break ${n} played`, () => page.evaluate((i) => window.relaycastAds?.[i]?.ended != null, n - 1), ms, 50);
+  await waitFor(`live video after break ${n}`, () => page.evaluate((i) => {
+    const b = window.relaycastAds[i];
+    return window.__frames.some((t) => t > b.ended);
+  }, n - 1), 10_000, 20);
+  return page.evaluate((i) => {
+    const b = window.relaycastAds[i];
+    const during = window.__frames.filter((t) => t > b.started + 1000 && t < b.ended - 100).length;
+    const resumedAt = window.__frames.find((t) => t > b.ended);
+    const { stop, ...plain } = b;
+    return { ...plain, during, resumeMs: resumedAt - b.ended };
+  }, n - 1);
+}
+
+test('live ad breaks: a free viewer plays, skips, clicks and survives a broken creative; an ad-free viewer never sees one', async () => {
+  const server = await startServer();
+  const scratch = mkdtempSync(join(tmpdir(), 'relaycast-ads-'));
+  let browser;
+  let paidBrowser;
+  try {
+    const admin = await server.token('admin', 'ads-admin');
+    const mod = await server.modHeaders();
+    const creative = await makeCreative(scratch);
+    const landing = `${server.base}/?landing=spring-sale`;
+    const good = await upload(server.base, admin, creative, { title: 'Spring sale', click_url: landing, skip_after_s: 1 });
+    assert.equal(good.duration_ms, 3000);
+
+    // An account with the ad-free plan, granted by the CLI.
+    const made = await fetch(`${server.base}/api/accounts`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'paying', password: 'correct horse battery' }),
+    });
+    assert.equal(made.status, 201);
+    const paid = await made.json();
+    await grantAdFree(server.dataDir, 'paying');
+
+    browser = await launchBrowser();
+    paidBrowser = await launchBrowser();
+    await startPublishing(browser, server.base, 'VP8');
+    await waitForLayers(server.base, 1);
+    const free = await browser.newPage();
+    await free.goto(`${server.base}/watch/live`);
+    const payer = await paidBrowser.newPage();
+    await payer.addInitScript((t) => localStorage.setItem('relaycast.token', t), paid.token);
+    await payer.goto(`${server.base}/watch/live`);
+    for (const page of [free, payer]) {
+      await waitFor('frames decoded', async () => (await inboundVideo(page))?.framesDecoded > 0, 15_000, 50);
+      await meter(page);
+    }
+    await waitFor('the account shows the ad-free plan', () => payer.locator('#plan-badge').isVisible(), 10_000);
+    assert.match(await payer.textContent('#plan'), /^Ad-free until /);
+    assert.equal(await free.locator('#plan-badge').isVisible(), false);
+    await sleep(1500);
+
+    // 1. The pod plays to its end.
+    const first = await startBreak(server.base, mod, 6);
+    assert.deepEqual(first.pod, [good.id]);
+    await waitFor('the server holds the free viewer', async () => {
+      const viewers = await (await fetch(`${server.base}/api/broadcasts/live/viewers`, { headers: mod })).json();
+      return viewers.some((v) => v.in_ad_break);
+    }, 5_000, 100);
+    const played = await breakOutcome(free, 1);
+    assert.deepEqual(played.outcomes, ['complete']);
+    assert.equal(played.during, 0, 'no live frame while the ad played');
+    assert.ok(played.resumeMs < 500, `live video decoding ${Math.round(played.resumeMs)} ms after the pod`);
+    const samples = await free.evaluate(() => window.__bytes);
+    const normal = kbps(samples, played.started - 4000, played.started - 100);
+    const held = kbps(samples, played.started + 500, played.ended - 100);
+    console.log(`# break 1: live video again ${Math.round(played.resumeMs)} ms after the pod; `
+      + `video ${Math.round(normal)} kbit/s before, ${Math.round(held)} kbit/s during the pod`);
+    assert.ok(held < normal * 0.1, `video held during the pod: ${held} vs ${normal} kbit/s`);
+    let got = await events(server.base, admin, first.id);
+    assert.deepEqual(got.map((e) => e.event),
+      ['impression', 'start', 'firstQuartile', 'midpoint', 'thirdQuartile', 'complete'],
+      'each once, in order, from the free viewer only');
+    assert.equal(new Set(got.map((e) => e.session)).size, 1);
+
+    // The ad-free viewer saw nothing and kept decoding.
+    assert.equal(await payer.evaluate(() => window.relaycastAds.length), 0);
+    const paidFrames = await payer.evaluate(({ s, e }) => window.__frames.filter((t) => t > s && t < e).length,
+      { s: 0, e: Number.MAX_VALUE });
+    assert.ok(paidFrames > 50, `the ad-free viewer decoded throughout (${paidFrames} frames)`);
+    await sleep(Math.max(0, 6000 - (played.ended - played.started)) + 500);
+
+    // 2. Skip after skipoffset, and a click-through to the landing page.
+    const second = await startBreak(server.base, mod, 6);
+    await free.waitForSelector('.ad-skip:not([disabled]):not([hidden])', { timeout: 8_000 });
+    const [landingPage] = await Promise.all([
+      browser.waitForEvent('page', { timeout: 5_000 }),
+      free.click('.ad-more'),
+    ]);
+    await landingPage.waitForLoadState('domcontentloaded');
+    assert.equal(landingPage.url(), landing);
+    await landingPage.close();
+    await free.click('.ad-skip');
+    const skipped = await breakOutcome(free, 2);
+    assert.deepEqual(skipped.outcomes, ['skip']);
+    got = await events(server.base, admin, second.id);
+    const kinds = got.map((e) => e.event);
+    assert.ok(kinds.includes('skip') && kinds.includes('click') && !kinds.includes('complete'), kinds.join());
+    assert.ok(skipped.resumeMs < 500, `live video ${Math.round(skipped.resumeMs)} ms after a skip`);
+    await sleep(6500);
+
+    // 3. A broken creative: error 405, and live video right after.
+    await fetch(`${server.base}/api/ads/${good.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${admin}` } });
+    const junk = Buffer.concat([Buffer.from('00000018667479706973366d0000000069736f6d', 'hex'), Buffer.alloc(4096, 7)]);
+    await upload(server.base, admin, junk, { title: 'Broken', duration_s: 3, width: 320, height: 180 });
+    const third = await startBreak(server.base, mod, 6);
+    const broken = await breakOutcome(free, 3);
+    assert.deepEqual(broken.outcomes, ['error']);
+    got = await events(server.base, admin, third.id);
+    assert.deepEqual(got.map((e) => [e.event, e.error_code]), [['error', 405]]);
+    assert.ok(broken.resumeMs < 500, `live video ${Math.round(broken.resumeMs)} ms after a broken pod`);
+    console.log(`# live video again after a skip: ${Math.round(skipped.resumeMs)} ms; after a broken creative: ${Math.round(broken.resumeMs)} ms`);
+
+    assert.equal(await payer.evaluate(() => window.relaycastAds.length), 0, 'no break for the ad-free viewer');
+    const report = await (await fetch(`${server.base}/api/ads/report?broadcast=live`, { headers: mod })).json();
+    assert.equal(report.totals.impressions, 2);
+    assert.equal(report.totals.completes, 1);
+    assert.equal(report.totals.clicks, 1);
+    assert.equal(report.totals.errors, 1);
+  } finally {
+    await browser?.close();
+    await paidBrowser?.close();
+    await server.stop();
+  }
+});
