@@ -124,7 +124,14 @@ function playAd(ui, client, ad, creative, signal, index, count) {
     signal.addEventListener('abort', () => finish('cut'), { once: true });
     ui.label.textContent = `Ad ${index + 1} of ${count}`;
     v.src = media.fileURL;
-    v.play().catch(() => { /* the error event reports it */ });
+    v.muted = false;
+    // A browser that allows no sound without a gesture plays the ad muted;
+    // a creative that cannot play at all reports through `error`.
+    v.play().catch((err) => {
+      if (err.name !== 'NotAllowedError' || finished) return;
+      v.muted = true;
+      v.play().catch(() => {});
+    });
   });
 }
 

@@ -221,3 +221,56 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
     await server.stop();
   }
 });
+
+test('on demand: a recording with two live breaks plays a pre-roll, then each mid-roll where its break ran', async () => {
+  const server = await startServer({ extraArgs: ['--recording-grace-secs', '1'] });
+  const scratch = mkdtempSync(join(tmpdir(), 'relaycast-vodads-'));
+  let browser;
+  try {
+    const admin = await server.token('admin', 'ads-admin');
+    const mod = await server.modHeaders();
+    await upload(server.base, admin, await makeCreative(scratch), { title: 'Spring sale', click_url: `${server.base}/` });
+    browser = await launchBrowser();
+    const publisher = await startPublishing(browser, server.base, 'VP8');
+    await waitForLayers(server.base, 1);
+    await waitFor('recording', async () => (await (await fetch(`${server.base}/api/videos?broadcast=live`)).json()).videos[0]?.status === 'recording', 10_000, 200);
+    await sleep(2_000);
+    const first = await startBreak(server.base, mod, 5);
+    await sleep(5_300);
+    const second = await startBreak(server.base, mod, 5);
+    await sleep(2_500);
+    await publisher.close();
+    const video = await waitFor('the recording to be ready', async () => {
+      const v = (await (await fetch(`${server.base}/api/videos?broadcast=live`)).json()).videos[0];
+      return v?.status === 'ready' && v;
+    }, 20_000, 200);
+    assert.equal(first.recording, video.id);
+    assert.equal(second.recording, video.id);
+    const offsets = [first.position_ms / 1000, second.position_ms / 1000];
+    assert.ok(offsets[0] > 1 && offsets[1] > offsets[0] + 4, `breaks at ${offsets} s`);
+
+    const page = await browser.newPage();
+    await page.goto(`${server.base}/watch/${video.id}`);
+    const played = async (n) => waitFor(`ad slot ${n} played`, () => page.evaluate((i) => {
+      const e = window.relaycastAds?.[i];
+      return e?.ended != null && { offset: e.offset, at: e.at, outcomes: e.outcomes, time: document.getElementById('video').currentTime };
+    }, n - 1), 30_000, 50);
+    const pre = await played(1);
+    assert.equal(pre.offset, 0);
+    assert.deepEqual(pre.outcomes, ['complete']);
+    assert.ok(pre.time < 0.5, `the pre-roll plays before the video (at ${pre.time} s)`);
+    for (const [i, offset] of offsets.entries()) {
+      const mid = await played(i + 2);
+      assert.ok(Math.abs(mid.offset - offset) < 0.01, `mid-roll ${i + 1} scheduled at ${mid.offset} s, its break ran at ${offset} s`);
+      assert.ok(mid.at >= offset && mid.at < offset + 0.8, `mid-roll ${i + 1} played at ${mid.at.toFixed(2)} s for ${offset} s`);
+      assert.deepEqual(mid.outcomes, ['complete']);
+    }
+    console.log(`# on demand: pre-roll, then mid-rolls at ${offsets.map((o) => `${o.toFixed(2)} s`).join(' and ')}`);
+    const resumed = await waitFor('the video plays on after the last mid-roll', () => page.evaluate((o) =>
+      document.getElementById('video').currentTime > o + 1, offsets[1]), 10_000, 100);
+    assert.ok(resumed);
+  } finally {
+    await browser?.close();
+    await server.stop();
+  }
+});
