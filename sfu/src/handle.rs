@@ -466,12 +466,13 @@ impl SfuHandle {
             .await?
     }
 
-    /// Holds the video of these viewer sessions for `hold` (an ad break:
-    /// audio keeps flowing, so does their bandwidth estimate), or resumes
-    /// it at once (`None`) from the layer's GopCache. Answers how many of
-    /// them exist. A hold ends by itself when its time is up, within the
-    /// worker's housekeeping period (250 ms).
-    pub async fn hold_video(&self, ids: &[SessionId], hold: Option<Duration>) -> usize {
+    /// Holds the audio and video of these viewer sessions for `hold` (an
+    /// ad break: the viewer's player shows the ad, so nothing of the live
+    /// stream is worth its bandwidth), or resumes them at once (`None`),
+    /// video from the layer's GopCache. Answers how many of them exist. A
+    /// hold ends by itself when its time is up, within the worker's
+    /// housekeeping period (250 ms).
+    pub async fn hold_media(&self, ids: &[SessionId], hold: Option<Duration>) -> usize {
         let mut by_worker: std::collections::BTreeMap<usize, Vec<SessionId>> = Default::default();
         for &id in ids {
             if let Some(worker) = self.worker_of(id) {
@@ -482,7 +483,7 @@ impl SfuHandle {
         let mut found = 0;
         for (worker, ids) in by_worker {
             match self
-                .call(worker, |reply| Command::HoldVideo { ids, until, reply })
+                .call(worker, |reply| Command::HoldMedia { ids, until, reply })
                 .await
             {
                 Ok(n) => found += n,

@@ -1,13 +1,13 @@
 //! Live ad breaks: starting one (REST, the moderator console, or the
 //! schedule), delivering it to the room's seats that must see it while
-//! holding their video, a member who joins mid-break, and a seat whose pod
+//! holding their media, a member who joins mid-break, and a seat whose pod
 //! finished early.
 //!
 //! Invariants:
 //! - The server decides who sees a break: a seat whose account holds the
-//!   ad-free plan never gets `ad_break` and its video is never held (see
+//!   ad-free plan never gets `ad_break` and its media is never held (see
 //!   [`AdSeat`]); nothing a client sends can opt it out.
-//! - A seat's video resumes early only when the ad server's own records say
+//! - A seat's media resumes early only when the ad server's own records say
 //!   its pod is over (every ad completed, skipped or failed); otherwise at
 //!   the break's end, which the media plane applies by itself.
 //! - One break per broadcast at a time.
@@ -55,6 +55,11 @@ impl Default for AdSettings {
         }
     }
 }
+
+/// How long `ad.done` waits for the pod's last tracking hit: this many
+/// looks, this far apart.
+const DONE_CHECKS: u32 = 10;
+const DONE_CHECK_EVERY: Duration = Duration::from_millis(50);
 
 /// The shortest break (a VAST ad is at least a few seconds).
 pub const MIN_BREAK_SECS: u32 = 5;
@@ -259,14 +264,14 @@ fn enter(
     entered.sessions
 }
 
-/// Holds (or with `None` resumes) sessions' video, off the caller's task.
+/// Holds (or with `None` resumes) sessions' audio and video, off the caller's task.
 fn hold(state: &AppState, sessions: Vec<SessionId>, hold: Option<Duration>) {
     if sessions.is_empty() {
         return;
     }
     let media = state.media_arc();
     tokio::spawn(async move {
-        media.hold_video(sessions, hold).await;
+        media.hold_media(sessions, hold).await;
     });
 }
 
@@ -323,12 +328,23 @@ pub async fn done(state: &AppState, conn: &ConnHandle, break_id: i64) -> Result<
         .ad_break(break_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no ad break {break_id}")))?;
-    let events = state.store().ad_events(break_id, &seat.session).await?;
-    let over = brk.pod_ids().iter().all(|ad| {
-        events
-            .iter()
-            .any(|(a, e, _)| a == ad && matches!(e.as_str(), "complete" | "skip" | "error"))
-    });
+    // The player fires its last tracking pixel and this message together;
+    // the pixel may land a moment later, so look a few times.
+    let mut over = false;
+    for attempt in 0..DONE_CHECKS {
+        if attempt > 0 {
+            tokio::time::sleep(DONE_CHECK_EVERY).await;
+        }
+        let events = state.store().ad_events(break_id, &seat.session).await?;
+        over = brk.pod_ids().iter().all(|ad| {
+            events
+                .iter()
+                .any(|(a, e, _)| a == ad && matches!(e.as_str(), "complete" | "skip" | "error"))
+        });
+        if over {
+            break;
+        }
+    }
     if !over {
         return Err(ApiError::InvalidState(
             "the pod is not over: an ad has not completed, been skipped or failed".into(),

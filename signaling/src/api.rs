@@ -129,7 +129,7 @@ pub struct ViewerView {
     /// The server sheds load: this viewer gets a lower layer than its link
     /// could take, or audio only, until the load falls.
     pub limited_by_server_load: bool,
-    /// Video held for an ad break (audio plays on).
+    /// Audio and video held for an ad break.
     pub in_ad_break: bool,
     pub switches: u32,
     pub connected: bool,

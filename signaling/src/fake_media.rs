@@ -32,7 +32,7 @@ struct Session {
     publisher: bool,
     choice: LayerChoice,
     joined: Instant,
-    /// Video held (an ad break).
+    /// Media held (an ad break).
     held: bool,
 }
 
@@ -153,7 +153,7 @@ impl MediaPlane for FakeMedia {
         Ok(())
     }
 
-    async fn hold_video(&self, ids: Vec<SessionId>, hold: Option<std::time::Duration>) -> usize {
+    async fn hold_media(&self, ids: Vec<SessionId>, hold: Option<std::time::Duration>) -> usize {
         let mut state = self.lock();
         let mut found = 0;
         for id in ids {

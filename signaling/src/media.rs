@@ -27,9 +27,9 @@ pub trait MediaPlane: Send + Sync + 'static {
     ) -> Result<SessionInfo, MediaError>;
     async fn set_layer(&self, id: SessionId, choice: LayerChoice) -> Result<(), MediaError>;
     async fn end(&self, id: SessionId, broadcast: BroadcastName) -> Result<(), MediaError>;
-    /// Holds these viewers' video for `hold` (an ad break), or resumes it
+    /// Holds these viewers' audio and video for `hold` (an ad break), or resumes them
     /// (`None`); how many of them exist.
-    async fn hold_video(&self, ids: Vec<SessionId>, hold: Option<std::time::Duration>) -> usize;
+    async fn hold_media(&self, ids: Vec<SessionId>, hold: Option<std::time::Duration>) -> usize;
     async fn attach_publisher(&self, id: SessionId) -> Result<(), MediaError>;
     /// Whether a session of this broadcast exists.
     fn exists(&self, id: SessionId, broadcast: &BroadcastName) -> bool;
@@ -80,8 +80,8 @@ impl MediaPlane for SfuHandle {
         SfuHandle::attach_publisher(self, id).await
     }
 
-    async fn hold_video(&self, ids: Vec<SessionId>, hold: Option<std::time::Duration>) -> usize {
-        SfuHandle::hold_video(self, &ids, hold).await
+    async fn hold_media(&self, ids: Vec<SessionId>, hold: Option<std::time::Duration>) -> usize {
+        SfuHandle::hold_media(self, &ids, hold).await
     }
 
     fn exists(&self, id: SessionId, broadcast: &BroadcastName) -> bool {

@@ -1,6 +1,6 @@
 // Ad pods over a player: the watch page's live breaks (`ad_break`
 // messages, which the server sends only to viewers without the ad-free
-// plan, holding their video meanwhile) and the on-demand page's VMAP slots.
+// plan, holding their live audio and video meanwhile) and the on-demand page's VMAP slots.
 // Parsing, wrapper following and tracking are the vendored VAST client's
 // (@dailymotion/vast-client 6.4.5, MIT, static/vast-client.LICENSE); this
 // module plays the creatives in order and reports what happened:
@@ -186,9 +186,10 @@ export function mountAdBreaks(rt, { screen, video }) {
     video.muted = wasMuted;
     if (current === entry) current = null;
     // The server resumes our video at once when its records show the pod
-    // over; the last tracking pixel may still be on its way, so retry a
+    // over (it waits half a second for the last tracking pixel); retry a
     // few times before leaving it to the break's end.
     for (let i = 0; i < 5; i++) {
+      entry.tries = i + 1;
       try {
         await rt.request({ type: 'ad.done', break_id: m.break_id }, 'ad_break.ended', 2000);
         entry.resumed = performance.now();

@@ -3,9 +3,10 @@
 // minutes computed from successive snapshots (rates are deltas over the
 // interval, so a restarted counter shows as a gap, never as a negative
 // spike); per broadcast its layers, layer mix and a viewer-health table,
-// worst viewers first.
+// worst viewers first; the ads (adsadmin.js).
 import { TokenStore, api, el } from '/static/api.js';
 import { LineChart, StackedBar } from '/static/charts.js';
+import { mountAdsAdmin } from '/static/adsadmin.js';
 
 const $ = (id) => document.getElementById(id);
 const auth = new TokenStore('relaycast.adminToken');
@@ -174,7 +175,12 @@ async function poll() {
   }
 }
 
+const ads = mountAdsAdmin({
+  upload: $('ad-upload'), tag: $('ad-tag'), result: $('ad-result'), body: $('ads-body'), token: () => auth.token,
+});
+
 function start() {
+  ads.list();
   clearInterval(timer);
   samples.length = 0;
   poll();

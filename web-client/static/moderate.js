@@ -2,7 +2,8 @@
 // once and kept in this browser; send alerts and watch their delivered and
 // acknowledged counts; list active alerts; moderate one broadcast's chat
 // (delete, mute, slow mode); edit a broadcast's details (the server allows
-// that to the broadcaster of that stream or an admin only).
+// that to the broadcaster of that stream or an admin only); start ad breaks
+// and read the broadcast's ad figures (modads.js).
 //
 // Everything goes over the realtime websocket, except what is REST by
 // nature (loading alerts and details, saving details); sending an alert
@@ -10,6 +11,7 @@
 import { TokenStore, api, el } from '/static/api.js';
 import { Realtime } from '/static/realtime.js';
 import { mountChat } from '/static/chat.js';
+import { mountAdConsole } from '/static/modads.js';
 
 const $ = (id) => document.getElementById(id);
 const auth = new TokenStore('relaycast.modToken');
@@ -69,8 +71,14 @@ async function listBroadcasts() {
   } catch { /* the name can still be typed */ }
 }
 
+const ads = mountAdConsole({
+  form: $('break-form'), seconds: $('break-secs'), result: $('break-result'), body: $('ad-report'),
+  refresh: $('ad-report-refresh'), token: () => auth.token, stream: () => stream,
+});
+
 async function open(name) {
   stream = name;
+  ads.report();
   $('picked').textContent = `Opening ${name}…`;
   const url = new URL(location.href);
   url.searchParams.set('stream', name);

@@ -116,10 +116,8 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
   try {
     const admin = await server.token('admin', 'ads-admin');
     const mod = await server.modHeaders();
-    const creative = await makeCreative(scratch);
+    await makeCreative(scratch);
     const landing = `${server.base}/?landing=spring-sale`;
-    const good = await upload(server.base, admin, creative, { title: 'Spring sale', click_url: landing, skip_after_s: 1 });
-    assert.equal(good.duration_ms, 3000);
 
     // An account with the ad-free plan, granted by the CLI.
     const made = await fetch(`${server.base}/api/accounts`, {
@@ -132,6 +130,20 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
 
     browser = await launchBrowser();
     paidBrowser = await launchBrowser();
+    // The operator uploads the creative on the admin page.
+    const ops = await browser.newPage();
+    await ops.goto(`${server.base}/admin`);
+    await ops.fill('#token', admin);
+    await ops.click('#token-save');
+    await ops.setInputFiles('#ad-upload input[name="file"]', join(scratch, 'creative.mp4'));
+    await ops.fill('#ad-upload input[name="title"]', 'Spring sale');
+    await ops.fill('#ad-upload input[name="click_url"]', landing);
+    await ops.fill('#ad-upload input[name="skip_after_s"]', '1');
+    await ops.click('#ad-upload-send');
+    await waitFor('the creative uploaded', async () => /added: 320×180, 3\.0 s/.test(await ops.textContent('#ad-result')), 10_000);
+    const good = (await (await fetch(`${server.base}/api/ads`, { headers: { Authorization: `Bearer ${admin}` } })).json()).ads[0];
+    assert.equal(good.duration_ms, 3000);
+    assert.equal(await ops.locator(`#ads-body tr[data-ad="${good.id}"]`).count(), 1, 'listed on the admin page');
     await startPublishing(browser, server.base, 'VP8');
     await waitForLayers(server.base, 1);
     const free = await browser.newPage();
@@ -148,9 +160,19 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
     assert.equal(await free.locator('#plan-badge').isVisible(), false);
     await sleep(1500);
 
-    // 1. The pod plays to its end.
-    const first = await startBreak(server.base, mod, 6);
-    assert.deepEqual(first.pod, [good.id]);
+    // 1. The pod plays to its end; a moderator starts it from the console.
+    const console_ = await browser.newPage();
+    await console_.goto(`${server.base}/moderate?stream=live`);
+    await console_.fill('#token', mod.Authorization.slice('Bearer '.length));
+    await console_.click('#token-save');
+    await waitFor('the console knows the moderator', async () => /Signed in as/.test(await console_.textContent('#who')), 10_000);
+    await console_.fill('#break-secs', '6');
+    await console_.click('#break-start');
+    await waitFor('the console started a break', async () => /^Break \d+ started: 1 ad/.test(await console_.textContent('#break-result')), 5_000);
+    // The viewer's tab in front again: a background tab presents frames
+    // once a second.
+    await free.bringToFront();
+    const first = { id: Number(/^Break (\d+)/.exec(await console_.textContent('#break-result'))[1]) };
     await waitFor('the server holds the free viewer', async () => {
       const viewers = await (await fetch(`${server.base}/api/broadcasts/live/viewers`, { headers: mod })).json();
       return viewers.some((v) => v.in_ad_break);
@@ -158,7 +180,8 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
     const played = await breakOutcome(free, 1);
     assert.deepEqual(played.outcomes, ['complete']);
     assert.equal(played.during, 0, 'no live frame while the ad played');
-    assert.ok(played.resumeMs < 500, `live video decoding ${Math.round(played.resumeMs)} ms after the pod`);
+    assert.ok(played.resumeMs < 500, `live video decoding ${Math.round(played.resumeMs)} ms after the pod `
+      + `(ad.done sent ${played.tries} times, answered ${Math.round(played.resumed - played.ended)} ms after the pod)`);
     const samples = await free.evaluate(() => window.__bytes);
     const normal = kbps(samples, played.started - 4000, played.started - 100);
     const held = kbps(samples, played.started + 500, played.ended - 100);
@@ -197,8 +220,10 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
     assert.ok(skipped.resumeMs < 500, `live video ${Math.round(skipped.resumeMs)} ms after a skip`);
     await sleep(6500);
 
-    // 3. A broken creative: error 405, and live video right after.
-    await fetch(`${server.base}/api/ads/${good.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${admin}` } });
+    // 3. A broken creative: error 405, and live video right after. The
+    // operator retires the good one on the admin page first.
+    await ops.click(`#ads-body tr[data-ad="${good.id}"] button`);
+    await waitFor('retired', async () => /retired/.test(await ops.textContent('#ad-result')), 5_000);
     const junk = Buffer.concat([Buffer.from('00000018667479706973366d0000000069736f6d', 'hex'), Buffer.alloc(4096, 7)]);
     await upload(server.base, admin, junk, { title: 'Broken', duration_s: 3, width: 320, height: 180 });
     const third = await startBreak(server.base, mod, 6);
@@ -215,6 +240,9 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
     assert.equal(report.totals.completes, 1);
     assert.equal(report.totals.clicks, 1);
     assert.equal(report.totals.errors, 1);
+    await console_.click('#ad-report-refresh');
+    await waitFor('the console shows the figures', async () =>
+      /Spring sale\s*2\s*50 %\s*1/.test(await console_.textContent('#ad-report')), 5_000);
   } finally {
     await browser?.close();
     await paidBrowser?.close();

@@ -153,8 +153,11 @@ impl Worker {
                 }
             }
         }
+        let held = state.held_until.is_some_and(|until| now < until);
         if let Some(audio) = state.audio.as_mut() {
-            audio.forwarder.set_target(mirror.audio_target());
+            audio
+                .forwarder
+                .set_target(mirror.audio_target().filter(|_| !held));
         }
         if state.video.is_none() {
             return;

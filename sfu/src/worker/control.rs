@@ -44,9 +44,9 @@ pub(crate) enum Command {
         id: SessionId,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
-    /// Holds these viewers' video until `until` (an ad break), or resumes
+    /// Holds these viewers' media until `until` (an ad break), or resumes
     /// it (`None`); answers how many of them are here.
-    HoldVideo {
+    HoldMedia {
         ids: Vec<SessionId>,
         until: Option<Instant>,
         reply: oneshot::Sender<usize>,
@@ -106,7 +106,7 @@ impl Worker {
                 }
                 let _ = reply.send(result);
             }
-            Command::HoldVideo { ids, until, reply } => {
+            Command::HoldMedia { ids, until, reply } => {
                 let mut found = 0;
                 for id in ids {
                     let Some(key) = self.sessions.key(id) else {

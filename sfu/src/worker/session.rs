@@ -65,7 +65,7 @@ pub enum Limit {
     LowBandwidth,
     /// Its worker sheds load: a lower layer, or audio only.
     ServerLoad,
-    /// Its viewer is watching an ad break: video held, audio flows.
+    /// Its viewer is watching an ad break: audio and video held.
     AdBreak,
 }
 
@@ -88,8 +88,8 @@ pub struct ViewerState {
     /// starting value, not a measurement.
     pub connected_at: Option<Instant>,
     pub limit: Limit,
-    /// Video is held (an ad break) until then; resuming serves the layer's
-    /// GopCache at once, as any resume from a pause does.
+    /// Audio and video are held (an ad break) until then; resuming serves
+    /// the layer's GopCache at once, as any resume from a pause does.
     pub held_until: Option<Instant>,
     /// Layer switches so far, for the viewer API.
     pub switches: u32,

@@ -110,7 +110,7 @@ pub enum ClientMessage {
     #[serde(rename = "alert.ack")]
     AlertAck { id: i64 },
     /// The player finished the pod of `break_id` (every ad completed,
-    /// skipped or failed): its video resumes now instead of at the break's
+    /// skipped or failed): its media resume now instead of at the break's
     /// end.
     #[serde(rename = "ad.done")]
     AdDone { break_id: i64 },
@@ -275,8 +275,7 @@ pub enum ServerMessage {
     /// An ad break, sent only to connections without the ad-free plan:
     /// play the VAST pod at `vast_url` for at most `duration_s`
     /// (`remaining_ms` of it are left: a member who joins mid-break gets
-    /// the rest). Its video is held meanwhile; audio plays on, for the
-    /// client to mute.
+    /// the rest). The live stream's audio and video are held meanwhile.
     #[serde(rename = "ad_break")]
     AdBreak {
         break_id: i64,
@@ -285,7 +284,7 @@ pub enum ServerMessage {
         remaining_ms: u64,
     },
     /// The break ended for this connection (its pod finished, or its time
-    /// ran out): video resumes.
+    /// ran out): the live stream resumes.
     #[serde(rename = "ad_break.ended")]
     AdBreakEnded { break_id: i64 },
     #[serde(rename = "error")]
