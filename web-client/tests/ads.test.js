@@ -2,8 +2,11 @@
 // pod (impression, start, quartiles and complete recorded once each, in
 // order), skips after `skipoffset`, clicks through to the landing page,
 // and survives a broken creative (error 405), with its live video held
-// during the pod and decoding again right after; an ad-free viewer on the
-// same broadcast sees no break, sends no event and keeps decoding.
+// during the pod and decoding again right after; an external VAST tag is
+// followed through its wrapper, a looping one given up on; an ad-free
+// viewer on the same broadcast sees no break, sends no event and keeps
+// decoding. The admin page uploads and retires, the console starts a
+// break and shows the figures.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -11,6 +14,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import {
   startServer, launchBrowser, waitFor, inboundVideo, sleep, startPublishing, waitForLayers, serverBinary,
 } from './harness.js';
@@ -62,6 +66,48 @@ async function grantAdFree(dataDir, user) {
   const code = await new Promise((r) => proc.once('exit', r));
   assert.equal(code, 0, out);
   assert.match(out, /holds ad-free for 30 days/);
+}
+
+/// Another ad server on loopback: `/inline` is a VAST 4.2 InLine ad whose
+/// creative is `mediaUrl` (its impression pixel counted in `hits`);
+/// `/loop` is a Wrapper around itself, which a player must give up on.
+async function tagServer(mediaUrl) {
+  const hits = [];
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    hits.push(url.pathname);
+    const base = `http://127.0.0.1:${server.address().port}`;
+    const cors = { 'Access-Control-Allow-Origin': '*', 'Content-Type': 'application/xml' };
+    if (url.pathname === '/inline') {
+      res.writeHead(200, cors);
+      res.end(`<?xml version="1.0" encoding="UTF-8"?><VAST version="4.2" xmlns="http://www.iab.com/VAST">
+<Ad id="partner-1"><InLine><AdSystem>partner</AdSystem><Impression><![CDATA[${base}/pixel/impression]]></Impression>
+<AdServingId>p1</AdServingId><AdTitle>Partner ad</AdTitle><Creatives><Creative id="c1"><Linear><Duration>00:00:03.000</Duration>
+<TrackingEvents><Tracking event="complete"><![CDATA[${base}/pixel/complete]]></Tracking></TrackingEvents>
+<MediaFiles><MediaFile delivery="progressive" type="video/mp4" width="320" height="180"><![CDATA[${mediaUrl}]]></MediaFile></MediaFiles>
+</Linear><UniversalAdId idRegistry="partner">c1</UniversalAdId></Creative></Creatives></InLine></Ad></VAST>`);
+    } else if (url.pathname === '/loop') {
+      res.writeHead(200, cors);
+      res.end(`<?xml version="1.0" encoding="UTF-8"?><VAST version="4.2" xmlns="http://www.iab.com/VAST">
+<Ad id="loop"><Wrapper><AdSystem>partner</AdSystem><Impression><![CDATA[${base}/pixel/loop]]></Impression>
+<VASTAdTagURI><![CDATA[${base}/loop]]></VASTAdTagURI></Wrapper></Ad></VAST>`);
+    } else {
+      res.writeHead(200, { 'Access-Control-Allow-Origin': '*', 'Content-Type': 'image/gif' });
+      res.end();
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { base: `http://127.0.0.1:${server.address().port}`, hits, close: () => server.close() };
+}
+
+async function addTag(base, admin, title, url) {
+  const res = await fetch(`${base}/api/ads`, {
+    method: 'POST', headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ title, vast_tag_url: url, duration_s: 3 }),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(body));
+  return body;
 }
 
 /// Counts presented frames and video bytes in a watch page, from now on.
@@ -227,6 +273,7 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
     const junk = Buffer.concat([Buffer.from('00000018667479706973366d0000000069736f6d', 'hex'), Buffer.alloc(4096, 7)]);
     await upload(server.base, admin, junk, { title: 'Broken', duration_s: 3, width: 320, height: 180 });
     const third = await startBreak(server.base, mod, 6);
+    third.startedAt = performance.now();
     const broken = await breakOutcome(free, 3);
     assert.deepEqual(broken.outcomes, ['error']);
     got = await events(server.base, admin, third.id);
@@ -234,12 +281,50 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
     assert.ok(broken.resumeMs < 500, `live video ${Math.round(broken.resumeMs)} ms after a broken pod`);
     console.log(`# live video again after a skip: ${Math.round(skipped.resumeMs)} ms; after a broken creative: ${Math.round(broken.resumeMs)} ms`);
 
+    // 4. An external VAST tag: the pod's Wrapper is followed to the other
+    // ad server's InLine ad, which plays; both servers' pixels fire.
+    const partner = await tagServer(`${server.base}/ads/creatives/${good.id}`);
+    try {
+      const broken = (await (await fetch(`${server.base}/api/ads`, { headers: { Authorization: `Bearer ${admin}` } })).json())
+        .ads.find((a) => a.title === 'Broken');
+      await fetch(`${server.base}/api/ads/${broken.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${admin}` } });
+      const tag = await addTag(server.base, admin, 'Partner', `${partner.base}/inline`);
+      await sleep(Math.max(0, 6500 - (performance.now() - third.startedAt)));
+      const fourth = await startBreak(server.base, mod, 6);
+      assert.deepEqual(fourth.pod, [tag.id]);
+      const wrapped = await breakOutcome(free, 4);
+      assert.deepEqual(wrapped.outcomes, ['complete']);
+      got = await events(server.base, admin, fourth.id);
+      assert.deepEqual(got.map((e) => e.event).filter((e) => ['impression', 'complete'].includes(e)), ['impression', 'complete']);
+      await waitFor('the partner counted its impression and completion', () =>
+        partner.hits.includes('/pixel/impression') && partner.hits.includes('/pixel/complete'), 3_000);
+
+      // 5. A tag that wraps itself: the player gives up after 3 wrappers
+      // (VAST error 302), the pod is over, the live stream resumes.
+      await fetch(`${server.base}/api/ads/${tag.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${admin}` } });
+      const loop = await addTag(server.base, admin, 'Loop', `${partner.base}/loop`);
+      await sleep(6500 - (wrapped.ended - wrapped.started));
+      const fifth = await startBreak(server.base, mod, 6);
+      assert.deepEqual(fifth.pod, [loop.id]);
+      const gaveUp = await breakOutcome(free, 5);
+      const loops = partner.hits.filter((h) => h === '/loop').length;
+      assert.ok(loops >= 1 && loops <= 4, `the wrapper chain was followed ${loops} times, bounded`);
+      got = await events(server.base, admin, fifth.id);
+      assert.ok(got.some((e) => e.event === 'error' && e.error_code >= 300 && e.error_code < 400), JSON.stringify(got));
+      assert.ok(gaveUp.resumeMs < 500, `live video ${Math.round(gaveUp.resumeMs)} ms after a failed wrapper chain`);
+      console.log(`# external tag played through its wrapper; a looping tag was fetched ${loops} times, then given up `
+        + `(error ${got.find((e) => e.event === 'error').error_code}); live video ${Math.round(gaveUp.resumeMs)} ms later`);
+    } finally {
+      partner.close();
+    }
+
     assert.equal(await payer.evaluate(() => window.relaycastAds.length), 0, 'no break for the ad-free viewer');
     const report = await (await fetch(`${server.base}/api/ads/report?broadcast=live`, { headers: mod })).json();
-    assert.equal(report.totals.impressions, 2);
-    assert.equal(report.totals.completes, 1);
-    assert.equal(report.totals.clicks, 1);
-    assert.equal(report.totals.errors, 1);
+    const spring = report.ads.find((a) => a.title === 'Spring sale');
+    assert.equal(spring.impressions, 2);
+    assert.equal(spring.completes, 1);
+    assert.equal(spring.clicks, 1);
+    assert.equal(report.ads.find((a) => a.title === 'Broken').errors, 1);
     await console_.click('#ad-report-refresh');
     await waitFor('the console shows the figures', async () =>
       /Spring sale\s*2\s*50 %\s*1/.test(await console_.textContent('#ad-report')), 5_000);
