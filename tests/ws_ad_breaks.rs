@@ -14,7 +14,12 @@ use ws_support::{http, run, Client, Server, STREAM};
 
 const SECOND: Duration = Duration::from_secs(1);
 
-async fn post(server: &Server, path: &str, token: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+async fn post(
+    server: &Server,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<(u16, Value)> {
     let res = http()
         .post(format!("{}{path}", server.base))
         .bearer_auth(token)

@@ -271,6 +271,7 @@ pub fn router(state: AppState) -> Router {
             .route("/ads/vast", get(rest::vast_pod))
             .route("/ads/track", get(rest::track))
             .route("/ads/creatives/{id}", get(rest::creative))
+            .route("/ads/companions/{id}", get(rest::companion))
             .route("/videos/{id}/ads.vmap", get(rest::video_vmap))
             .route("/api/broadcasts/{id}/viewers", get(api::list_viewers))
             .route("/api/admin/overview", get(admin::overview))

@@ -6,7 +6,8 @@
 // module plays the creatives in order and reports what happened:
 // impression when an ad's first frame shows, quartiles from its progress,
 // complete at its end, skip after its `skipoffset`, click-through in a new
-// tab, error 405 for a creative that does not play (the pod goes on).
+// tab, error 405 for a creative that does not play (the pod goes on); an
+// ad's companion banner shows beside chat while it plays.
 // Alerts stay above the ad (their layer is higher), so an emergency is
 // always seen.
 import { VASTClient, VASTTracker } from '/static/vast-client.min.js';
@@ -56,6 +57,29 @@ function playable(creative, probe) {
   return (creative.mediaFiles || []).find((m) => m.fileURL && probe.canPlayType(m.mimeType || 'video/mp4') !== '');
 }
 
+/// Shows the ad's companion banner (if it has one) in `slot` while it
+/// plays; returns what hides it again.
+function showCompanion(slot, client, ad) {
+  const creative = ad.creatives.find((c) => c.type === 'companion');
+  const variation = creative?.variations?.find((v) => v.staticResources?.length);
+  if (!slot || !variation) return () => {};
+  const tracker = new VASTTracker(client, ad, creative, variation);
+  const img = document.createElement('img');
+  img.src = variation.staticResources[0].url;
+  img.alt = variation.altText || 'Sponsor';
+  img.width = variation.width || 300;
+  img.height = variation.height || 250;
+  img.addEventListener('load', () => tracker.track('creativeView', { once: true }), { once: true });
+  const link = document.createElement('a');
+  link.href = '#';
+  link.append(img);
+  link.addEventListener('click', (e) => { e.preventDefault(); tracker.click(); });
+  tracker.on('clickthrough', (url) => { if (url) window.open(url, '_blank', 'noopener'); });
+  slot.replaceChildren(link);
+  slot.hidden = false;
+  return () => { slot.hidden = true; slot.replaceChildren(); };
+}
+
 /// Plays one linear ad; resolves when it ends (completed, skipped, failed
 /// or cut short by `signal`).
 function playAd(ui, client, ad, creative, signal, index, count) {
@@ -75,6 +99,7 @@ function playAd(ui, client, ad, creative, signal, index, count) {
       v.removeAttribute('src');
       v.load();
       ui.skip.hidden = true;
+      hideCompanion();
       resolve(how);
     };
     const fail = () => {
@@ -82,6 +107,7 @@ function playAd(ui, client, ad, creative, signal, index, count) {
       tracker.error({ ERRORCODE: 405 });
       finish('error');
     };
+    const hideCompanion = showCompanion(ui.companion, client, ad);
     const media = playable(creative, v);
     if (!media) {
       // No file this browser can play: VAST's 403.
@@ -168,8 +194,8 @@ export async function playPod(ui, vastUrl, ms, stop) {
 
 /// The live breaks of the watch page: `video` is the live player (muted
 /// during a pod, as it was afterwards).
-export function mountAdBreaks(rt, { screen, video }) {
-  const ui = adLayer(screen);
+export function mountAdBreaks(rt, { screen, video, companion }) {
+  const ui = { ...adLayer(screen), companion };
   let current = null;
   const log = [];
   window.relaycastAds = log; // for tests: each break's outcome

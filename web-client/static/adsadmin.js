@@ -41,7 +41,7 @@ export function mountAdsAdmin({ upload, tag, result, body, token }) {
   upload.addEventListener('submit', async (e) => {
     e.preventDefault();
     const form = new FormData(upload);
-    for (const [k, v] of [...form.entries()]) if (v === '') form.delete(k);
+    for (const [k, v] of [...form.entries()]) if (v === '' || (v instanceof File && !v.size)) form.delete(k);
     say('Uploading…');
     try {
       const res = await fetch('/api/ads', { method: 'POST', headers: { Authorization: `Bearer ${token()}` }, body: form });

@@ -36,7 +36,7 @@ const POD_MS = 180_000;
 /// recording before the player's zero (a DVR window), `start` where
 /// playback was asked to begin. Playback is held until the schedule is
 /// known (a local request) and its pre-roll has played.
-export function mountVodAds({ id, video, screen, token, origin = () => 0, start = 0 }) {
+export function mountVodAds({ id, video, screen, companion, token, origin = () => 0, start = 0 }) {
   const log = [];
   window.relaycastAds = log; // for tests: each slot as played
   let slots = null;
@@ -56,7 +56,7 @@ export function mountVodAds({ id, video, screen, token, origin = () => 0, start 
     const entry = { offset: slot.offset, at: video.currentTime + origin(), started: performance.now(), ended: null, outcomes: null };
     log.push(entry);
     video.pause();
-    ui ||= mountAdLayer(screen);
+    ui ||= { ...mountAdLayer(screen), companion };
     entry.outcomes = await playPod(ui, slot.url, POD_MS);
     entry.ended = performance.now();
     busy = false;

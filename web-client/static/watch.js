@@ -31,7 +31,7 @@ const gate = createGate(stream);
 
 mountAccount(viewer);
 mountAlerts(rt, $('alerts'));
-mountAdBreaks(rt, { screen: $('screen'), video: $('video') });
+mountAdBreaks(rt, { screen: $('screen'), video: $('video'), companion: $('companion') });
 mountChat(rt, {
   list: $('chat-list'), form: $('chat-form'), input: $('chat-input'), error: $('chat-error'), mode: $('chat-mode'),
   me: () => rt.identity || viewer.identity,

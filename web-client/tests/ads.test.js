@@ -27,6 +27,8 @@ async function makeCreative(dir) {
     '-f', 'lavfi', '-i', 'sine=frequency=660:duration=3', '-c:v', 'libx264', '-profile:v', 'baseline',
     '-pix_fmt', 'yuv420p', '-b:v', '150k', '-c:a', 'aac', '-b:a', '48k', '-movflags', '+faststart',
     '-shortest', file], { timeout: 60_000 });
+  await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=c=orange:s=300x250', '-frames:v', '1',
+    join(dir, 'banner.png')], { timeout: 30_000 });
   return readFile(file);
 }
 
@@ -182,6 +184,7 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
     await ops.fill('#token', admin);
     await ops.click('#token-save');
     await ops.setInputFiles('#ad-upload input[name="file"]', join(scratch, 'creative.mp4'));
+    await ops.setInputFiles('#ad-upload input[name="companion"]', join(scratch, 'banner.png'));
     await ops.fill('#ad-upload input[name="title"]', 'Spring sale');
     await ops.fill('#ad-upload input[name="click_url"]', landing);
     await ops.fill('#ad-upload input[name="skip_after_s"]', '1');
@@ -223,7 +226,13 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
       const viewers = await (await fetch(`${server.base}/api/broadcasts/live/viewers`, { headers: mod })).json();
       return viewers.some((v) => v.in_ad_break);
     }, 5_000, 100);
+    await free.waitForSelector('#companion img', { state: 'visible', timeout: 5_000 });
+    assert.deepEqual(await free.evaluate(() => {
+      const img = document.querySelector('#companion img');
+      return [img.naturalWidth, img.naturalHeight];
+    }), [300, 250], 'the companion banner beside chat');
     const played = await breakOutcome(free, 1);
+    assert.equal(await free.isVisible('#companion'), false, 'the banner goes with its ad');
     assert.deepEqual(played.outcomes, ['complete']);
     assert.equal(played.during, 0, 'no live frame while the ad played');
     assert.ok(played.resumeMs < 500, `live video decoding ${Math.round(played.resumeMs)} ms after the pod `
@@ -235,9 +244,10 @@ test('live ad breaks: a free viewer plays, skips, clicks and survives a broken c
       + `video ${Math.round(normal)} kbit/s before, ${Math.round(held)} kbit/s during the pod`);
     assert.ok(held < normal * 0.1, `video held during the pod: ${held} vs ${normal} kbit/s`);
     let got = await events(server.base, admin, first.id);
-    assert.deepEqual(got.map((e) => e.event),
+    assert.deepEqual(got.map((e) => e.event).filter((e) => e !== 'companionView'),
       ['impression', 'start', 'firstQuartile', 'midpoint', 'thirdQuartile', 'complete'],
       'each once, in order, from the free viewer only');
+    assert.equal(got.filter((e) => e.event === 'companionView').length, 1, 'the banner was seen once');
     assert.equal(new Set(got.map((e) => e.session)).size, 1);
 
     // The ad-free viewer saw nothing and kept decoding.

@@ -2,8 +2,8 @@
 -- ran, what viewers' players reported, and the ad-free tier.
 --
 -- An ad is an uploaded creative (creative_path in the media store) or an
--- external VAST tag (vast_tag_url, served as a Wrapper). Retired ads stay
--- for their reports.
+-- external VAST tag (vast_tag_url, served as a Wrapper); an uploaded one
+-- may have a companion banner image. Retired ads stay for their reports.
 CREATE TABLE ads (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     title         TEXT NOT NULL,
@@ -16,6 +16,10 @@ CREATE TABLE ads (
     duration_ms   INTEGER NOT NULL DEFAULT 0,
     click_url     TEXT NOT NULL DEFAULT '',
     skip_after_s  INTEGER,
+    companion_path TEXT,
+    companion_mime TEXT NOT NULL DEFAULT '',
+    companion_width INTEGER NOT NULL DEFAULT 0,
+    companion_height INTEGER NOT NULL DEFAULT 0,
     weight        INTEGER NOT NULL DEFAULT 1,
     starts_ms     INTEGER,
     ends_ms       INTEGER,

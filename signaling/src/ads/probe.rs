@@ -19,6 +19,37 @@ pub struct Creative {
 pub enum ProbeError {
     #[error("the creative must be an MP4 or WebM video")]
     NotVideo,
+    #[error("the companion banner must be a PNG, JPEG, GIF or WebP image of at most 4096x4096")]
+    NotImage,
+}
+
+/// A companion banner: its MIME type and size, from its header (the
+/// `imagesize` crate; nothing is decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Banner {
+    pub mime_type: &'static str,
+    pub width: i64,
+    pub height: i64,
+}
+
+pub fn probe_banner(bytes: &[u8]) -> Result<Banner, ProbeError> {
+    use imagesize::ImageType;
+    let mime_type = match imagesize::image_type(bytes).map_err(|_| ProbeError::NotImage)? {
+        ImageType::Png => "image/png",
+        ImageType::Jpeg => "image/jpeg",
+        ImageType::Gif => "image/gif",
+        ImageType::Webp => "image/webp",
+        _ => return Err(ProbeError::NotImage),
+    };
+    let size = imagesize::blob_size(bytes).map_err(|_| ProbeError::NotImage)?;
+    if !(1..=4096).contains(&size.width) || !(1..=4096).contains(&size.height) {
+        return Err(ProbeError::NotImage);
+    }
+    Ok(Banner {
+        mime_type,
+        width: size.width as i64,
+        height: size.height as i64,
+    })
 }
 
 /// Sniffs `bytes`; sizes and duration are 0 where unknown.
@@ -78,5 +109,26 @@ mod tests {
             (mp4.mime_type, mp4.width, mp4.duration_ms),
             ("video/mp4", 0, 0)
         );
+    }
+
+    #[test]
+    fn banners_are_images_of_a_sane_size() {
+        // A 300x250 PNG header (signature and IHDR).
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend(300u32.to_be_bytes());
+        png.extend(250u32.to_be_bytes());
+        png.extend([8, 6, 0, 0, 0]);
+        assert_eq!(
+            probe_banner(&png),
+            Ok(Banner {
+                mime_type: "image/png",
+                width: 300,
+                height: 250
+            })
+        );
+        let mut huge = png.clone();
+        huge[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        assert_eq!(probe_banner(&huge), Err(ProbeError::NotImage));
+        assert_eq!(probe_banner(b"<svg/>"), Err(ProbeError::NotImage));
     }
 }

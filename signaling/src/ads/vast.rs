@@ -32,6 +32,9 @@ pub struct Tracking {
     pub skip: String,
     /// Fired on click-through (`ClickTracking`).
     pub click: String,
+    /// The companion banner was shown (`creativeView`), clicked.
+    pub companion_view: String,
+    pub companion_click: String,
 }
 
 /// One ad of a pod as served.
@@ -40,6 +43,8 @@ pub struct Served<'a> {
     pub ad: &'a Ad,
     /// Where the creative is fetched (for an uploaded one).
     pub media_url: String,
+    /// Where its companion banner is fetched, if it has one.
+    pub companion_url: Option<String>,
     pub tracking: Tracking,
 }
 
@@ -141,6 +146,9 @@ fn write_ad(
                         .with_attribute(("id", id.as_str()))
                         .with_attribute(("adId", id.as_str()))
                         .write_inner_content(|w| write_creative(w, served))?;
+                    if let (Some(url), None) = (&served.companion_url, &ad.vast_tag_url) {
+                        write_companion(w, served, url)?;
+                    }
                     Ok(())
                 })?;
                 if let Some(tag) = &ad.vast_tag_url {
@@ -228,6 +236,55 @@ fn write_creative(w: &mut W, served: &Served<'_>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A companion banner: its own `Creative` beside the linear one.
+fn write_companion(w: &mut W, served: &Served<'_>, url: &str) -> std::io::Result<()> {
+    let ad = served.ad;
+    let t = &served.tracking;
+    let (cid, aid, width, height) = (
+        format!("{}-companion", ad.id),
+        ad.id.to_string(),
+        ad.companion_width.to_string(),
+        ad.companion_height.to_string(),
+    );
+    w.create_element("Creative")
+        .with_attribute(("id", cid.as_str()))
+        .with_attribute(("adId", aid.as_str()))
+        .write_inner_content(|w| {
+            w.create_element("CompanionAds").write_inner_content(|w| {
+                w.create_element("Companion")
+                    .with_attribute(("id", cid.as_str()))
+                    .with_attribute(("width", width.as_str()))
+                    .with_attribute(("height", height.as_str()))
+                    .write_inner_content(|w| {
+                        w.create_element("StaticResource")
+                            .with_attribute(("creativeType", ad.companion_mime.as_str()))
+                            .write_cdata_content(BytesCData::new(url))?;
+                        text(w, "AltText", &ad.title)?;
+                        if !ad.click_url.is_empty() {
+                            cdata(w, "CompanionClickThrough", &ad.click_url)?;
+                        }
+                        w.create_element("CompanionClickTracking")
+                            .with_attribute(("id", "relaycast"))
+                            .write_cdata_content(BytesCData::new(&t.companion_click))?;
+                        w.create_element("TrackingEvents")
+                            .write_inner_content(|w| {
+                                w.create_element("Tracking")
+                                    .with_attribute(("event", "creativeView"))
+                                    .write_cdata_content(BytesCData::new(&t.companion_view))?;
+                                Ok(())
+                            })?;
+                        Ok(())
+                    })?;
+                Ok(())
+            })?;
+            w.create_element("UniversalAdId")
+                .with_attribute(("idRegistry", "relaycast"))
+                .write_text_content(BytesText::new(&cid))?;
+            Ok(())
+        })?;
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -245,6 +302,10 @@ pub(crate) mod tests {
             duration_ms: 6_500,
             click_url: "https://example.com/landing?a=1&b=2".into(),
             skip_after_s: Some(5),
+            companion_path: None,
+            companion_mime: String::new(),
+            companion_width: 0,
+            companion_height: 0,
             weight: 1,
             starts_ms: None,
             ends_ms: None,
@@ -284,7 +345,8 @@ pub(crate) mod tests {
 
     #[test]
     fn pods_and_empty_responses_validate_against_the_vast_4_2_schema() {
-        let (a, mut b, mut c) = (ad(1), ad(2), ad(3));
+        let (mut a, mut b, mut c) = (ad(1), ad(2), ad(3));
+        (a.companion_mime, a.companion_width, a.companion_height) = ("image/png".into(), 300, 250);
         b.vast_tag_url = Some("https://ads.example/vast?x=1&y=2".into());
         c.skip_after_s = None;
         c.click_url.clear();
@@ -293,9 +355,12 @@ pub(crate) mod tests {
             .map(|ad| Served {
                 ad,
                 media_url: format!("http://h/ads/creatives/{}", ad.id),
+                companion_url: (ad.companion_width > 0)
+                    .then(|| format!("http://h/ads/companions/{}", ad.id)),
                 tracking: tracking(),
             })
             .collect();
+        assert!(pod(7, "abc", &served).contains("<CompanionAds>"));
         assert_valid_vast(&pod(7, "abc", &served));
         assert_valid_vast(&pod(7, "abc", &served[..1]));
         assert_valid_vast(&empty());
@@ -321,11 +386,13 @@ pub(crate) mod tests {
             Served {
                 ad: &a,
                 media_url: "http://h/ads/creatives/1".into(),
+                companion_url: None,
                 tracking: tracking(),
             },
             Served {
                 ad: &b,
                 media_url: String::new(),
+                companion_url: None,
                 tracking: tracking(),
             },
         ];

@@ -1,6 +1,7 @@
 //! What players fetch from the ad server: `GET /ads/vast` (a break's VAST
 //! 4.2 pod for one session), `GET /ads/track` (tracking pixels),
-//! `GET /ads/creatives/{id}` (the creative, with byte ranges), and
+//! `GET /ads/creatives/{id}` (the creative, with byte ranges),
+//! `GET /ads/companions/{id}` (its companion banner), and
 //! `GET /videos/{id}/ads.vmap` (an on-demand video's schedule).
 //!
 //! Invariants: a VAST request and a tracking hit count only with a valid
@@ -36,6 +37,8 @@ const EVENTS: &[&str] = &[
     "skip",
     "click",
     "error",
+    "companionView",
+    "companionClick",
 ];
 
 /// Who made on-demand pre-rolls (the `triggered_by` of their break rows).
@@ -133,6 +136,10 @@ pub async fn vast_pod(
         .map(|ad| Served {
             ad,
             media_url: format!("{origin}/ads/creatives/{}", ad.id),
+            companion_url: ad
+                .companion_path
+                .as_ref()
+                .map(|_| format!("{origin}/ads/companions/{}", ad.id)),
             tracking: tracking(&state, &origin, brk.id, ad.id, &q.session),
         })
         .collect();
@@ -155,6 +162,8 @@ fn tracking(state: &AppState, origin: &str, b: i64, a: i64, session: &str) -> Tr
         complete: url("complete"),
         skip: url("skip"),
         click: url("click"),
+        companion_view: url("companionView"),
+        companion_click: url("companionClick"),
     }
 }
 
@@ -235,6 +244,29 @@ pub async fn creative(
         "video/webm"
     } else {
         "video/mp4"
+    };
+    super::videos::serve_object(&state, &path, &headers, mime, "public, max-age=86400").await
+}
+
+/// `GET /ads/companions/{id}`: an ad's companion banner.
+pub async fn companion(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<i64>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let ad = state
+        .store()
+        .ad(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no ad {id}")))?;
+    let path = ad
+        .companion_path
+        .ok_or_else(|| ApiError::NotFound(format!("ad {id} has no companion banner")))?;
+    let mime = match ad.companion_mime.as_str() {
+        "image/png" => "image/png",
+        "image/gif" => "image/gif",
+        "image/webp" => "image/webp",
+        _ => "image/jpeg",
     };
     super::videos::serve_object(&state, &path, &headers, mime, "public, max-age=86400").await
 }

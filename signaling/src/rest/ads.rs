@@ -5,9 +5,9 @@
 //! `GET /api/ads/breaks/{id}/events`; `POST /api/broadcasts/{id}/ad-breaks`;
 //! `POST /api/entitlements`.
 //!
-//! Invariants: only admins manage ads and entitlements; a creative is
-//! stored (and probed: MP4 or WebM only) before its row exists, so every
-//! row's file is there; URLs an ad sends viewers to are `http(s)` only.
+//! Invariants: only admins manage ads and entitlements; a creative (and
+//! its companion banner) is stored and probed (MP4 or WebM; PNG, JPEG,
+//! GIF or WebP) before its row exists, so every row's files are there; URLs an ad sends viewers to are `http(s)` only.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request, State};
@@ -221,6 +221,7 @@ async fn upload(state: &AppState, mut form: Multipart) -> Result<NewAd, ApiError
     let limit = state.ads().settings.max_creative_mb * 1024 * 1024;
     let mut fields = AdFields::default();
     let mut file: Option<Bytes> = None;
+    let mut banner: Option<Bytes> = None;
     let bad = |e: axum::extract::multipart::MultipartError| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(limit as usize),
         _ => ApiError::BadRequest(e.body_text()),
@@ -229,6 +230,8 @@ async fn upload(state: &AppState, mut form: Multipart) -> Result<NewAd, ApiError
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             file = Some(field.bytes().await.map_err(bad)?);
+        } else if name == "companion" {
+            banner = Some(field.bytes().await.map_err(bad)?);
         } else if name == "vast_tag_url" {
             return Err(ApiError::BadRequest(
                 "an external VAST tag is sent as JSON, without a file".into(),
@@ -250,17 +253,35 @@ async fn upload(state: &AppState, mut form: Multipart) -> Result<NewAd, ApiError
     } else {
         "mp4"
     };
-    let path = format!("ads/{}.{ext}", crate::ad_breaks::new_session());
+    if let Some(banner) = banner.filter(|b| !b.is_empty()) {
+        let probed = probe::probe_banner(&banner)
+            .map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+        let ext = probed.mime_type.trim_start_matches("image/");
+        new.companion_path = Some(store_object(&objects, ext, banner).await?);
+        new.companion_mime = probed.mime_type.to_owned();
+        new.companion_width = probed.width;
+        new.companion_height = probed.height;
+    }
     new.size_bytes = file.len() as i64;
+    new.creative_path = Some(store_object(&objects, ext, file).await?);
+    Ok(new)
+}
+
+/// Stores an uploaded file under a fresh name in `ads/`; its path.
+async fn store_object(
+    objects: &std::sync::Arc<dyn object_store::ObjectStore>,
+    ext: &str,
+    bytes: Bytes,
+) -> Result<String, ApiError> {
+    let path = format!("ads/{}.{ext}", crate::ad_breaks::new_session());
     objects
         .put(
             &object_store::path::Path::from(path.as_str()),
-            PutPayload::from(file),
+            PutPayload::from(bytes),
         )
         .await
-        .map_err(|e| ApiError::Internal(format!("storing a creative: {e}")))?;
-    new.creative_path = Some(path);
-    Ok(new)
+        .map_err(|e| ApiError::Internal(format!("storing an ad file: {e}")))?;
+    Ok(path)
 }
 
 #[derive(Serialize)]

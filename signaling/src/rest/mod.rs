@@ -18,7 +18,7 @@ mod paging;
 mod video_chat;
 mod videos;
 
-pub use ad_serving::{creative, track, vast_pod, video_vmap};
+pub use ad_serving::{companion, creative, track, vast_pod, video_vmap};
 pub use ads::{
     ad_report, break_events, create_ad, grant_entitlement, list_ads, my_entitlements, retire_ad,
     start_break,

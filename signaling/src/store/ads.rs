@@ -26,6 +26,13 @@ pub struct Ad {
     pub click_url: String,
     /// Skippable after this many seconds (`None`: not skippable).
     pub skip_after_s: Option<i64>,
+    /// A companion banner image in the media store, shown beside the
+    /// player while the ad plays.
+    #[serde(skip)]
+    pub companion_path: Option<String>,
+    pub companion_mime: String,
+    pub companion_width: i64,
+    pub companion_height: i64,
     /// Relative chance of being picked for a pod.
     pub weight: i64,
     pub starts_ms: Option<i64>,
@@ -57,6 +64,10 @@ pub struct NewAd {
     pub duration_ms: i64,
     pub click_url: String,
     pub skip_after_s: Option<i64>,
+    pub companion_path: Option<String>,
+    pub companion_mime: String,
+    pub companion_width: i64,
+    pub companion_height: i64,
     pub weight: i64,
     pub starts_ms: Option<i64>,
     pub ends_ms: Option<i64>,
@@ -122,8 +133,8 @@ pub struct AdFigures {
 }
 
 const AD_COLUMNS: &str = "id, title, creative_path, vast_tag_url, mime_type, size_bytes, width, \
-     height, duration_ms, click_url, skip_after_s, weight, starts_ms, ends_ms, created_ms, \
-     retired_ms";
+     height, duration_ms, click_url, skip_after_s, companion_path, companion_mime, \
+     companion_width, companion_height, weight, starts_ms, ends_ms, created_ms, retired_ms";
 const BREAK_COLUMNS: &str =
     "id, broadcast, recording, triggered_by, started_ms, position_ms, duration_ms, pod";
 
@@ -141,9 +152,10 @@ impl Store {
     pub async fn insert_ad(&self, ad: &NewAd) -> Result<Ad, StoreError> {
         Ok(sqlx::query_as(&format!(
             "INSERT INTO ads (title, creative_path, vast_tag_url, mime_type, size_bytes, width, \
-             height, duration_ms, click_url, skip_after_s, weight, starts_ms, ends_ms, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             RETURNING {AD_COLUMNS}"
+             height, duration_ms, click_url, skip_after_s, companion_path, companion_mime, \
+             companion_width, companion_height, weight, starts_ms, ends_ms, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18) RETURNING {AD_COLUMNS}"
         ))
         .bind(&ad.title)
         .bind(&ad.creative_path)
@@ -155,6 +167,10 @@ impl Store {
         .bind(ad.duration_ms)
         .bind(&ad.click_url)
         .bind(ad.skip_after_s)
+        .bind(&ad.companion_path)
+        .bind(&ad.companion_mime)
+        .bind(ad.companion_width)
+        .bind(ad.companion_height)
         .bind(ad.weight)
         .bind(ad.starts_ms)
         .bind(ad.ends_ms)

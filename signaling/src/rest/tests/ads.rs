@@ -64,8 +64,12 @@ async fn raw(
     )
 }
 
-/// A multipart form with `file` and text fields.
+/// A multipart form with `file`, text fields and more files.
 fn form(file: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    form_with(file, fields, &[])
+}
+
+fn form_with(file: &[u8], fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "relaycastboundary7";
     let mut body = Vec::new();
     for (k, v) in fields {
@@ -82,6 +86,16 @@ fn form(file: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
         .bytes(),
     );
     body.extend(file);
+    for (name, bytes) in files {
+        body.extend(
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                 filename=\"{name}\"\r\n\r\n"
+            )
+            .bytes(),
+        );
+        body.extend(*bytes);
+    }
     body.extend(format!("\r\n--{boundary}--\r\n").bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
@@ -230,6 +244,100 @@ async fn creatives_are_uploaded_probed_served_and_retired_by_admins_only() {
     assert_eq!(
         status_of(&s, Method::DELETE, "/api/ads/999", Some(&admin), None).await,
         StatusCode::NOT_FOUND
+    );
+}
+
+/// A 300×250 PNG's first bytes (signature and header: all a probe reads).
+fn banner() -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    png.extend(300u32.to_be_bytes());
+    png.extend(250u32.to_be_bytes());
+    png.extend([8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    png
+}
+
+#[tokio::test]
+async fn a_creative_may_carry_a_companion_banner_served_in_its_pod() {
+    let s = state().await;
+    let admin = token(&s, Role::Admin, "m-root");
+    let auth = format!("Bearer {admin}");
+    let png = banner();
+    let (content_type, body) = form_with(
+        CREATIVE,
+        &[
+            ("title", "With banner"),
+            ("click_url", "https://example.com/"),
+        ],
+        &[("companion", &png)],
+    );
+    let (status, _, text) = raw(
+        &s,
+        Method::POST,
+        "/api/ads",
+        &[("content-type", &content_type), ("authorization", &auth)],
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let ad: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (
+            &ad["companion_mime"],
+            &ad["companion_width"],
+            &ad["companion_height"]
+        ),
+        (&json!("image/png"), &json!(300), &json!(250))
+    );
+    let (content_type, body) = form_with(
+        CREATIVE,
+        &[("title", "Bad banner")],
+        &[("companion", b"<svg/>")],
+    );
+    let (status, _, _) = raw(
+        &s,
+        Method::POST,
+        "/api/ads",
+        &[("content-type", &content_type), ("authorization", &auth)],
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let moderator = token(&s, Role::Moderator, "m-mod");
+    let (_, brk) = call(
+        &s,
+        Method::POST,
+        "/api/broadcasts/live/ad-breaks",
+        Some(&moderator),
+        Some(json!({"duration_s": 10})),
+    )
+    .await;
+    let path = s.ads().vast_path(
+        brk["id"].as_i64().unwrap(),
+        &crate::ad_breaks::new_session(),
+        "",
+    );
+    let (_, _, doc) = raw(&s, Method::GET, &path, &[("host", "h")], vec![]).await;
+    assert_valid_vast(&doc);
+    assert!(
+        doc.contains(
+            r#"<StaticResource creativeType="image/png"><![CDATA[http://h/ads/companions/"#
+        ),
+        "{doc}"
+    );
+    let id = ad["id"].as_i64().unwrap();
+    let (status, headers, _) = raw(
+        &s,
+        Method::GET,
+        &format!("/ads/companions/{id}"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "image/png");
+    assert_eq!(
+        headers[header::CONTENT_LENGTH],
+        png.len().to_string().as_str()
     );
 }
 
