@@ -156,7 +156,7 @@ pub async fn start(
     let inventory = state.store().list_ads().await?;
     let duration_ms = i64::from(duration_s) * 1000;
     let chosen = pod::choose(
-        &inventory,
+        &crate::store::inventory_for(&inventory, broadcast, now_ms()),
         now_ms(),
         duration_ms,
         ads.settings.max_pod_ads,

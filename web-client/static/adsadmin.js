@@ -27,7 +27,7 @@ export function mountAdsAdmin({ upload, tag, result, body, token }) {
         const f = a.figures;
         return el('tr', { 'data-ad': String(a.id) },
           el('td', {}, String(a.id)), el('td', {}, a.title),
-          el('td', {}, a.vast_tag_url ? 'VAST tag' : `${a.mime_type} ${a.width}×${a.height}`),
+          el('td', {}, `${a.vast_tag_url ? 'VAST tag' : `${a.mime_type} ${a.width}×${a.height}`}${a.broadcast ? ` (${a.broadcast} only)` : ''}`),
           el('td', {}, `${(a.duration_ms / 1000).toFixed(1)} s`),
           el('td', {}, a.active ? 'yes' : 'no'),
           el('td', {}, String(f.impressions)), el('td', {}, pct(a.completion_rate)), el('td', {}, String(f.clicks)),
@@ -58,7 +58,12 @@ export function mountAdsAdmin({ upload, tag, result, body, token }) {
     try {
       const ad = await api('/api/ads', {
         method: 'POST', token: token(),
-        body: { title: f.get('title'), vast_tag_url: f.get('vast_tag_url'), duration_s: Number(f.get('duration_s')) },
+        body: {
+          title: f.get('title'),
+          vast_tag_url: f.get('vast_tag_url'),
+          duration_s: Number(f.get('duration_s')),
+          broadcast: f.get('broadcast') || null,
+        },
       });
       say(`Ad ${ad.id} added (external VAST tag).`);
       tag.reset();

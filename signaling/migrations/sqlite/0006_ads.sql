@@ -3,10 +3,13 @@
 --
 -- An ad is an uploaded creative (creative_path in the media store) or an
 -- external VAST tag (vast_tag_url, served as a Wrapper); an uploaded one
--- may have a companion banner image. Retired ads stay for their reports.
+-- may have a companion banner image. An ad with a broadcast runs only in
+-- that broadcast's breaks (a channel's own ad server, say), and a broadcast
+-- with such ads runs only them. Retired ads stay for their reports.
 CREATE TABLE ads (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     title         TEXT NOT NULL,
+    broadcast     TEXT,
     creative_path TEXT,
     vast_tag_url  TEXT,
     mime_type     TEXT NOT NULL DEFAULT '',

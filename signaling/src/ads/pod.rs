@@ -9,13 +9,13 @@ use crate::store::Ad;
 /// left is passed over, a shorter one may still fit). `random(n)` returns
 /// a number in `0..n`.
 pub fn choose(
-    ads: &[Ad],
+    ads: &[&Ad],
     now_ms: i64,
     duration_ms: i64,
     max_ads: usize,
     mut random: impl FnMut(u64) -> u64,
 ) -> Vec<i64> {
-    let mut left: Vec<&Ad> = ads.iter().filter(|a| a.active(now_ms)).collect();
+    let mut left: Vec<&Ad> = ads.iter().copied().filter(|a| a.active(now_ms)).collect();
     let mut pod = Vec::new();
     let mut remaining = duration_ms;
     while pod.len() < max_ads {
@@ -57,11 +57,30 @@ mod tests {
     }
 
     #[test]
+    fn a_broadcast_with_ads_of_its_own_runs_only_those() {
+        let global = with(1, 10_000, 1);
+        let mut own = with(2, 10_000, 1);
+        own.broadcast = Some("channel".into());
+        let mut other = with(3, 10_000, 1);
+        other.broadcast = Some("elsewhere".into());
+        let ads = [global, own, other];
+        let ids = |b: &str| {
+            crate::store::inventory_for(&ads, b, 10)
+                .iter()
+                .map(|a| a.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("channel"), vec![2]);
+        assert_eq!(ids("live"), vec![1]);
+    }
+
+    #[test]
     fn pods_fill_the_break_by_weight() {
         let ads = [with(1, 10_000, 1), with(2, 15_000, 3), with(3, 40_000, 5)];
         let mut retired = with(4, 5_000, 9);
         retired.retired_ms = Some(1);
         let all = [&ads[..], &[retired]].concat();
+        let all: Vec<&Ad> = all.iter().collect();
         // (break ms, max ads, the draws, the pod)
         let cases: &[(i64, usize, &[u64], &[i64])] = &[
             (30_000, 4, &[0, 0], &[1, 2]),

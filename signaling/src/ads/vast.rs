@@ -293,6 +293,7 @@ pub(crate) mod tests {
         Ad {
             id,
             title: format!("Ad <{id}> & more"),
+            broadcast: None,
             creative_path: Some(format!("ads/{id}/creative.mp4")),
             vast_tag_url: None,
             mime_type: "video/mp4".into(),

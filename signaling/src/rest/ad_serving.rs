@@ -328,7 +328,7 @@ async fn make_preroll(
     let duration_ms = i64::from(settings.scheduled_break_secs) * 1000;
     let inventory = state.store().list_ads().await?;
     let chosen = pod::choose(
-        &inventory,
+        &crate::store::inventory_for(&inventory, broadcast, now_ms()),
         now_ms(),
         duration_ms,
         settings.max_pod_ads,

@@ -63,6 +63,9 @@ fn title(t: &str) -> Result<String, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct AdFields {
     title: String,
+    /// Only this broadcast's breaks.
+    #[serde(default)]
+    broadcast: Option<String>,
     #[serde(default)]
     click_url: Option<String>,
     #[serde(default)]
@@ -93,6 +96,7 @@ impl AdFields {
         };
         match name {
             "title" => self.title = value,
+            "broadcast" => self.broadcast = Some(value),
             "click_url" => self.click_url = Some(value),
             "duration_s" => {
                 self.duration_s = Some(value.trim().parse().map_err(|_| {
@@ -107,8 +111,8 @@ impl AdFields {
             "ends_ms" => self.ends_ms = Some(int(&value)?),
             other => {
                 return Err(ApiError::BadRequest(format!(
-                    "unknown field {other:?} (file, title, click_url, duration_s, width, height, \
-                     skip_after_s, weight, starts_ms, ends_ms)"
+                    "unknown field {other:?} (file, companion, title, broadcast, click_url, \
+                     duration_s, width, height, skip_after_s, weight, starts_ms, ends_ms)"
                 )))
             }
         }
@@ -119,6 +123,12 @@ impl AdFields {
     fn into_new(self, probed: Option<probe::Creative>) -> Result<NewAd, ApiError> {
         let mut ad = NewAd {
             title: title(&self.title)?,
+            broadcast: self
+                .broadcast
+                .as_deref()
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .map(str::to_owned),
             click_url: match &self.click_url {
                 Some(u) if !u.trim().is_empty() => web_url("click_url", u)?,
                 _ => String::new(),
@@ -208,6 +218,9 @@ pub async fn create_ad(
         }
         fields.into_new(None)?
     };
+    if let Some(b) = &new.broadcast {
+        require_stream(&state, b).await?;
+    }
     let ad = state.store().insert_ad(&new).await?;
     Ok((StatusCode::CREATED, Json(ad)))
 }

@@ -13,6 +13,9 @@ use super::{now_ms, Store, StoreError};
 pub struct Ad {
     pub id: i64,
     pub title: String,
+    /// Runs only in this broadcast's breaks (`None`: in any broadcast's
+    /// that has no ads of its own).
+    pub broadcast: Option<String>,
     /// The uploaded creative's path in the media store.
     #[serde(skip)]
     pub creative_path: Option<String>,
@@ -41,6 +44,21 @@ pub struct Ad {
     pub retired_ms: Option<i64>,
 }
 
+/// The ads that may fill a break of `broadcast`: its own, when it has
+/// active ones, else the active ads of no broadcast.
+pub fn inventory_for<'a>(ads: &'a [Ad], broadcast: &str, now: i64) -> Vec<&'a Ad> {
+    let own: Vec<&Ad> = ads
+        .iter()
+        .filter(|a| a.active(now) && a.broadcast.as_deref() == Some(broadcast))
+        .collect();
+    if !own.is_empty() {
+        return own;
+    }
+    ads.iter()
+        .filter(|a| a.active(now) && a.broadcast.is_none())
+        .collect()
+}
+
 impl Ad {
     /// May be picked at `now`: not retired, inside its dates.
     pub fn active(&self, now: i64) -> bool {
@@ -55,6 +73,7 @@ impl Ad {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewAd {
     pub title: String,
+    pub broadcast: Option<String>,
     pub creative_path: Option<String>,
     pub vast_tag_url: Option<String>,
     pub mime_type: String,
@@ -132,7 +151,8 @@ pub struct AdFigures {
     pub errors: i64,
 }
 
-const AD_COLUMNS: &str = "id, title, creative_path, vast_tag_url, mime_type, size_bytes, width, \
+const AD_COLUMNS: &str =
+    "id, title, broadcast, creative_path, vast_tag_url, mime_type, size_bytes, width, \
      height, duration_ms, click_url, skip_after_s, companion_path, companion_mime, \
      companion_width, companion_height, weight, starts_ms, ends_ms, created_ms, retired_ms";
 const BREAK_COLUMNS: &str =
@@ -151,13 +171,14 @@ const FIGURES: &str = "SELECT a.id AS ad_id, a.title AS title, \
 impl Store {
     pub async fn insert_ad(&self, ad: &NewAd) -> Result<Ad, StoreError> {
         Ok(sqlx::query_as(&format!(
-            "INSERT INTO ads (title, creative_path, vast_tag_url, mime_type, size_bytes, width, \
+            "INSERT INTO ads (title, broadcast, creative_path, vast_tag_url, mime_type, size_bytes, width, \
              height, duration_ms, click_url, skip_after_s, companion_path, companion_mime, \
              companion_width, companion_height, weight, starts_ms, ends_ms, created_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18) RETURNING {AD_COLUMNS}"
+             $18, $19) RETURNING {AD_COLUMNS}"
         ))
         .bind(&ad.title)
+        .bind(&ad.broadcast)
         .bind(&ad.creative_path)
         .bind(&ad.vast_tag_url)
         .bind(&ad.mime_type)

@@ -24,7 +24,7 @@ mod recordings;
 mod types;
 mod users;
 
-pub use ads::{Ad, AdBreak, AdEvent, AdFigures, NewAd, NewBreak};
+pub use ads::{inventory_for, Ad, AdBreak, AdEvent, AdFigures, NewAd, NewBreak};
 pub use broadcasts::{BroadcastUpdate, SearchQuery};
 pub use channels::{Channel, ChannelError};
 pub use chat_log::{ChatLogEntry, LoggedLine};

@@ -641,3 +641,53 @@ async fn admins_grant_and_revoke_the_ad_free_plan() {
     let (_, mine) = call(&s, Method::GET, "/api/me/entitlements", Some(&carol), None).await;
     assert_eq!(mine["until_ms"], Value::Null, "revoked");
 }
+
+#[tokio::test]
+async fn a_broadcast_with_its_own_ad_tag_runs_only_that_in_its_breaks() {
+    let s = state().await;
+    let admin = token(&s, Role::Admin, "m-root");
+    let moderator = token(&s, Role::Moderator, "m-mod");
+    let tag = |title: &str, broadcast: Option<&str>| json!({"title": title, "vast_tag_url": "https://ads.example/vast", "duration_s": 10, "broadcast": broadcast});
+    let (_, global) = call(
+        &s,
+        Method::POST,
+        "/api/ads",
+        Some(&admin),
+        Some(tag("Network", None)),
+    )
+    .await;
+    assert_eq!(
+        status_of(
+            &s,
+            Method::POST,
+            "/api/ads",
+            Some(&admin),
+            Some(tag("Nowhere", Some("nope")))
+        )
+        .await,
+        StatusCode::NOT_FOUND
+    );
+    let (status, own) = call(
+        &s,
+        Method::POST,
+        "/api/ads",
+        Some(&admin),
+        Some(tag("Channel partner", Some("live"))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{own}");
+    assert_eq!(own["broadcast"], json!("live"));
+    let (_, brk) = call(
+        &s,
+        Method::POST,
+        "/api/broadcasts/live/ad-breaks",
+        Some(&moderator),
+        Some(json!({"duration_s": 15})),
+    )
+    .await;
+    assert_eq!(
+        brk["pod"],
+        json!([own["id"]]),
+        "the broadcast's own tag, not {global}"
+    );
+}
