@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::core::layer_selector::Bounds;
 use crate::core::layers::LayerChoice;
+use crate::core::view_fit::Viewport;
 use crate::error::MediaError;
 use crate::ids::{BroadcastName, SessionId};
 use crate::metrics::Metrics;
@@ -463,6 +464,16 @@ impl SfuHandle {
     pub async fn set_layer(&self, id: SessionId, choice: LayerChoice) -> Result<(), MediaError> {
         let worker = self.worker_of(id).ok_or(MediaError::NoSuchSession)?;
         self.call(worker, |reply| Command::SetLayer { id, choice, reply })
+            .await?
+    }
+
+    /// Tells a viewer's worker what its player shows: an automatic choice
+    /// then takes no layer larger than the picture, and video pauses once
+    /// the player has been hidden for 5 s (audio continues); visible again
+    /// resumes from the layer's GopCache at once.
+    pub async fn set_view(&self, id: SessionId, view: Viewport) -> Result<(), MediaError> {
+        let worker = self.worker_of(id).ok_or(MediaError::NoSuchSession)?;
+        self.call(worker, |reply| Command::SetView { id, view, reply })
             .await?
     }
 

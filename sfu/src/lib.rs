@@ -29,6 +29,7 @@ mod worker;
 
 pub use core::layer_selector::Bounds;
 pub use core::layers::LayerChoice;
+pub use core::view_fit::{Viewport, MAX_SIDE as MAX_VIEW_SIDE};
 pub use error::MediaError;
 pub use exposition::{MediaCollector, MediaSnapshot, WorkerLoad};
 pub use handle::{MediaConfig, SessionInfo, SfuHandle, WORKER_STALL};

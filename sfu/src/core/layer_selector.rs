@@ -98,6 +98,9 @@ pub struct LayerSelector {
     /// Since when the estimate has been (shallowly) short of the current
     /// layer.
     shortfall_since: Option<Instant>,
+    /// The estimate was restored from a measurement, not a fresh reading:
+    /// the next selection climbs without the hold.
+    trusted: bool,
 }
 
 impl LayerSelector {
@@ -110,6 +113,32 @@ impl LayerSelector {
         bounds: Bounds,
         now: Instant,
     ) -> Option<Selection> {
+        self.select_within(choice, link, layers, bounds, usize::MAX, now)
+    }
+
+    /// The estimate the next selection sees was measured before (restored
+    /// after a pause or a cap on the layers), not a fresh and possibly
+    /// noisy reading: climbing to what fits it needs no hold.
+    pub fn trust_estimate(&mut self) {
+        self.trusted = true;
+    }
+
+    /// As [`select`](Self::select), an automatic choice taking none of the
+    /// ranked layers beyond the first `usable` (what the player shows,
+    /// [`ViewFit`](super::view_fit::ViewFit)). Better layers keep their
+    /// climb holds meanwhile, so when the cap lifts a viewer whose estimate
+    /// already fits them moves up at once, without a fresh hold.
+    pub fn select_within(
+        &mut self,
+        choice: LayerChoice,
+        link: Link,
+        layers: &[LayerMeasure],
+        bounds: Bounds,
+        usable: usize,
+        now: Instant,
+    ) -> Option<Selection> {
+        // Trust covers this selection only.
+        let trusted = std::mem::take(&mut self.trusted);
         let ranked = layers::rank(layers);
         let lowest = *ranked.first()?;
         // Layers within the maximum; the lowest always stays available.
@@ -122,6 +151,13 @@ impl LayerSelector {
         } else {
             eligible
         };
+        // The cap, as a position among the eligible layers (never below the
+        // lowest: it stays available).
+        let usable = &ranked[..usable.clamp(1, ranked.len())];
+        let cap = eligible
+            .iter()
+            .rposition(|l| usable.iter().any(|u| u.index == l.index))
+            .unwrap_or(0);
 
         if choice != LayerChoice::Auto {
             let pick = layers::pick(choice, &eligible)?;
@@ -134,7 +170,7 @@ impl LayerSelector {
         let Some(estimate) = link.estimate_bps else {
             // No estimate yet: start on the best eligible layer, as a
             // manual "high" would.
-            let pick = eligible[eligible.len() - 1].index;
+            let pick = eligible[cap].index;
             self.current = Some(pick);
             return Some(Selection::Layer(pick));
         };
@@ -190,14 +226,14 @@ impl LayerSelector {
                             now
                         }
                     };
-                    if now.saturating_duration_since(since) >= UP_HOLD {
+                    if trusted || now.saturating_duration_since(since) >= UP_HOLD {
                         pos = cur + 1 + offset;
                     }
                 }
                 pos
             }
         };
-        let pick = eligible[pos].index;
+        let pick = eligible[pos.min(cap)].index;
         self.current = Some(pick);
         Some(Selection::Layer(pick))
     }
@@ -563,6 +599,74 @@ mod tests {
             run(&[(0, 10_000, false), (100, 3_000, true)]),
             vec![HIGH, HIGH],
             "heavy loss with the layer still fitting the capped estimate: stay"
+        );
+    }
+
+    #[test]
+    fn a_cap_on_usable_layers_holds_an_automatic_viewer_and_lifts_at_once() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let layers = layers();
+        let link = |kbps: u64| Link {
+            estimate_bps: Some(kbps * 1000),
+            ..Link::default()
+        };
+        let none = Bounds::default();
+        let mut s = LayerSelector::default();
+        // (ms, estimate kbit/s, usable layers) → selection
+        let steps = [
+            // A player showing only the smallest layer's picture.
+            (0, 10_000, 1, LOW),
+            (500, 10_000, 1, LOW),
+            // Growing it: the better layers' holds ran meanwhile.
+            (1_500, 10_000, 2, MID),
+            (1_600, 10_000, 3, HIGH),
+            // Shrinking it moves down at once.
+            (1_700, 10_000, 1, LOW),
+            // A cap never hides the lowest layer, and 0 means the lowest.
+            (1_800, 10_000, 0, LOW),
+        ];
+        for (ms, kbps, usable, want) in steps {
+            let got = s.select_within(Auto, link(kbps), &layers, none, usable, at(ms));
+            assert_eq!(got, want, "at {ms} ms with {usable} usable");
+        }
+        // Without an estimate the best usable layer, not the best layer.
+        let mut s = LayerSelector::default();
+        let no_estimate = Link::default();
+        assert_eq!(
+            s.select_within(Auto, no_estimate, &layers, none, 2, at(0)),
+            MID
+        );
+        // A manual choice is not capped.
+        let mut s = LayerSelector::default();
+        assert_eq!(
+            s.select_within(High, link(10_000), &layers, none, 1, at(0)),
+            HIGH
+        );
+        // A restored estimate is trusted: no hold.
+        let mut s = LayerSelector::default();
+        assert_eq!(
+            s.select_within(Auto, link(300), &layers, none, 3, at(0)),
+            LOW
+        );
+        s.trust_estimate();
+        assert_eq!(
+            s.select_within(Auto, link(10_000), &layers, none, 3, at(10)),
+            HIGH
+        );
+        // The cap lifted before a better layer's hold passed: the hold still applies.
+        let mut s = LayerSelector::default();
+        assert_eq!(
+            s.select_within(Auto, link(300), &layers, none, 1, at(0)),
+            LOW
+        );
+        assert_eq!(
+            s.select_within(Auto, link(10_000), &layers, none, 3, at(100)),
+            LOW
+        );
+        assert_eq!(
+            s.select_within(Auto, link(10_000), &layers, none, 3, at(1_100)),
+            HIGH
         );
     }
 }

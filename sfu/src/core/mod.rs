@@ -18,6 +18,7 @@ pub mod probe_pacer;
 pub mod resend_budget;
 pub mod stale_estimate;
 pub mod throttle;
+pub mod view_fit;
 
 pub use forwarder::{DownTrackState, Forwarder, ResendRef, SourceKey, Translated};
 pub use gop_cache::GopCache;

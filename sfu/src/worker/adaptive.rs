@@ -26,7 +26,7 @@ use super::session::{viewer_pt, Limit, SessionKey, ViewerState};
 use super::Worker;
 use crate::core::bwe_policy::BweInput;
 use crate::core::layer_selector::{Bounds, Link, Selection};
-use crate::core::layers::{self, LayerChoice};
+use crate::core::layers::{self, LayerChoice, LayerMeasure};
 use crate::core::overload::ShedLevel;
 use crate::core::SourceKey;
 use crate::ids::BroadcastName;
@@ -47,11 +47,26 @@ pub fn video_target(
         state.limit = Limit::AdBreak;
         return None;
     }
+    if state.view.video_paused(now) {
+        state.limit = Limit::Hidden;
+        return None;
+    }
     let epoch = mirror.audio_target()?.epoch;
     if !mirror.layers_settled(now) {
         return None;
     }
     let measures = mirror.measures(now);
+    // An automatic choice takes no layer larger than the player shows.
+    let ranked = layers::rank(&measures);
+    let usable = match state.choice {
+        LayerChoice::Auto => state.view.usable(&ranked),
+        _ => ranked.len(),
+    };
+    let top_usable = usable
+        .checked_sub(1)
+        .and_then(|i| ranked.get(i))
+        .map(|l| l.index);
+    let capped = usable < ranked.len();
     let estimate = state.estimate_bps.filter(|_| {
         state
             .connected_at
@@ -71,9 +86,10 @@ pub fn video_target(
         delivered_bps: state.clean_delivery.floor_bps(now),
         congested: state.loss_cap.capping(now),
     };
-    let selected = state
-        .selector
-        .select(state.choice, link, &measures, bounds, now)?;
+    let selected =
+        state
+            .selector
+            .select_within(state.choice, link, &measures, bounds, usable, now)?;
     let layer = match selected {
         Selection::Layer(layer) => layer,
         Selection::PausedLowBandwidth => {
@@ -82,7 +98,6 @@ pub fn video_target(
         }
     };
     // The worker's load caps every viewer, whatever it chose.
-    let ranked = layers::rank(&measures);
     let rank = ranked.iter().position(|m| m.index == layer);
     let Some(max_rank) = shed.max_rank(ranked.len()) else {
         state.limit = Limit::ServerLoad;
@@ -94,11 +109,33 @@ pub fn video_target(
             ranked[max_rank].index
         }
         _ => {
-            state.limit = Limit::None;
+            state.limit = if capped && top_usable == Some(layer) {
+                Limit::PlayerSize
+            } else {
+                Limit::None
+            };
             layer
         }
     };
     Some(SourceKey { epoch, layer })
+}
+
+/// The layers worth probing for: for an automatic choice, up to the
+/// smallest that covers the viewer's player ([`ViewFit`]). Padding toward
+/// a layer the player cannot show would spend the bandwidth its cap saves;
+/// growing the player therefore climbs at the estimator's pace.
+///
+/// [`ViewFit`]: crate::core::view_fit::ViewFit
+fn fitted(state: &ViewerState, all: &[LayerMeasure]) -> Vec<LayerMeasure> {
+    if state.choice != LayerChoice::Auto {
+        return all.to_vec();
+    }
+    let ranked = layers::rank(all);
+    let usable = state.view.usable(&ranked);
+    if usable == ranked.len() {
+        return all.to_vec();
+    }
+    ranked[..usable].iter().map(|l| **l).collect()
 }
 
 impl Worker {
@@ -210,6 +247,12 @@ impl Worker {
         };
         if let Some(v) = self.sessions.get_mut(key).and_then(|s| s.viewer_mut()) {
             v.estimate_bps = estimate;
+            // The first estimate is the estimator's starting value: a player
+            // capped from the start, grown, starts from it as a new viewer does.
+            let free = !matches!(v.limit, Limit::PlayerSize | Limit::Hidden | Limit::AdBreak);
+            if free || v.free_estimate_bps.is_none() {
+                v.free_estimate_bps = estimate.or(v.free_estimate_bps);
+            }
         }
         self.retarget_viewer(key, now);
         self.update_bwe(key, now);
@@ -239,6 +282,7 @@ impl Worker {
         if v.video.as_ref().is_none_or(|t| t.mid != stats.mid) {
             return;
         }
+        v.video_bytes_sent = stats.bytes;
         v.rtt = stats.rtt.or(v.rtt);
         v.loss = stats.loss.or(v.loss);
         let capped = v.loss_cap.on_report(now, stats.bytes, stats.loss);
@@ -266,6 +310,29 @@ impl Worker {
         }
     }
 
+    /// A viewer whose video was capped to its player or paused while hidden
+    /// may take more now: its estimator, sunk to the little traffic it saw,
+    /// restarts from what the link carried before ([`ViewerState::free_estimate_bps`]).
+    ///
+    /// [`ViewerState::free_estimate_bps`]: super::session::ViewerState::free_estimate_bps
+    pub(super) fn restore_estimate(&mut self, key: SessionKey, now: Instant) {
+        let Some(v) = self.sessions.get_mut(key).and_then(|s| s.viewer_mut()) else {
+            return;
+        };
+        let Some(free) = v.free_estimate_bps else {
+            return;
+        };
+        if v.estimate_bps.is_some_and(|e| e >= free) {
+            return;
+        }
+        v.estimate_bps = Some(free);
+        v.selector.trust_estimate();
+        self.call(key, now, |rtc| {
+            rtc.bwe().reset(Bitrate::bps(free));
+            Ok(())
+        });
+    }
+
     /// Tells the viewer's estimator what to sustain and what to probe for.
     pub(super) fn update_bwe(&mut self, key: SessionKey, now: Instant) {
         let Some(session) = self.sessions.get_mut(key) else {
@@ -277,7 +344,9 @@ impl Worker {
         let Some(state) = session.viewer_mut() else {
             return;
         };
-        let measures = mirror.measures(now);
+        let all = mirror.measures(now);
+        // Nothing is probed for beyond what the player shows.
+        let measures = fitted(state, &all);
         let mut eligible: Vec<u64> = measures
             .iter()
             .filter(|m| m.active && self.bounds.max_bps.is_none_or(|max| m.bps <= max))

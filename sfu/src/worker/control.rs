@@ -10,10 +10,11 @@ use tokio::sync::oneshot;
 
 use super::bus::{Bus, Downstream};
 use super::mirror::Mirror;
-use super::session::{DownTrack, PublisherState, Role, Session, ViewerState};
+use super::session::{DownTrack, Limit, PublisherState, Role, Session, ViewerState};
 use super::source::Source;
 use super::Worker;
 use crate::core::layers::LayerChoice;
+use crate::core::view_fit::Viewport;
 use crate::core::Forwarder;
 use crate::error::MediaError;
 use crate::ids::{BroadcastName, SessionId};
@@ -38,6 +39,12 @@ pub(crate) enum Command {
     SetLayer {
         id: SessionId,
         choice: LayerChoice,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// What a viewer's player shows (size, visibility).
+    SetView {
+        id: SessionId,
+        view: Viewport,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
     End {
@@ -103,6 +110,27 @@ impl Worker {
                 };
                 if let (Ok(()), Some(key)) = (&result, key) {
                     self.retarget_viewer(key, now);
+                }
+                let _ = reply.send(result);
+            }
+            Command::SetView { id, view, reply } => {
+                let key = self.sessions.key(id);
+                let viewer = key.and_then(|k| self.sessions.get_mut(k)?.viewer_mut());
+                let mut freed = false;
+                let result = match viewer {
+                    Some(v) => {
+                        freed = matches!(v.limit, Limit::PlayerSize | Limit::Hidden);
+                        v.view.report(view, now);
+                        Ok(())
+                    }
+                    None => Err(MediaError::NoSuchSession),
+                };
+                if let (Ok(()), Some(key)) = (&result, key) {
+                    if freed {
+                        self.restore_estimate(key, now);
+                    }
+                    self.retarget_viewer(key, now);
+                    self.update_bwe(key, now);
                 }
                 let _ = reply.send(result);
             }

@@ -24,6 +24,7 @@ use crate::core::layers::LayerChoice;
 use crate::core::loss_cap::LossCap;
 use crate::core::resend_budget::ResendBudget;
 use crate::core::stale_estimate::StaleEstimate;
+use crate::core::view_fit::ViewFit;
 use crate::core::Forwarder;
 use crate::ids::{BroadcastName, SessionId};
 use crate::sdp::MediaLine;
@@ -67,6 +68,10 @@ pub enum Limit {
     ServerLoad,
     /// Its viewer is watching an ad break: audio and video held.
     AdBreak,
+    /// Its player is hidden (a background tab): video paused, audio on.
+    Hidden,
+    /// Its player is small: the smallest layer that covers it.
+    PlayerSize,
 }
 
 #[derive(Debug)]
@@ -78,12 +83,18 @@ pub struct ViewerState {
     pub selector: LayerSelector,
     /// The latest egress estimate (TWCC or REMB), once it is meaningful.
     pub estimate_bps: Option<u64>,
+    /// The latest estimate while its video was neither capped to its
+    /// player nor paused: what the link carried. Low traffic lets the
+    /// estimator sink, so it restarts from this when the cap lifts.
+    pub free_estimate_bps: Option<u64>,
     pub loss_cap: LossCap,
     pub stale_estimate: StaleEstimate,
     pub clean_delivery: CleanDelivery,
     pub bwe: BwePolicy,
     /// Bytes sent on the audio stream, from its latest sender statistics.
     pub audio_bytes_sent: u64,
+    /// Bytes sent on the video stream, likewise.
+    pub video_bytes_sent: u64,
     /// When the viewer connected: early estimates are the estimator's
     /// starting value, not a measurement.
     pub connected_at: Option<Instant>,
@@ -91,6 +102,8 @@ pub struct ViewerState {
     /// Audio and video are held (an ad break) until then; resuming serves
     /// the layer's GopCache at once, as any resume from a pause does.
     pub held_until: Option<Instant>,
+    /// What its player shows: caps an automatic choice, pauses video while hidden.
+    pub view: ViewFit,
     /// Layer switches so far, for the viewer API.
     pub switches: u32,
     /// When the latest switch was decided; cleared by its first packet.
@@ -111,14 +124,17 @@ impl ViewerState {
             replaying: false,
             selector: Default::default(),
             estimate_bps: None,
+            free_estimate_bps: None,
             loss_cap: Default::default(),
             stale_estimate: Default::default(),
             clean_delivery: Default::default(),
             bwe: Default::default(),
             audio_bytes_sent: 0,
+            video_bytes_sent: 0,
             connected_at: None,
             limit: Limit::None,
             held_until: None,
+            view: ViewFit::default(),
             switches: 0,
             switch_decided: None,
             rtt: None,

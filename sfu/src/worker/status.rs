@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::session::{Limit, Role};
 use super::Worker;
 use crate::core::layers::LayerChoice;
+use crate::core::view_fit::Viewport;
 use crate::ids::{BroadcastName, SessionId};
 
 /// A broadcast as the directory and API show it.
@@ -52,6 +53,15 @@ pub struct ViewerStatus {
     pub limited_by_server_load: bool,
     /// Video held for an ad break.
     pub in_ad_break: bool,
+    /// What its player last reported it shows.
+    pub view: Option<Viewport>,
+    /// Video paused: its player has been hidden for the grace period.
+    pub paused_hidden: bool,
+    /// An automatic choice capped at the smallest layer covering its player.
+    pub fitted_to_player: bool,
+    /// Bytes sent to it so far, from its latest sender statistics.
+    pub video_bytes_sent: u64,
+    pub audio_bytes_sent: u64,
     pub switches: u32,
     pub connected: bool,
     pub rtt: Option<Duration>,
@@ -160,6 +170,11 @@ impl Worker {
                         paused_low_bandwidth: v.limit == Limit::LowBandwidth,
                         limited_by_server_load: v.limit == Limit::ServerLoad,
                         in_ad_break: v.limit == Limit::AdBreak,
+                        view: v.view.last(),
+                        paused_hidden: v.limit == Limit::Hidden,
+                        fitted_to_player: v.limit == Limit::PlayerSize,
+                        video_bytes_sent: v.video_bytes_sent,
+                        audio_bytes_sent: v.audio_bytes_sent,
                         switches: v.switches,
                         connected: v.connected,
                         rtt: v.rtt,
