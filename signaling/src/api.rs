@@ -131,6 +131,15 @@ pub struct ViewerView {
     pub limited_by_server_load: bool,
     /// Audio and video held for an ad break.
     pub in_ad_break: bool,
+    /// What the player last reported it shows (`viewer.view`).
+    pub player: Option<PlayerView>,
+    /// Video paused: the player has been hidden for 5 s (audio continues).
+    pub paused_hidden: bool,
+    /// An automatic choice held at the smallest layer covering the player.
+    pub fitted_to_player: bool,
+    /// Bytes sent to the viewer so far (from its latest sender statistics).
+    pub video_bytes_sent: u64,
+    pub audio_bytes_sent: u64,
     pub switches: u32,
     pub connected: bool,
     /// Seconds since its session was created.
@@ -142,6 +151,14 @@ pub struct ViewerView {
     /// only in the moderators' viewer table.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
+}
+
+/// A player's picture in device pixels and whether its page is visible.
+#[derive(Serialize)]
+pub struct PlayerView {
+    pub width: u32,
+    pub height: u32,
+    pub visible: bool,
 }
 
 pub fn viewer_view(v: relaycast_sfu::ViewerStatus) -> ViewerView {
@@ -161,6 +178,15 @@ pub fn viewer_view(v: relaycast_sfu::ViewerStatus) -> ViewerView {
         paused_low_bandwidth: v.paused_low_bandwidth,
         limited_by_server_load: v.limited_by_server_load,
         in_ad_break: v.in_ad_break,
+        player: v.view.map(|p| PlayerView {
+            width: p.width,
+            height: p.height,
+            visible: p.visible,
+        }),
+        paused_hidden: v.paused_hidden,
+        fitted_to_player: v.fitted_to_player,
+        video_bytes_sent: v.video_bytes_sent,
+        audio_bytes_sent: v.audio_bytes_sent,
         switches: v.switches,
         connected: v.connected,
         connected_secs: v.joined.elapsed().as_secs(),

@@ -34,6 +34,7 @@ struct Session {
     joined: Instant,
     /// Media held (an ad break).
     held: bool,
+    view: Option<relaycast_sfu::Viewport>,
 }
 
 #[derive(Debug)]
@@ -86,6 +87,7 @@ impl FakeMedia {
                 choice,
                 joined: Instant::now(),
                 held: false,
+                view: None,
             },
         );
         SessionInfo {
@@ -141,6 +143,20 @@ impl MediaPlane for FakeMedia {
                 node_full,
             }),
         }
+    }
+
+    async fn set_view(
+        &self,
+        id: SessionId,
+        view: relaycast_sfu::Viewport,
+    ) -> Result<(), MediaError> {
+        let mut state = self.lock();
+        let session = state
+            .sessions
+            .get_mut(&id)
+            .ok_or(MediaError::NoSuchSession)?;
+        session.view = Some(view);
+        Ok(())
     }
 
     async fn set_layer(&self, id: SessionId, choice: LayerChoice) -> Result<(), MediaError> {
@@ -288,6 +304,11 @@ fn viewer_status(id: SessionId, s: &Session) -> ViewerStatus {
         paused_low_bandwidth: false,
         limited_by_server_load: false,
         in_ad_break: s.held,
+        view: s.view,
+        paused_hidden: false,
+        fitted_to_player: false,
+        video_bytes_sent: 0,
+        audio_bytes_sent: 0,
         switches: 0,
         connected: true,
         rtt: Some(Duration::from_millis(20)),

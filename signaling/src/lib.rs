@@ -304,6 +304,7 @@ pub fn router(state: AppState) -> Router {
                 "/whep/{stream}/{session}/layer",
                 post(whip_whep::whep_layer),
             )
+            .route("/whep/{stream}/{session}/view", post(whip_whep::whep_view))
             .route("/ws", get(ws::upgrade))
             .route("/healthz", get(api::healthz))
             .route("/readyz", get(api::readyz))

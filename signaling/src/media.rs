@@ -8,7 +8,7 @@
 
 use relaycast_sfu::{
     BroadcastName, BroadcastStatus, LayerChoice, MediaError, PublisherLayer, SessionId,
-    SessionInfo, SfuHandle, ViewerStatus,
+    SessionInfo, SfuHandle, ViewerStatus, Viewport, MAX_VIEW_SIDE,
 };
 use tokio::sync::broadcast;
 
@@ -26,6 +26,9 @@ pub trait MediaPlane: Send + Sync + 'static {
         choice: LayerChoice,
     ) -> Result<SessionInfo, MediaError>;
     async fn set_layer(&self, id: SessionId, choice: LayerChoice) -> Result<(), MediaError>;
+    /// What a viewer's player shows ([`Viewport`]): caps its automatic
+    /// layer, pauses its video while hidden.
+    async fn set_view(&self, id: SessionId, view: Viewport) -> Result<(), MediaError>;
     async fn end(&self, id: SessionId, broadcast: BroadcastName) -> Result<(), MediaError>;
     /// Holds these viewers' audio and video for `hold` (an ad break), or resumes them
     /// (`None`); how many of them exist.
@@ -70,6 +73,10 @@ impl MediaPlane for SfuHandle {
 
     async fn set_layer(&self, id: SessionId, choice: LayerChoice) -> Result<(), MediaError> {
         SfuHandle::set_layer(self, id, choice).await
+    }
+
+    async fn set_view(&self, id: SessionId, view: Viewport) -> Result<(), MediaError> {
+        SfuHandle::set_view(self, id, view).await
     }
 
     async fn end(&self, id: SessionId, broadcast: BroadcastName) -> Result<(), MediaError> {
@@ -119,4 +126,14 @@ impl MediaPlane for SfuHandle {
     fn snapshot(&self) -> relaycast_sfu::MediaSnapshot {
         SfuHandle::metrics_collector(self).snapshot()
     }
+}
+
+/// A player's report is believable: no side beyond any display.
+pub fn check_view(view: &Viewport) -> Result<(), String> {
+    if view.width > MAX_VIEW_SIDE || view.height > MAX_VIEW_SIDE {
+        return Err(format!(
+            "width and height are the player's picture in device pixels, at most {MAX_VIEW_SIDE}"
+        ));
+    }
+    Ok(())
 }

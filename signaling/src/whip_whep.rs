@@ -298,6 +298,42 @@ pub async fn options_resource() -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewRequest {
+    width: u32,
+    height: u32,
+    visible: bool,
+}
+
+/// `POST /whep/{stream}/{session}/view` with `{"width": 640, "height": 360,
+/// "visible": true}`: what the viewer's player shows (the websocket's
+/// `viewer.view`).
+pub async fn whep_view(
+    State(state): State<AppState>,
+    Path((stream, session)): Path<(String, String)>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let id = session_id(&session)?;
+    let text = read_text(body).await?;
+    let request: ViewRequest = serde_json::from_str(&text).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected {{\"width\": pixels, \"height\": pixels, \"visible\": true|false}}: {e}"
+        ))
+    })?;
+    let view = relaycast_sfu::Viewport {
+        width: request.width,
+        height: request.height,
+        visible: request.visible,
+    };
+    crate::media::check_view(&view).map_err(ApiError::BadRequest)?;
+    if !state.media().exists(id, &BroadcastName::new(&stream)) {
+        return Err(ApiError::NotFound("no such session".into()));
+    }
+    state.media().set_view(id, view).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
 pub struct LayerRequest {
     layer: String,
 }

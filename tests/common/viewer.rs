@@ -258,6 +258,28 @@ impl Viewer {
         Ok(())
     }
 
+    /// Reports what its player shows (`POST {resource}/view`).
+    pub async fn set_view(&self, width: u32, height: u32, visible: bool) -> anyhow::Result<()> {
+        let res = self
+            .http
+            .post(format!("{}/view", self.resource))
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"width":{width},"height":{height},"visible":{visible}}}"#
+            ))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().is_success(), "view report: {}", res.status());
+        Ok(())
+    }
+
+    /// Its viewer resource (`GET {resource}`): layer, limits, bytes sent.
+    pub async fn status(&self) -> anyhow::Result<serde_json::Value> {
+        let res = self.http.get(&self.resource).send().await?;
+        anyhow::ensure!(res.status().is_success(), "viewer status: {}", res.status());
+        Ok(serde_json::from_str(&res.text().await?)?)
+    }
+
     /// DELETEs the WHEP session (status not checked) and closes.
     pub async fn leave(self) {
         let _ = self.http.delete(&self.resource).send().await;

@@ -26,6 +26,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "viewer.candidate",
     "viewer.leave",
     "viewer.layer",
+    "viewer.view",
     "publisher.attach",
     "chat.send",
     "chat.delete",
@@ -73,6 +74,16 @@ pub enum ClientMessage {
         stream: String,
         session: String,
         layer: String,
+    },
+    /// What the viewer's player shows: the rendered picture in device
+    /// pixels and whether the page is visible. No answer unless refused.
+    #[serde(rename = "viewer.view")]
+    ViewerView {
+        stream: String,
+        session: String,
+        width: u32,
+        height: u32,
+        visible: bool,
     },
     #[serde(rename = "publisher.attach")]
     PublisherAttach {
@@ -127,6 +138,7 @@ impl ClientMessage {
             ClientMessage::ViewerCandidate { .. } => "viewer.candidate",
             ClientMessage::ViewerLeave { .. } => "viewer.leave",
             ClientMessage::ViewerLayer { .. } => "viewer.layer",
+            ClientMessage::ViewerView { .. } => "viewer.view",
             ClientMessage::PublisherAttach { .. } => "publisher.attach",
             ClientMessage::ChatSend { .. } => "chat.send",
             ClientMessage::ChatDelete { .. } => "chat.delete",

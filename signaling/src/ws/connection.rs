@@ -188,6 +188,20 @@ impl Connection {
                 session,
                 layer,
             } => self.viewer_layer(&stream, &session, layer).await,
+            ClientMessage::ViewerView {
+                stream,
+                session,
+                width,
+                height,
+                visible,
+            } => {
+                let view = relaycast_sfu::Viewport {
+                    width,
+                    height,
+                    visible,
+                };
+                self.viewer_view(&stream, &session, view).await
+            }
             ClientMessage::PublisherAttach {
                 stream,
                 session,

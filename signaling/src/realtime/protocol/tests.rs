@@ -96,6 +96,17 @@ fn client_messages_round_trip() {
             },
         ),
         (
+            json!({"type": "viewer.view", "stream": "live", "session": "74c6a504f32df0fc",
+                   "width": 640, "height": 360, "visible": true}),
+            ClientMessage::ViewerView {
+                stream: "live".into(),
+                session: "74c6a504f32df0fc".into(),
+                width: 640,
+                height: 360,
+                visible: true,
+            },
+        ),
+        (
             json!({"type": "publisher.attach", "stream": "live", "session": "8f75af5784c0cbe9", "token": "k"}),
             ClientMessage::PublisherAttach {
                 stream: "live".into(),

@@ -96,6 +96,22 @@ impl Connection {
         Ok(())
     }
 
+    pub(super) async fn viewer_view(
+        &mut self,
+        stream: &str,
+        session: &str,
+        view: relaycast_sfu::Viewport,
+    ) -> Handled {
+        crate::media::check_view(&view).map_err(|e| refuse(ErrorCode::Invalid, e))?;
+        let not_found = || refuse(ErrorCode::NotFound, "no such viewer session");
+        let id = SessionId::parse(session).ok_or_else(not_found)?;
+        let media = self.state.media();
+        if !media.exists(id, &BroadcastName::new(stream)) {
+            return Err(not_found());
+        }
+        media.set_view(id, view).await.map_err(|_| not_found())
+    }
+
     pub(super) async fn attach(&mut self, stream: &str, session: &str, token: &str) -> Handled {
         let streams = self.state.streams();
         let Some(found) = streams.find(stream).await.map_err(ApiError::from)? else {
