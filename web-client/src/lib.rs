@@ -54,6 +54,7 @@ const ASSETS: &[(&str, &str, &str)] = assets![
     "chatreplay.js" => "text/javascript",
     "webmplayer.js" => "text/javascript",
     "adbreak.js" => "text/javascript",
+    "viewport.js" => "text/javascript",
     "vodads.js" => "text/javascript",
     // @dailymotion/vast-client 6.4.5 (MIT, static/vast-client.LICENSE),
     // its ES module build from npm unchanged: VAST parsing and tracking.

@@ -2,12 +2,15 @@
 // over WHEP when the websocket is unavailable (or the server does not speak
 // `viewer.offer`); automatic reconnection with exponential backoff; a
 // quality menu built from the broadcast's measured layers (switched on the
-// server without renegotiation); live status; a stats panel.
+// server without renegotiation); what the player shows, reported so an
+// automatic layer fits it and a hidden page costs no video (viewport.js);
+// live status; a stats panel.
 //
 // Playback starts only when `start()` is called: the page calls it once the
 // disclaimer gate (if any) is passed.
 import { watch as whepWatch } from '/static/whep.js';
 import { watchOverRealtime } from '/static/wsview.js';
+import { watchViewport } from '/static/viewport.js';
 
 const $ = (id) => document.getElementById(id);
 /// Errors meaning "this server has no websocket negotiation": use WHEP.
@@ -76,6 +79,7 @@ export function createPlayer({ rt, stream }) {
       const next = await negotiate(replace);
       if (mineGen !== generation) { await next.stop(); return; }
       session = next;
+      viewport.resend();
       window.relaycastViewer = session.pc; // for tests and debugging
       $('s-via').textContent = session.via === 'ws' ? 'websocket' : 'WHEP';
       backoff = 1000;
@@ -115,6 +119,20 @@ export function createPlayer({ rt, stream }) {
     }).catch(() => null);
     if (!res?.ok) await connect();
   }
+
+  /// What the player shows, to the server: over the websocket when this
+  /// session was negotiated there, else on its WHEP resource.
+  function sendView(view) {
+    const s = session;
+    if (!s) return;
+    if (s.via === 'ws' && rt.send({ type: 'viewer.view', stream, session: s.session, ...view })) return;
+    fetch(`${s.resource}/view`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(view),
+    }).catch(() => {});
+  }
+  const viewport = watchViewport(video, sendView);
 
   const names = ['high', 'medium', 'low'];
   function layerOptions(layers) {
