@@ -193,7 +193,17 @@ impl SfuHandle {
                     SOCKET_BUFFER
                 );
             }
-            sockets.push(socket);
+            // ICE-TCP on the same port number (RFC 6544 passive): for
+            // networks that block UDP. Not fatal: UDP still serves.
+            let tcp_addr = SocketAddr::new(bind.ip(), socket.local_addr()?.port());
+            let tcp = match std::net::TcpListener::bind(tcp_addr) {
+                Ok(l) => l.set_nonblocking(true).map(|()| l).ok(),
+                Err(e) => {
+                    tracing::warn!(%tcp_addr, error = %e, "ICE-TCP unavailable on this worker's port");
+                    None
+                }
+            };
+            sockets.push((socket, tcp));
         }
         let mut command_txs = Vec::with_capacity(n);
         let mut command_rxs = Vec::with_capacity(n);
@@ -215,7 +225,7 @@ impl SfuHandle {
         });
         let peers = Peers::new(inbox_txs);
         let mut workers = Vec::with_capacity(n);
-        for (index, ((socket, commands), inbox)) in sockets
+        for (index, (((socket, tcp), commands), inbox)) in sockets
             .into_iter()
             .zip(command_rxs)
             .zip(inbox_rxs)
@@ -237,6 +247,7 @@ impl SfuHandle {
             let thread = worker::spawn(WorkerSetup {
                 index,
                 socket,
+                tcp,
                 candidate,
                 bounds: config.viewer_bounds,
                 commands,

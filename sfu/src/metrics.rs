@@ -45,10 +45,13 @@ pub enum DropReason {
     /// The recorder's queue was full (storage slower than the broadcast):
     /// the recording misses this packet, the viewers do not.
     RecorderBackpressure,
+    /// An ICE-TCP viewer's send queue was full (its TCP connection drains
+    /// slower than its stream): lost for it, as on a congested UDP link.
+    TcpSendQueueFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::WaitingKeyframe,
         DropReason::NotSelected,
         DropReason::SwitchPending,
@@ -65,6 +68,7 @@ impl DropReason {
         DropReason::ResendUnavailable,
         DropReason::ResendBudget,
         DropReason::RecorderBackpressure,
+        DropReason::TcpSendQueueFull,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +89,7 @@ impl DropReason {
             DropReason::ResendUnavailable => "resend_unavailable",
             DropReason::ResendBudget => "resend_budget",
             DropReason::RecorderBackpressure => "recorder_backpressure",
+            DropReason::TcpSendQueueFull => "tcp_send_queue_full",
         }
     }
 }

@@ -12,6 +12,7 @@ use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Rid, Rids};
+use str0m::net::TcpType;
 use str0m::{Candidate, Rtc, RtcConfig};
 
 use crate::error::MediaError;
@@ -153,6 +154,16 @@ fn negotiate_checked(
     let mut rtc = config.build(now);
     let host = Candidate::host(candidate, "udp").map_err(|e| MediaError::BadSdp(e.to_string()))?;
     rtc.add_local_candidate(host);
+    // ICE-TCP (RFC 6544): the worker also listens on TCP at this port; the
+    // passive candidate ranks below the UDP one, so only a peer that
+    // cannot reach UDP uses it.
+    let tcp = Candidate::builder()
+        .tcp()
+        .host(candidate)
+        .tcptype(TcpType::Passive)
+        .build()
+        .map_err(|e| MediaError::BadSdp(e.to_string()))?;
+    rtc.add_local_candidate(tcp);
     let answer = rtc
         .sdp_api()
         .accept_offer(offer)

@@ -117,7 +117,8 @@ export async function createToken(dataDir, role, name) {
   return token;
 }
 
-export async function launchBrowser() {
+/// `extraArgs`: more Chromium switches (e.g. a WebRTC IP handling policy).
+export async function launchBrowser({ extraArgs = [] } = {}) {
   const userDataDir = scratchDir('relaycast-chromium-');
   // A persistent context is how Playwright takes a fresh --user-data-dir.
   return chromium.launchPersistentContext(userDataDir, {
@@ -128,6 +129,7 @@ export async function launchBrowser() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
       '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
+      ...extraArgs,
     ],
   });
 }

@@ -143,8 +143,13 @@ impl Worker {
                     let Some(v) = self.sessions.get_mut(key).and_then(|s| s.viewer_mut()) else {
                         continue;
                     };
+                    let resumed = until.is_none() && v.held_until.is_some();
                     v.held_until = until;
                     found += 1;
+                    if resumed {
+                        // The pod's quiet link sank its estimator.
+                        self.restore_estimate(key, now);
+                    }
                     self.retarget_viewer(key, now);
                 }
                 let _ = reply.send(found);

@@ -19,12 +19,19 @@
 //!   backlog is what makes the worker's load governor shed layers, so this
 //!   is the last resort, not the way overload is handled.
 //! - Within a class, datagrams leave in the order they were committed.
+//! - A datagram to an address that is an ICE-TCP connection's
+//!   ([`Egress::tcp`]) goes into that connection's bounded queue instead,
+//!   or is dropped and counted (`tcp_send_queue_full`); while the worker has
+//!   no TCP connection this costs one emptiness check per datagram.
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 
+use std::collections::HashMap;
+
+use super::ice_tcp::TcpLink;
 use super::mmsg::{self, MAX_BATCH};
 use crate::metrics::{DropReason, Metrics};
 
@@ -52,6 +59,10 @@ pub struct Egress {
     backlog_bytes: usize,
     /// Buffers of sent backlog entries, reused for new slots.
     spare: Vec<Vec<u8>>,
+    /// The worker's ICE-TCP connections by peer address.
+    pub tcp: HashMap<SocketAddr, TcpLink>,
+    /// TCP datagrams dropped since the last flush (counted there).
+    tcp_full: u64,
 }
 
 impl Default for Egress {
@@ -66,6 +77,8 @@ impl Default for Egress {
             bulk: VecDeque::new(),
             backlog_bytes: 0,
             spare: Vec::new(),
+            tcp: HashMap::new(),
+            tcp_full: 0,
         }
     }
 }
@@ -85,6 +98,15 @@ impl Egress {
     /// Sends the slot last returned by [`Egress::slot`] to `to`.
     pub fn commit(&mut self, to: SocketAddr, class: Class) {
         debug_assert!(self.len < MAX_BATCH, "slot() makes room");
+        if !self.tcp.is_empty() {
+            if let Some(link) = self.tcp.get(&to) {
+                // The slot stays free for the next datagram.
+                if !link.try_send(&self.slots[self.len]) {
+                    self.tcp_full += 1;
+                }
+                return;
+            }
+        }
         self.to.push((to, class));
         self.len += 1;
     }
@@ -118,6 +140,9 @@ impl Egress {
     /// Hands the backlog (priority first) and then the filled slots to the
     /// kernel until it pushes back; what it does not take waits.
     pub fn flush(&mut self, socket: &impl AsFd, metrics: &Metrics) {
+        for _ in 0..std::mem::take(&mut self.tcp_full) {
+            metrics.count_drop(DropReason::TcpSendQueueFull);
+        }
         if self.backlog_bytes > 0 {
             let drained = Self::drain(&mut self.priority, &mut self.spare, socket, metrics)
                 .and_then(|()| Self::drain(&mut self.bulk, &mut self.spare, socket, metrics));

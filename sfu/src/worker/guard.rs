@@ -44,7 +44,8 @@ pub fn drain<S: AsFd>(
         match rtc.poll_output()? {
             Output::Timeout(t) => return Ok(t),
             Output::Transmit(t) => {
-                if t.proto == Protocol::Udp {
+                // A TCP transmit to a connection that is gone goes nowhere.
+                if t.proto == Protocol::Udp || io.egress.tcp.contains_key(&t.destination) {
                     io.egress.push(
                         io.socket,
                         io.metrics,

@@ -28,6 +28,7 @@ mod demux;
 mod egress;
 mod fanout;
 mod guard;
+mod ice_tcp;
 mod ingest;
 mod mirror;
 mod mmsg;
@@ -127,6 +128,7 @@ pub(crate) struct Worker {
 enum Wake {
     Command(Option<Command>),
     Bus(Option<Bus>),
+    Tcp(Option<ice_tcp::TcpEvent>),
     Writable,
     Datagram(std::io::Result<(usize, SocketAddr)>),
     Deadline,
@@ -173,8 +175,10 @@ impl Worker {
         mut self,
         commands: &mut mpsc::Receiver<Command>,
         inbox: &mut mpsc::Receiver<Bus>,
+        tcp: &mut mpsc::Receiver<ice_tcp::TcpEvent>,
     ) {
         let mut buf = vec![0u8; 2048];
+        let mut tcp_open = true;
         let start = Instant::now();
         let mut due = Due {
             housekeeping: start + HOUSEKEEPING,
@@ -204,6 +208,7 @@ impl Worker {
                 cmd = commands.recv() => Wake::Command(cmd),
                 msg = inbox.recv() => Wake::Bus(msg),
                 r = self.socket.recv_from(&mut buf) => Wake::Datagram(r),
+                ev = tcp.recv(), if tcp_open => Wake::Tcp(ev),
                 _ = self.socket.writable(), if self.egress.has_backlog() => Wake::Writable,
                 _ = self.deadline.wait_until(deadline) => Wake::Deadline,
             };
@@ -223,6 +228,17 @@ impl Worker {
                     }
                 }
                 Wake::Writable | Wake::Deadline => {}
+                // The accept loop ended (its listener failed): UDP goes on.
+                Wake::Tcp(None) => tcp_open = false,
+                Wake::Tcp(Some(ev)) => {
+                    self.tcp_event(ev, now);
+                    for _ in 0..RECV_BATCH {
+                        match tcp.try_recv() {
+                            Ok(ev) => self.tcp_event(ev, Instant::now()),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Wake::Datagram(Ok((n, source))) => {
                     self.datagram(source, &buf[..n], now);
                     for _ in 0..RECV_BATCH {
@@ -415,14 +431,42 @@ impl Worker {
     }
 
     fn datagram(&mut self, source: SocketAddr, data: &[u8], now: Instant) {
+        self.receive(Protocol::Udp, source, data, now);
+    }
+
+    /// One of the worker's ICE-TCP connections opened, carried a frame
+    /// (a datagram, routed as one) or closed.
+    fn tcp_event(&mut self, ev: ice_tcp::TcpEvent, now: Instant) {
+        match ev {
+            ice_tcp::TcpEvent::Opened(from, link) => {
+                self.egress.tcp.insert(from, link);
+            }
+            ice_tcp::TcpEvent::Frame(from, data) => {
+                if !self.egress.tcp.contains_key(&from) {
+                    // Opened before a restart of this worker: unknown here.
+                    return;
+                }
+                if !self.receive(Protocol::Tcp, from, &data, now) {
+                    // Nobody's: close it rather than let it hold a slot.
+                    self.egress.tcp.remove(&from);
+                }
+            }
+            ice_tcp::TcpEvent::Closed(from) => {
+                self.egress.tcp.remove(&from);
+            }
+        }
+    }
+
+    /// Routes one datagram to its session; `false` when no session claims it.
+    fn receive(&mut self, proto: Protocol, source: SocketAddr, data: &[u8], now: Instant) -> bool {
         self.metrics.inc(&self.metrics.datagrams_in);
         let Some((key, learned)) = self.demux.route(source, data) else {
             self.metrics.count_drop(DropReason::UnknownPeer);
-            return;
+            return false;
         };
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.candidate, data) else {
+        let Ok(receive) = Receive::new(proto, source, self.candidate, data) else {
             self.metrics.count_drop(DropReason::Malformed);
-            return;
+            return true;
         };
         if let Some(session) = self.sessions.get_mut(key) {
             session.last_input = now;
@@ -432,6 +476,7 @@ impl Worker {
         }
         self.input(key, Input::Receive(now, receive), now);
         self.pump();
+        true
     }
 
     /// Feeds one input to a session through the guard and handles its
@@ -589,6 +634,10 @@ impl Worker {
             return;
         };
         self.demux.remove_session(&session.ufrag, &session.addrs);
+        // Its TCP connections close with it.
+        for addr in &session.addrs {
+            self.egress.tcp.remove(addr);
+        }
         // Let str0m say goodbye (RTCP BYE, DTLS close_notify) if it can.
         {
             let mut scratch = Vec::new();

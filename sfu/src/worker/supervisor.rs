@@ -63,6 +63,8 @@ impl Liveness {
 pub(crate) struct WorkerSetup {
     pub index: usize,
     pub socket: std::net::UdpSocket,
+    /// ICE-TCP on the same port number, when it could be bound.
+    pub tcp: Option<std::net::TcpListener>,
     pub candidate: SocketAddr,
     pub bounds: Bounds,
     pub commands: mpsc::Receiver<Command>,
@@ -100,6 +102,18 @@ fn supervise(mut setup: WorkerSetup) {
         .build()
         .expect("a current-thread runtime builds on any supported OS");
     let mut restarts: VecDeque<Instant> = VecDeque::new();
+    // The accept loop lives on this runtime across restarts; a restarted
+    // worker hears of connections opened after it started.
+    let (tcp_tx, mut tcp_rx) = mpsc::channel(super::ice_tcp::EVENT_QUEUE);
+    if let Some(listener) = setup.tcp.take() {
+        let _entered = runtime.enter();
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => {
+                runtime.spawn(super::ice_tcp::accept_loop(listener, tcp_tx));
+            }
+            Err(e) => tracing::warn!(error = %e, "media worker: ICE-TCP off"),
+        }
+    }
     loop {
         let socket = match setup.socket.try_clone() {
             Ok(s) => s,
@@ -113,7 +127,7 @@ fn supervise(mut setup: WorkerSetup) {
                 let socket = tokio::net::UdpSocket::from_std(socket)
                     .expect("the socket is non-blocking and the runtime has IO enabled");
                 Worker::new(&setup, socket)
-                    .run(&mut setup.commands, &mut setup.inbox)
+                    .run(&mut setup.commands, &mut setup.inbox, &mut tcp_rx)
                     .await
             })
         }));
