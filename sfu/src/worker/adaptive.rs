@@ -271,6 +271,16 @@ impl Worker {
         stats: &MediaEgressStats,
         now: Instant,
     ) {
+        // Over ICE-TCP the worker sees the link's loss itself: datagrams
+        // its connection's full queue refused (the receiver's reports
+        // miss them when resends fill the gaps late).
+        let tcp = self.sessions.get(key).and_then(|s| {
+            s.addrs
+                .iter()
+                .rev()
+                .find_map(|a| self.egress.tcp.get(a))
+                .map(|l| l.counts())
+        });
         let Some(v) = self.sessions.get_mut(key).and_then(|s| s.viewer_mut()) else {
             return;
         };
@@ -283,18 +293,30 @@ impl Worker {
             return;
         }
         v.video_bytes_sent = stats.bytes;
+        let tcp_loss = tcp.and_then(|(sent, refused)| {
+            let (last_sent, last_refused) = std::mem::replace(&mut v.tcp_counts, (sent, refused));
+            let (sent, refused) = (
+                sent.saturating_sub(last_sent),
+                refused.saturating_sub(last_refused),
+            );
+            (sent + refused > 0).then(|| refused as f32 / (sent + refused) as f32)
+        });
+        let loss = match (stats.loss, tcp_loss) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         v.rtt = stats.rtt.or(v.rtt);
-        v.loss = stats.loss.or(v.loss);
-        let capped = v.loss_cap.on_report(now, stats.bytes, stats.loss);
+        v.loss = loss.or(v.loss);
+        let capped = v.loss_cap.on_report(now, stats.bytes, loss);
         // The estimate covers the whole transport, audio included.
         let total_sent = stats.bytes + v.audio_bytes_sent;
         // Video alone: the floor is compared with video layers.
-        v.clean_delivery.on_report(now, stats.bytes, stats.loss);
+        v.clean_delivery.on_report(now, stats.bytes, loss);
         let wanted = v.bwe.climb_wanted_bps();
         let restart = (v.choice == LayerChoice::Auto)
             .then(|| {
                 v.stale_estimate
-                    .on_report(now, total_sent, stats.loss, v.estimate_bps, wanted)
+                    .on_report(now, total_sent, loss, v.estimate_bps, wanted)
             })
             .flatten();
         if let Some(rate) = restart {

@@ -99,9 +99,9 @@ impl Egress {
     pub fn commit(&mut self, to: SocketAddr, class: Class) {
         debug_assert!(self.len < MAX_BATCH, "slot() makes room");
         if !self.tcp.is_empty() {
-            if let Some(link) = self.tcp.get(&to) {
+            if let Some(link) = self.tcp.get_mut(&to) {
                 // The slot stays free for the next datagram.
-                if !link.try_send(&self.slots[self.len]) {
+                if !link.try_send(&self.slots[self.len], class == Class::Bulk) {
                     self.tcp_full += 1;
                 }
                 return;

@@ -11,10 +11,20 @@
 //!
 //! Invariants:
 //! - a slow TCP viewer never holds its worker: the worker only ever
-//!   `try_send`s into a connection's bounded queue ([`SEND_QUEUE_FRAMES`]);
-//!   what does not fit is dropped and counted (`tcp_send_queue_full`), as a
-//!   congested UDP link would lose it, so the viewer's receiver reports and
-//!   estimate move it down a layer like any congested viewer;
+//!   `try_send`s into a connection's bounded queue; what does not fit is
+//!   dropped and counted (`tcp_send_queue_full`), as a congested UDP link
+//!   would lose it, so the viewer's receiver reports and estimate move it
+//!   down a layer like any congested viewer. The queue is short in bytes
+//!   ([`BULK_QUEUE_BYTES`] for video, [`QUEUE_BYTES`] in all) and so is the
+//!   kernel's send buffer ([`SOCKET_SEND_BUFFER`]): on a slow link a deep
+//!   buffer would only turn loss into seconds of delay, which neither the
+//!   estimator nor the viewer recovers from. Video never takes the room
+//!   kept for audio, RTCP and the ICE consent checks' answers; video that
+//!   waited [`STALE_AFTER`], and anything that waited
+//!   [`STALE_PRIORITY_AFTER`] (audio, RTCP, padding, STUN answers: useless
+//!   that late), is dropped by the writer (counted the same way) rather than
+//!   sent late, so a backlog never grows past a second and what is sent is
+//!   what the peer can still use;
 //! - at most [`MAX_CONNECTIONS`] connections per worker; a connection is
 //!   closed on a frame longer than [`MAX_FRAME`] or empty, on
 //!   [`IDLE_TIMEOUT`] without a frame (ICE consent checks come every few
@@ -26,8 +36,9 @@
 //! queue): the fallback path, not the fast one.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -37,15 +48,32 @@ use tokio::sync::{mpsc, Semaphore};
 pub const MAX_CONNECTIONS: usize = 1024;
 /// The longest frame accepted: any datagram a peer sends us fits.
 pub const MAX_FRAME: usize = 2048;
-/// Datagrams waiting for one connection's socket: about 0.6 MB, two
-/// seconds of a 2.5 Mbit/s layer.
-pub const SEND_QUEUE_FRAMES: usize = 512;
+/// Bytes of video one connection may have queued for its socket: the
+/// writer runs between the worker's passes, so one pass's burst (a
+/// keyframe of a 2.5 Mbit/s layer is up to ~150 KB) must fit.
+pub const BULK_QUEUE_BYTES: usize = 256 * 1024;
+/// Bytes of anything one connection may have queued.
+pub const QUEUE_BYTES: usize = 384 * 1024;
+/// Datagrams one connection's queue holds at most (the byte limits bind
+/// first for media; this bounds a flood of tiny ones).
+const QUEUE_FRAMES: usize = 1024;
+/// Video that waited this long in a connection's queue is dropped.
+pub const STALE_AFTER: Duration = Duration::from_millis(300);
+/// Anything that waited this long in a connection's queue is dropped.
+pub const STALE_PRIORITY_AFTER: Duration = Duration::from_secs(1);
+/// The kernel's send buffer for a connection (in flight and unsent).
+pub const SOCKET_SEND_BUFFER: usize = 64 * 1024;
+/// Unsent bytes the kernel may hold before the socket stops being
+/// writable (`TCP_NOTSENT_LOWAT`): the rest waits in our queue, where
+/// stale video is dropped and the ICE answers are not behind it, while the
+/// send buffer keeps a long path's bytes in flight.
+pub const UNSENT_LOW_WATER: usize = 16 * 1024;
 /// A connection with no frame for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connection events waiting for the worker.
 pub const EVENT_QUEUE: usize = 4096;
 /// The most one write gathers from a connection's queue.
-const WRITE_BATCH: usize = 64 * 1024;
+const WRITE_BATCH: usize = 16 * 1024;
 
 /// What the worker hears of its TCP connections, in order per connection.
 pub enum TcpEvent {
@@ -54,21 +82,71 @@ pub enum TcpEvent {
     Closed(SocketAddr),
 }
 
+/// One queued datagram, framed.
+#[derive(Debug)]
+struct Frame {
+    at: Instant,
+    /// Video: dropped when stale.
+    bulk: bool,
+    bytes: Vec<u8>,
+}
+
 /// The worker's end of one connection: dropping it closes the connection.
 #[derive(Clone, Debug)]
-pub struct TcpLink(mpsc::Sender<Vec<u8>>);
+pub struct TcpLink {
+    tx: mpsc::Sender<Frame>,
+    /// Bytes queued and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
+    /// Queued datagrams the writer dropped as stale.
+    stale: Arc<AtomicU64>,
+    /// Datagrams queued and refused so far: the worker's own measure of
+    /// the link's loss ([`TcpLink::counts`]).
+    sent: u64,
+    refused: u64,
+}
 
 impl TcpLink {
-    /// Queues one datagram, framed; `false` when the queue is full or the
-    /// connection gone.
-    pub fn try_send(&self, datagram: &[u8]) -> bool {
+    /// Queues one datagram, framed; `false` when its class's share of the
+    /// queue is full or the connection gone. `bulk`: video, which leaves
+    /// room for the rest.
+    pub fn try_send(&mut self, datagram: &[u8], bulk: bool) -> bool {
+        let queued = self.queue(datagram, bulk);
+        if queued {
+            self.sent += 1;
+        } else {
+            self.refused += 1;
+        }
+        queued
+    }
+
+    /// Datagrams queued and refused so far.
+    pub fn counts(&self) -> (u64, u64) {
+        let stale = self.stale.load(Relaxed);
+        (self.sent.saturating_sub(stale), self.refused + stale)
+    }
+
+    fn queue(&self, datagram: &[u8], bulk: bool) -> bool {
         let Ok(len) = u16::try_from(datagram.len()) else {
             return false;
         };
-        let mut frame = Vec::with_capacity(datagram.len() + 2);
-        frame.extend_from_slice(&len.to_be_bytes());
-        frame.extend_from_slice(datagram);
-        self.0.try_send(frame).is_ok()
+        let limit = if bulk { BULK_QUEUE_BYTES } else { QUEUE_BYTES };
+        let frame_len = datagram.len() + 2;
+        if self.queued.load(Relaxed) + frame_len > limit {
+            return false;
+        }
+        let mut bytes = Vec::with_capacity(frame_len);
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.extend_from_slice(datagram);
+        let frame = Frame {
+            at: Instant::now(),
+            bulk,
+            bytes,
+        };
+        if self.tx.try_send(frame).is_err() {
+            return false;
+        }
+        self.queued.fetch_add(frame_len, Relaxed);
+        true
     }
 }
 
@@ -94,6 +172,8 @@ pub async fn accept_loop(listener: TcpListener, events: mpsc::Sender<TcpEvent>) 
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SOCKET_SEND_BUFFER);
+        set_unsent_low_water(&stream);
         let events = events.clone();
         tokio::spawn(async move {
             connection(stream, from, &events).await;
@@ -103,26 +183,51 @@ pub async fn accept_loop(listener: TcpListener, events: mpsc::Sender<TcpEvent>) 
     }
 }
 
+fn set_unsent_low_water(stream: &TcpStream) {
+    #[cfg(any(target_os = "android", target_os = "linux"))]
+    let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LOW_WATER as u32);
+    #[cfg(not(any(target_os = "android", target_os = "linux")))]
+    let _ = stream;
+}
+
 async fn connection(stream: TcpStream, from: SocketAddr, events: &mpsc::Sender<TcpEvent>) {
     let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE_FRAMES);
-    if events
-        .send(TcpEvent::Opened(from, TcpLink(tx)))
-        .await
-        .is_err()
-    {
+    let (tx, mut rx) = mpsc::channel::<Frame>(QUEUE_FRAMES);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let stale = Arc::new(AtomicU64::new(0));
+    let link = TcpLink {
+        tx,
+        queued: queued.clone(),
+        stale: stale.clone(),
+        sent: 0,
+        refused: 0,
+    };
+    if events.send(TcpEvent::Opened(from, link)).await.is_err() {
         return;
     }
     let writer = async move {
         let mut batch = Vec::with_capacity(WRITE_BATCH);
-        while let Some(frame) = rx.recv().await {
+        while let Some(first) = rx.recv().await {
             batch.clear();
-            batch.extend_from_slice(&frame);
-            while batch.len() < WRITE_BATCH {
-                match rx.try_recv() {
-                    Ok(frame) => batch.extend_from_slice(&frame),
-                    Err(_) => break,
+            let mut next = Some(first);
+            while let Some(frame) = next.take() {
+                queued.fetch_sub(frame.bytes.len(), Relaxed);
+                let limit = if frame.bulk {
+                    STALE_AFTER
+                } else {
+                    STALE_PRIORITY_AFTER
+                };
+                if frame.at.elapsed() >= limit {
+                    stale.fetch_add(1, Relaxed);
+                } else {
+                    batch.extend_from_slice(&frame.bytes);
                 }
+                if batch.len() < WRITE_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if batch.is_empty() {
+                continue;
             }
             if wr.write_all(&batch).await.is_err() {
                 return;
@@ -175,7 +280,7 @@ mod tests {
     #[tokio::test]
     async fn frames_go_both_ways_and_a_dropped_link_closes_the_connection() {
         let (mut client, mut events, local) = pair().await;
-        let Some(TcpEvent::Opened(from, link)) = events.recv().await else {
+        let Some(TcpEvent::Opened(from, mut link)) = events.recv().await else {
             panic!("opened first");
         };
         assert_eq!(from, local);
@@ -189,7 +294,7 @@ mod tests {
                 _ => panic!("a frame"),
             }
         }
-        assert!(link.try_send(&[7, 7]));
+        assert!(link.try_send(&[7, 7], false));
         let mut got = [0u8; 4];
         client.read_exact(&mut got).await.unwrap();
         assert_eq!(got, [0, 2, 7, 7]);
@@ -216,12 +321,24 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_instead_of_waiting() {
         let (_client, mut events, _) = pair().await;
-        let Some(TcpEvent::Opened(_, link)) = events.recv().await else {
+        let Some(TcpEvent::Opened(_, mut link)) = events.recv().await else {
             panic!("opened first");
         };
-        // The client never reads: the kernel buffers fill, then the queue.
+        // Nothing drains while the test does not yield: video fills its
+        // share, then is refused while audio and RTCP still fit.
         let datagram = [0u8; 1200];
-        let refused = (0..20_000).filter(|_| !link.try_send(&datagram)).count();
-        assert!(refused > 0, "a bounded queue refuses at some point");
+        let video = (0..300).filter(|_| link.try_send(&datagram, true)).count();
+        assert_eq!(video, BULK_QUEUE_BYTES / 1202, "video takes only its share");
+        let rest = (0..300).filter(|_| link.try_send(&datagram, false)).count();
+        assert_eq!(
+            rest,
+            (QUEUE_BYTES - video * 1202) / 1202,
+            "the rest fills the queue"
+        );
+        assert!(!link.try_send(&datagram, false), "then nothing more fits");
+        assert_eq!(
+            link.counts(),
+            ((video + rest) as u64, 600 - (video + rest) as u64 + 1)
+        );
     }
 }

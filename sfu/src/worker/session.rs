@@ -95,6 +95,9 @@ pub struct ViewerState {
     pub audio_bytes_sent: u64,
     /// Bytes sent on the video stream, likewise.
     pub video_bytes_sent: u64,
+    /// Its ICE-TCP connection's datagrams queued and refused, at the last
+    /// sender report (see `on_egress_stats`).
+    pub tcp_counts: (u64, u64),
     /// When the viewer connected: early estimates are the estimator's
     /// starting value, not a measurement.
     pub connected_at: Option<Instant>,
@@ -131,6 +134,7 @@ impl ViewerState {
             bwe: Default::default(),
             audio_bytes_sent: 0,
             video_bytes_sent: 0,
+            tcp_counts: (0, 0),
             connected_at: None,
             limit: Limit::None,
             held_until: None,
