@@ -98,6 +98,13 @@ pub struct ServerFlags {
         value_delimiter = ','
     )]
     pub ice_servers: Vec<String>,
+    /// TURN shared secret (coturn's static-auth-secret): TURN servers are
+    /// offered with time-limited credentials (TURN REST convention).
+    #[arg(long, env = "RELAYCAST_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// How long a TURN credential is good for, in seconds [default: 86400].
+    #[arg(long, env = "RELAYCAST_TURN_TTL_SECS")]
+    pub turn_ttl_secs: Option<u64>,
     /// A reverse proxy (address or CIDR) whose X-Forwarded-For names the
     /// client; repeatable or comma-separated.
     #[arg(
@@ -204,6 +211,12 @@ impl ServerFlags {
                 .insert(name.to_owned(), secret.to_owned());
         }
         config.ice_servers.extend(self.ice_servers);
+        if let Some(v) = self.turn_secret {
+            config.turn_secret = Some(v);
+        }
+        if let Some(v) = self.turn_ttl_secs {
+            config.turn_ttl_secs = v;
+        }
         config.trusted_proxies.extend(self.trusted_proxies);
         if let Some(v) = self.jwt_secret {
             config.jwt_secret = Some(v);

@@ -35,8 +35,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Stream name → bearer secret a broadcaster must present.
     pub stream_keys: BTreeMap<String, String>,
-    /// STUN/TURN URLs announced to WHIP/WHEP clients in `Link` headers.
+    /// STUN/TURN URLs announced to WHIP/WHEP clients in `Link` headers
+    /// and to the pages at `/api/ice-servers`.
     pub ice_servers: Vec<String>,
+    /// The TURN server's shared secret (coturn's `static-auth-secret`):
+    /// `turn:`/`turns:` servers are offered with time-limited credentials.
+    pub turn_secret: Option<String>,
+    /// How long a TURN credential is good for, in seconds.
+    pub turn_ttl_secs: u64,
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
     /// names the client; from anyone else the header is ignored.
     pub trusted_proxies: Vec<String>,
@@ -136,6 +142,8 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             stream_keys: BTreeMap::new(),
             ice_servers: Vec::new(),
+            turn_secret: None,
+            turn_ttl_secs: 86_400,
             trusted_proxies: Vec::new(),
             viewer_max_kbps: 0,
             viewer_min_kbps: 0,
@@ -238,6 +246,23 @@ impl Config {
             {
                 bail!("ice server {url:?} must start with stun:, turn: or turns:");
             }
+        }
+        if self.turn_secret.is_some()
+            && !self
+                .ice_servers
+                .iter()
+                .any(|u| u.starts_with("turn:") || u.starts_with("turns:"))
+        {
+            bail!("turn_secret is set but no ice server is a turn: or turns: URL to use it with");
+        }
+        if self.turn_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            bail!("turn_secret is too short: use at least 16 characters");
+        }
+        if !(60..=7 * 86_400).contains(&self.turn_ttl_secs) {
+            bail!(
+                "turn_ttl_secs is {}: use 60 to 604800 (a week)",
+                self.turn_ttl_secs
+            );
         }
         Ok(())
     }
@@ -366,5 +391,47 @@ mod tests {
             .stream_keys
             .insert("a/b".into(), "longenoughsecret".into());
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn a_turn_secret_needs_a_turn_server_a_length_and_a_sane_lifetime() {
+        let stun = vec!["stun:stun.example.org:3478".to_owned()];
+        let turn = vec!["turns:turn.example.org:443?transport=tcp".to_owned()];
+        let secret = Some("a-long-enough-secret".to_owned());
+        let cases = [
+            (
+                stun.clone(),
+                secret.clone(),
+                86_400,
+                Some("no ice server is a turn:"),
+            ),
+            (
+                turn.clone(),
+                Some("short".to_owned()),
+                86_400,
+                Some("too short"),
+            ),
+            (
+                turn.clone(),
+                secret.clone(),
+                10,
+                Some("turn_ttl_secs is 10"),
+            ),
+            (turn.clone(), secret.clone(), 86_400, None),
+            (stun, None, 86_400, None),
+        ];
+        for (ice_servers, turn_secret, turn_ttl_secs, want) in cases {
+            let config = Config {
+                ice_servers,
+                turn_secret,
+                turn_ttl_secs,
+                ..Config::default()
+            };
+            match (config.validate(), want) {
+                (Ok(()), None) => {}
+                (Err(e), Some(text)) => assert!(e.to_string().contains(text), "{e}"),
+                (got, want) => panic!("got {got:?}, want an error with {want:?}"),
+            }
+        }
     }
 }

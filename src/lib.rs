@@ -132,6 +132,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<Server> {
         relaycast_signaling::Settings {
             stream_keys: config.stream_keys.clone(),
             ice_servers: config.ice_servers.clone(),
+            turn: config.turn_secret.as_ref().map(|s| {
+                relaycast_signaling::ice_servers::TurnSecret::new(
+                    s.as_bytes(),
+                    std::time::Duration::from_secs(config.turn_ttl_secs),
+                )
+            }),
             trusted_proxies: config.trusted_proxy_nets()?,
             jwt_secret: jwt_secret(&config)?.into_bytes(),
             limits: config.limits,

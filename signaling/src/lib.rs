@@ -20,6 +20,7 @@ mod fake_media;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod guard;
+pub mod ice_servers;
 pub mod identity;
 mod layers;
 pub mod media;
@@ -49,8 +50,10 @@ pub use store::{Store, StoreError};
 pub struct Settings {
     /// Stream name → the bearer token its broadcaster must present.
     pub stream_keys: BTreeMap<String, String>,
-    /// STUN/TURN URLs announced in `Link` headers.
+    /// STUN/TURN URLs announced in `Link` headers and `/api/ice-servers`.
     pub ice_servers: Vec<String>,
+    /// Issues time-limited TURN credentials (TURN REST convention).
+    pub turn: Option<ice_servers::TurnSecret>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (see
     /// [`guard::client_ip`]).
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -305,6 +308,7 @@ pub fn router(state: AppState) -> Router {
                 post(whip_whep::whep_layer),
             )
             .route("/whep/{stream}/{session}/view", post(whip_whep::whep_view))
+            .route("/api/ice-servers", get(whip_whep::ice_servers))
             .route("/ws", get(ws::upgrade))
             .route("/healthz", get(api::healthz))
             .route("/readyz", get(api::readyz))

@@ -56,6 +56,13 @@ pub(super) async fn app_with_media() -> (Router, relaycast_sfu::SfuHandle) {
     settings
         .ice_servers
         .push("stun:stun.example.org:3478".into());
+    settings
+        .ice_servers
+        .push("turn:turn.example.org:3478?transport=udp".into());
+    settings.turn = Some(crate::ice_servers::TurnSecret::new(
+        "signaling-test-turn-secret",
+        std::time::Duration::from_secs(3600),
+    ));
     (
         router(AppState::new(
             std::sync::Arc::new(media.clone()),
@@ -382,6 +389,67 @@ async fn metrics_and_health_answer() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn turn_servers_come_with_fresh_credentials_in_link_headers_and_the_api() {
+    let app = app().await;
+    let res = app
+        .clone()
+        .oneshot(post(
+            "/whip/live",
+            Some(KEY),
+            "application/sdp",
+            fixture("obs-emulated-1layer-offer.sdp"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let links: Vec<String> = res
+        .headers()
+        .get_all(header::LINK)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert!(links[1].starts_with(
+        "<turn:turn.example.org:3478?transport=udp>; rel=\"ice-server\"; username=\""
+    ));
+    assert!(
+        links[1].ends_with("; credential-type=\"password\""),
+        "{links:?}"
+    );
+    let res = app
+        .oneshot(
+            Request::get("/api/ice-servers")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    let body: serde_json::Value = serde_json::from_slice(
+        &axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let servers = body["ice_servers"].as_array().unwrap();
+    assert_eq!(
+        servers[0],
+        serde_json::json!({"urls": "stun:stun.example.org:3478"})
+    );
+    let user = servers[1]["username"].as_str().unwrap();
+    let (expiry, name) = user.split_once(':').unwrap();
+    let expiry: u64 = expiry.parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!((now + 3500..=now + 3700).contains(&expiry), "{user}");
+    assert_eq!(name, "relaycast");
+    assert_eq!(servers[1]["credential"].as_str().unwrap().len(), 28);
 }
 
 mod admin;

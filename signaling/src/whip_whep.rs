@@ -81,12 +81,32 @@ fn body_error(e: axum::Error) -> ApiError {
     }
 }
 
+fn offered_ice_servers(state: &AppState) -> Vec<crate::ice_servers::IceServer> {
+    let settings = state.settings();
+    crate::ice_servers::offered(
+        &settings.ice_servers,
+        settings.turn.as_ref(),
+        std::time::SystemTime::now(),
+    )
+}
+
 fn link_headers(state: &AppState, headers: &mut HeaderMap) {
-    for url in &state.settings().ice_servers {
-        if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"ice-server\"")) {
+    for server in offered_ice_servers(state) {
+        if let Ok(v) = HeaderValue::from_str(&crate::ice_servers::link_value(&server)) {
             headers.append(header::LINK, v);
         }
     }
+}
+
+/// `GET /api/ice-servers`: the STUN/TURN servers for the pages' own
+/// `RTCPeerConnection`s, TURN ones with fresh credentials; never cached.
+pub async fn ice_servers(State(state): State<AppState>) -> Response {
+    let body = serde_json::json!({ "ice_servers": offered_ice_servers(&state) });
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 fn created(state: &AppState, kind: &str, stream: &str, info: SessionInfo) -> Response {
