@@ -55,6 +55,7 @@ const ASSETS: &[(&str, &str, &str)] = assets![
     "webmplayer.js" => "text/javascript",
     "adbreak.js" => "text/javascript",
     "viewport.js" => "text/javascript",
+    "iceservers.js" => "text/javascript",
     "vodads.js" => "text/javascript",
     // @dailymotion/vast-client 6.4.5 (MIT, static/vast-client.LICENSE),
     // its ES module build from npm unchanged: VAST parsing and tracking.

@@ -1,7 +1,9 @@
 // A standard WHEP client: one recvonly offer with all candidates, POSTed
 // once (non-trickle), as third-party WHEP players do.
+import { peerConnection } from '/static/iceservers.js';
+
 export async function watch(url, video) {
-  const pc = new RTCPeerConnection();
+  const pc = await peerConnection();
   pc.addTransceiver('audio', { direction: 'recvonly' });
   pc.addTransceiver('video', { direction: 'recvonly' });
   const stream = new MediaStream();

@@ -1,7 +1,9 @@
 // A standard WHIP client (RFC 9725): one offer with all candidates, POSTed
 // once with the stream key as bearer token; DELETE on stop.
+import { peerConnection } from '/static/iceservers.js';
+
 export async function publish(url, token, stream, { simulcast = true, codec = 'auto' } = {}) {
-  const pc = new RTCPeerConnection();
+  const pc = await peerConnection();
   const [audio] = stream.getAudioTracks();
   const [video] = stream.getVideoTracks();
   if (audio) pc.addTransceiver(audio, { direction: 'sendonly' });

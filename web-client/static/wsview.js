@@ -3,11 +3,13 @@
 // whep.js stays for when the websocket is unavailable and for third parties.
 // The server ends the session when the socket closes, so the page
 // renegotiates after a websocket reconnect.
+import { peerConnection } from '/static/iceservers.js';
+
 
 /// Resolves to `{ pc, session, resource, via, stop }`; rejects with the
 /// server's RealtimeError (or a timeout) so the caller can fall back.
 export async function watchOverRealtime(rt, stream, video, { layer = 'auto', replace = null } = {}) {
-  const pc = new RTCPeerConnection();
+  const pc = await peerConnection();
   pc.addTransceiver('audio', { direction: 'recvonly' });
   pc.addTransceiver('video', { direction: 'recvonly' });
   const media = new MediaStream();

@@ -78,6 +78,8 @@ export async function startServer({ extraStreams = {}, extraArgs = [], dataDir: 
   return {
     base,
     dataDir,
+    /// The first media worker's port (UDP, and ICE-TCP on the same number).
+    udpPort,
     log: () => log,
     /// A token made by `relaycast token create` against this server's data dir.
     token: (role, name) => createToken(dataDir, role, name),
