@@ -17,7 +17,7 @@ use tokio::time::{sleep, Instant};
 
 use common::publisher::{Publisher, PublisherOptions};
 use common::server::TestServer;
-use common::viewer::{Layer, Viewer};
+use common::viewer::{Layer, VideoPacket, Viewer};
 use common::{run, shared_gate, Checks};
 
 /// Widths of the keyframes received from packet `from` on.
@@ -47,18 +47,7 @@ async fn wait_keyframe_where(
     since: Instant,
     limit: Duration,
 ) -> Option<Duration> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        let rx = viewer.report();
-        if let Some(p) = rx.video[from.min(rx.video.len())..]
-            .iter()
-            .find(|p| p.width.is_some_and(&width))
-        {
-            return Some(p.at.saturating_duration_since(since));
-        }
-        sleep(Duration::from_millis(20)).await;
-    }
-    None
+    wait_packet(viewer, from, |p| p.width.is_some_and(&width), since, limit).await
 }
 
 /// Waits (bounded) for any keyframe after packet `from`.
@@ -68,12 +57,24 @@ async fn first_keyframe(
     since: Instant,
     limit: Duration,
 ) -> Option<Duration> {
+    wait_packet(viewer, from, |p| p.keyframe_start, since, limit).await
+}
+
+/// Waits (bounded) for a video packet after packet `from` that `wanted`
+/// accepts; how long after `since` it arrived.
+async fn wait_packet(
+    viewer: &Viewer,
+    from: usize,
+    wanted: impl Fn(&VideoPacket) -> bool,
+    since: Instant,
+    limit: Duration,
+) -> Option<Duration> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         let rx = viewer.report();
         if let Some(p) = rx.video[from.min(rx.video.len())..]
             .iter()
-            .find(|p| p.keyframe_start)
+            .find(|p| wanted(p))
         {
             return Some(p.at.saturating_duration_since(since));
         }

@@ -317,6 +317,25 @@ pub async fn options_resource() -> Response {
     response
 }
 
+/// A small JSON body of the shape `expected` names, or 400 saying so.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    body: Body,
+    expected: &str,
+) -> Result<T, ApiError> {
+    let text = read_text(body).await?;
+    serde_json::from_str(&text)
+        .map_err(|e| ApiError::BadRequest(format!("expected {expected}: {e}")))
+}
+
+/// 404 unless `id` is a session of `stream`.
+fn viewer_exists(state: &AppState, id: SessionId, stream: &str) -> Result<(), ApiError> {
+    if state.media().exists(id, &BroadcastName::new(stream)) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("no such session".into()))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ViewRequest {
@@ -334,21 +353,18 @@ pub async fn whep_view(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let id = session_id(&session)?;
-    let text = read_text(body).await?;
-    let request: ViewRequest = serde_json::from_str(&text).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "expected {{\"width\": pixels, \"height\": pixels, \"visible\": true|false}}: {e}"
-        ))
-    })?;
+    let request: ViewRequest = read_json(
+        body,
+        "{\"width\": pixels, \"height\": pixels, \"visible\": true|false}",
+    )
+    .await?;
     let view = relaycast_sfu::Viewport {
         width: request.width,
         height: request.height,
         visible: request.visible,
     };
     crate::media::check_view(&view).map_err(ApiError::BadRequest)?;
-    if !state.media().exists(id, &BroadcastName::new(&stream)) {
-        return Err(ApiError::NotFound("no such session".into()));
-    }
+    viewer_exists(&state, id, &stream)?;
     state.media().set_view(id, view).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -367,19 +383,12 @@ pub async fn whep_layer(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let id = session_id(&session)?;
-    let text = read_text(body).await?;
-    let request: LayerRequest = serde_json::from_str(&text).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "expected {{\"layer\": \"high|medium|low|auto\"}}: {e}"
-        ))
-    })?;
+    let request: LayerRequest = read_json(body, "{\"layer\": \"high|medium|low|auto\"}").await?;
     let choice = request
         .layer
         .parse::<LayerChoice>()
         .map_err(ApiError::BadRequest)?;
-    if !state.media().exists(id, &BroadcastName::new(&stream)) {
-        return Err(ApiError::NotFound("no such session".into()));
-    }
+    viewer_exists(&state, id, &stream)?;
     state.media().set_layer(id, choice).await?;
     Ok(StatusCode::NO_CONTENT)
 }

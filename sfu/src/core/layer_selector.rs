@@ -214,7 +214,10 @@ impl LayerSelector {
             }
             Some(cur) => {
                 // Better layers that stopped fitting lose their hold.
-                let better = &eligible[cur + 1..=fits_with_headroom.max(cur)];
+                // A trusted estimate was measured carrying these layers:
+                // what fits it is enough, without the headroom.
+                let reach = if trusted { fits } else { fits_with_headroom };
+                let better = &eligible[cur + 1..=reach.max(cur)];
                 self.climb
                     .retain(|(layer, _)| better.iter().any(|l| l.index == *layer));
                 let mut pos = cur;
@@ -643,7 +646,29 @@ mod tests {
             s.select_within(High, link(10_000), &layers, none, 1, at(0)),
             HIGH
         );
-        // A restored estimate is trusted: no hold.
+        // Without trust, 2.6 Mbit/s does not fit the 2.5 Mbit/s layer with
+        // 15 % to spare: no climb.
+        let mut s = LayerSelector::default();
+        assert_eq!(
+            s.select_within(Auto, link(300), &layers, none, 3, at(0)),
+            LOW
+        );
+        assert_eq!(
+            s.select_within(Auto, link(2_600), &layers, none, 3, at(10)),
+            LOW
+        );
+        // A restored estimate is trusted: no hold and no headroom.
+        let mut s = LayerSelector::default();
+        assert_eq!(
+            s.select_within(Auto, link(300), &layers, none, 3, at(0)),
+            LOW
+        );
+        s.trust_estimate();
+        assert_eq!(
+            s.select_within(Auto, link(2_600), &layers, none, 3, at(10)),
+            HIGH
+        );
+        // And with a large estimate.
         let mut s = LayerSelector::default();
         assert_eq!(
             s.select_within(Auto, link(300), &layers, none, 3, at(0)),

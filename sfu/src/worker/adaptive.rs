@@ -247,10 +247,7 @@ impl Worker {
         };
         if let Some(v) = self.sessions.get_mut(key).and_then(|s| s.viewer_mut()) {
             v.estimate_bps = estimate;
-            // The first estimate is the estimator's starting value: a player
-            // capped from the start, grown, starts from it as a new viewer does.
-            let free = !matches!(v.limit, Limit::PlayerSize | Limit::Hidden | Limit::AdBreak);
-            if free || v.free_estimate_bps.is_none() {
+            if !matches!(v.limit, Limit::PlayerSize | Limit::Hidden | Limit::AdBreak) {
                 v.free_estimate_bps = estimate.or(v.free_estimate_bps);
             }
         }
@@ -341,9 +338,11 @@ impl Worker {
         let Some(v) = self.sessions.get_mut(key).and_then(|s| s.viewer_mut()) else {
             return;
         };
-        let Some(free) = v.free_estimate_bps else {
-            return;
-        };
+        // Never measured uncapped (capped from the start): start from the
+        // estimator's starting value, as a new viewer does.
+        let free = v
+            .free_estimate_bps
+            .unwrap_or(crate::sdp::VIEWER_INITIAL_ESTIMATE.as_u64());
         if v.estimate_bps.is_some_and(|e| e >= free) {
             return;
         }

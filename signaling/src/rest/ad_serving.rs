@@ -225,6 +225,15 @@ pub async fn track(
     Ok(r)
 }
 
+/// The ad `id`, retired or not, or 404.
+async fn stored_ad(state: &AppState, id: i64) -> Result<crate::store::Ad, ApiError> {
+    state
+        .store()
+        .ad(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no ad {id}")))
+}
+
 /// `GET /ads/creatives/{id}`: an uploaded creative (retired ones too: a
 /// pod already served may still be playing).
 pub async fn creative(
@@ -232,11 +241,7 @@ pub async fn creative(
     PathParams(id): PathParams<i64>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let ad = state
-        .store()
-        .ad(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no ad {id}")))?;
+    let ad = stored_ad(&state, id).await?;
     let path = ad
         .creative_path
         .ok_or_else(|| ApiError::NotFound(format!("ad {id} is an external VAST tag")))?;
@@ -254,11 +259,7 @@ pub async fn companion(
     PathParams(id): PathParams<i64>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let ad = state
-        .store()
-        .ad(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no ad {id}")))?;
+    let ad = stored_ad(&state, id).await?;
     let path = ad
         .companion_path
         .ok_or_else(|| ApiError::NotFound(format!("ad {id} has no companion banner")))?;
