@@ -22,7 +22,10 @@
 //! - A datagram to an address that is an ICE-TCP connection's
 //!   ([`Egress::tcp`]) goes into that connection's bounded queue instead,
 //!   or is dropped and counted (`tcp_send_queue_full`); while the worker has
-//!   no TCP connection this costs one emptiness check per datagram.
+//!   no TCP connection this costs one emptiness check per datagram. Routing
+//!   is by peer address alone: a UDP peer at the very ip:port of one of the
+//!   worker's TCP peers (two hosts behind one NAT mapping both protocols to
+//!   the same port) would get its datagrams over that TCP connection.
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
