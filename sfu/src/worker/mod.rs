@@ -29,6 +29,7 @@ mod egress;
 mod fanout;
 mod guard;
 mod ice_tcp;
+mod inbound;
 mod ingest;
 mod mirror;
 mod mmsg;
@@ -48,7 +49,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::net::{Protocol, Receive};
 use str0m::rtp::NackRequest;
 use str0m::{Event, IceConnectionState, Input};
 use tokio::sync::{mpsc, watch};
@@ -428,55 +428,6 @@ impl Worker {
                 self.ask_keyframe(publisher, ssrc, now);
             }
         }
-    }
-
-    fn datagram(&mut self, source: SocketAddr, data: &[u8], now: Instant) {
-        self.receive(Protocol::Udp, source, data, now);
-    }
-
-    /// One of the worker's ICE-TCP connections opened, carried a frame
-    /// (a datagram, routed as one) or closed.
-    fn tcp_event(&mut self, ev: ice_tcp::TcpEvent, now: Instant) {
-        match ev {
-            ice_tcp::TcpEvent::Opened(from, link) => {
-                self.egress.tcp.insert(from, link);
-            }
-            ice_tcp::TcpEvent::Frame(from, data) => {
-                if !self.egress.tcp.contains_key(&from) {
-                    // Opened before a restart of this worker: unknown here.
-                    return;
-                }
-                if !self.receive(Protocol::Tcp, from, &data, now) {
-                    // Nobody's: close it rather than let it hold a slot.
-                    self.egress.tcp.remove(&from);
-                }
-            }
-            ice_tcp::TcpEvent::Closed(from) => {
-                self.egress.tcp.remove(&from);
-            }
-        }
-    }
-
-    /// Routes one datagram to its session; `false` when no session claims it.
-    fn receive(&mut self, proto: Protocol, source: SocketAddr, data: &[u8], now: Instant) -> bool {
-        self.metrics.inc(&self.metrics.datagrams_in);
-        let Some((key, learned)) = self.demux.route(source, data) else {
-            self.metrics.count_drop(DropReason::UnknownPeer);
-            return false;
-        };
-        let Ok(receive) = Receive::new(proto, source, self.candidate, data) else {
-            self.metrics.count_drop(DropReason::Malformed);
-            return true;
-        };
-        if let Some(session) = self.sessions.get_mut(key) {
-            session.last_input = now;
-            if learned {
-                session.addrs.push(source);
-            }
-        }
-        self.input(key, Input::Receive(now, receive), now);
-        self.pump();
-        true
     }
 
     /// Feeds one input to a session through the guard and handles its
